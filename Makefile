@@ -1,0 +1,45 @@
+# keel: `make run` boots the demo image under QEMU, `make test` runs every test, `make bench` prints the figures.
+# Each target installs what it needs (Debian 12, as root) and builds only what changed.
+
+BUILD      ?= build
+MUSL       := x86_64-unknown-linux-musl
+KEEL_BIN   := target/$(MUSL)/release/keel
+KEEL_BUILD := target/release/keel-build
+RECIPE     := os-image/keel.toml
+# Reproducible builds: the same commit gives the same image bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1764374400)
+export SOURCE_DATE_EPOCH
+
+.PHONY: all deps init builder image run test lint bench clean
+
+all: image
+
+deps:
+	@./scripts/install-deps.sh
+
+init: deps
+	cargo build --release --locked --target $(MUSL) -p keel-init
+
+builder: deps
+	cargo build --release --locked -p keel-image-builder
+
+image: init builder
+	$(KEEL_BUILD) image --recipe $(RECIPE) --out $(BUILD)/keel.img --init $(KEEL_BIN) \
+		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot
+
+run: image
+	./scripts/run-qemu.sh $(BUILD)
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+# QEMU tests boot one TCG VM per test thread; two at once is what a 2-core machine carries.
+test: image lint
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo test --locked --workspace -- --test-threads=2
+
+bench: image
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
+
+clean:
+	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

@@ -1,0 +1,88 @@
+//! Finding a partition by its GPT name among the block devices the kernel knows.
+
+use std::fs;
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// How often to look again while waiting for a partition to appear.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A partition that did not show up.
+#[derive(Debug, thiserror::Error)]
+#[error("no partition named {name:?} appeared within {waited:?} (block devices seen: {seen})")]
+pub struct PartitionNotFound {
+    pub name: String,
+    pub waited: Duration,
+    pub seen: String,
+}
+
+/// The `/dev` node of the partition whose GPT name is `name`, if the kernel has one now.
+pub fn find_partition(name: &str) -> Option<PathBuf> {
+    let entries = fs::read_dir("/sys/class/block").ok()?;
+    for entry in entries.flatten() {
+        let Ok(uevent) = fs::read_to_string(entry.path().join("uevent")) else { continue };
+        if uevent_value(&uevent, "PARTNAME") == Some(name) {
+            let device = uevent_value(&uevent, "DEVNAME")?;
+            let node = PathBuf::from("/dev").join(device);
+            // devtmpfs creates the node right after the kernel announces the device; the caller retries.
+            return node.exists().then_some(node);
+        }
+    }
+    None
+}
+
+/// Waits, up to `timeout`, for the partition named `name`. virtio-blk probes synchronously, so it is usually
+/// there at the first look; slower controllers get the time they need, but never forever.
+pub fn wait_for_partition(name: &str, timeout: Duration) -> Result<PathBuf, PartitionNotFound> {
+    let start = Instant::now();
+    loop {
+        if let Some(node) = find_partition(name) {
+            return Ok(node);
+        }
+        if start.elapsed() >= timeout {
+            return Err(PartitionNotFound { name: name.to_owned(), waited: timeout, seen: describe_block_devices() });
+        }
+        sleep(POLL_INTERVAL);
+    }
+}
+
+/// `vda vda1[esp] vda2[keel-root-a]`: what there was, for the error message.
+fn describe_block_devices() -> String {
+    let Ok(entries) = fs::read_dir("/sys/class/block") else { return "none".to_owned() };
+    let mut devices: Vec<String> = entries
+        .flatten()
+        .map(|entry| {
+            let device = entry.file_name().to_string_lossy().into_owned();
+            let uevent = fs::read_to_string(entry.path().join("uevent")).unwrap_or_default();
+            match uevent_value(&uevent, "PARTNAME") {
+                Some(label) => format!("{device}[{label}]"),
+                None => device,
+            }
+        })
+        .collect();
+    devices.sort();
+    if devices.is_empty() {
+        "none".to_owned()
+    } else {
+        devices.join(" ")
+    }
+}
+
+fn uevent_value<'a>(uevent: &'a str, key: &str) -> Option<&'a str> {
+    uevent.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_uevent_keys() {
+        let uevent = "MAJOR=254\nMINOR=2\nDEVNAME=vda2\nDEVTYPE=partition\nPARTN=2\nPARTNAME=keel-root-a\n";
+        assert_eq!(uevent_value(uevent, "PARTNAME"), Some("keel-root-a"));
+        assert_eq!(uevent_value(uevent, "DEVNAME"), Some("vda2"));
+        assert_eq!(uevent_value(uevent, "PARTN"), Some("2"));
+        assert_eq!(uevent_value(uevent, "UUID"), None);
+    }
+}

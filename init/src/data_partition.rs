@@ -1,0 +1,37 @@
+//! The data partition `keel-data`: everything keel keeps across boots lives on it, mounted at `/var`.
+
+use std::time::Duration;
+
+use keel_os_image::layout::{DATA_MOUNT_POINT, DATA_PARTITION};
+use nix::mount::MsFlags;
+
+use crate::block::{wait_for_partition, PartitionNotFound};
+use crate::mounts::{Mount, MountError};
+
+/// The data partition sits on the boot disk, which stage 1 already found; a short wait is plenty.
+const DATA_WAIT: Duration = Duration::from_secs(2);
+
+/// Why the data partition is not mounted.
+#[derive(Debug, thiserror::Error)]
+pub enum DataPartitionError {
+    #[error(transparent)]
+    NotFound(#[from] PartitionNotFound),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+}
+
+/// Mounts the data partition at `/var`; returns the device.
+pub fn mount_data_partition() -> Result<String, DataPartitionError> {
+    let device = wait_for_partition(DATA_PARTITION, DATA_WAIT)?;
+    let device = device.to_string_lossy().into_owned();
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME;
+    Mount { source: &device, target: DATA_MOUNT_POINT, fstype: "ext4", flags, data: Some("errors=remount-ro") }
+        .ensure()?;
+    Ok(device)
+}
+
+/// Keeps the host useful without its data partition: `/var` in memory, lost at the next boot.
+pub fn mount_volatile_var() -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    Mount { source: "tmpfs", target: DATA_MOUNT_POINT, fstype: "tmpfs", flags, data: Some("mode=0755") }.ensure()
+}

@@ -1,0 +1,88 @@
+//! `keel`, PID 1 of a keel host.
+//!
+//! # Background
+//! The same static binary runs twice per boot. As `/init` in the initramfs (stage 1) it loads the kernel modules
+//! the image builder listed, finds the root slot the boot loader chose (`keel.slot=`), mounts it read-only and
+//! switches to it. As `/sbin/init` of that root (stage 2) it sets up the runtime filesystems, cgroup2, the data
+//! partition, host name and loopback, prints `keel: ready`, and then runs the main loop until shutdown.
+//!
+//! # Design
+//! One process, one main thread: it blocks every signal, reads them from a signalfd, reaps every child
+//! (`keel_supervisor::Reaper`) and returns a shutdown request when asked; `shutdown::shutdown` is the only way
+//! out, also after a failed stage 1 or a panic. PID 1 never exits: an exit would be a kernel panic.
+//!
+//! Signals: SIGTERM and SIGPWR (also the ACPI power button) power off, SIGINT (Ctrl-Alt-Del) reboots.
+//! Kernel parameters: `keel.slot=a|b` (required), `keel.rootwait=<seconds>` (default 10), `keel.debug`.
+//!
+//! # Current limitations
+//! No config drive, network or containers yet. Run anywhere but as PID 1, `keel` prints what it is and exits
+//! with status 100 (usage).
+
+mod block;
+mod cgroup;
+mod cmdline;
+mod data_partition;
+mod logger;
+mod modules;
+mod mountinfo;
+mod mounts;
+mod pid1;
+mod power_button;
+mod shutdown;
+mod signals;
+mod stage1;
+mod stage2;
+mod switch_root;
+mod sys;
+mod timeline;
+
+use std::panic;
+use std::path::Path;
+use std::process::ExitCode;
+
+use keel_os_image::initramfs::INITRD_RELEASE;
+use keel_supervisor::Reaper;
+
+use crate::cmdline::KernelCmdline;
+use crate::shutdown::{shutdown, Action, ShutdownRequest};
+
+/// Exit status when run as anything but PID 1.
+const EXIT_USAGE: u8 = 100;
+
+fn main() -> ExitCode {
+    logger::init(false);
+    if std::process::id() != 1 {
+        eprintln!("keel {}: PID 1 of a keel host; boot it as the init of a keel image", env!("CARGO_PKG_VERSION"));
+        return ExitCode::from(EXIT_USAGE);
+    }
+    panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
+    let request =
+        panic::catch_unwind(run_as_pid1).unwrap_or_else(|_| ShutdownRequest::new(Action::Reboot, "PID 1 panicked"));
+    shutdown(request)
+}
+
+/// Runs the stage this boot is at; returns when the host must go down.
+fn run_as_pid1() -> ShutdownRequest {
+    if Path::new(INITRD_RELEASE).exists() {
+        let error = match stage1::run() {
+            Err(error) => error,
+            Ok(never) => match never {},
+        };
+        log::error!("stage 1 failed: {error}");
+        return ShutdownRequest::new(Action::Reboot, "stage 1 failed; the boot loader can fall back to the other slot");
+    }
+
+    // Before any thread starts, so that every thread inherits the blocked mask.
+    let signals = match signals::block_all_into_signalfd() {
+        Ok(signals) => signals,
+        Err(error) => return ShutdownRequest::new(Action::Reboot, format!("cannot set up signal handling: {error}")),
+    };
+    if let Err(error) = nix::sys::reboot::set_cad_enabled(false) {
+        log::warn!("cannot route Ctrl-Alt-Del to PID 1: {error}");
+    }
+    let cmdline = KernelCmdline::read();
+    logger::init(cmdline.has("keel.debug"));
+    let reaper = Reaper::new();
+    stage2::run(&cmdline);
+    pid1::main_loop(&signals, &reaper)
+}

@@ -1,0 +1,149 @@
+//! Names of keel's Type #1 boot entries, `keel-<version>-<slot>[+LEFT[-DONE]].conf`, with systemd-boot's
+//! boot-counting suffix.
+//!
+//! systemd-boot renames a counted entry on every boot attempt (`+3` → `+2-1` → … → `+0-3`), so code that looks
+//! for an entry must compare the parsed name without its counter, never the file name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Slot;
+
+const PREFIX: &str = "keel-";
+const SUFFIX: &str = ".conf";
+
+/// systemd-boot's boot-assessment counter: tries left and tries done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootCounter {
+    pub left: u32,
+    pub done: Option<u32>,
+}
+
+/// The parsed name of a keel boot entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootEntryName {
+    pub version: String,
+    pub slot: Slot,
+    /// `None` for a blessed (or never counted) entry.
+    pub counter: Option<BootCounter>,
+}
+
+/// A file name that is not a keel boot entry.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BootEntryError {
+    #[error("{name:?} is not a keel boot entry: expected keel-<version>-<a|b>[+LEFT[-DONE]].conf")]
+    NotAnEntry { name: String },
+    #[error("{name:?} has a bad boot counter {counter:?}: expected +LEFT or +LEFT-DONE with whole numbers")]
+    BadCounter { name: String, counter: String },
+}
+
+impl BootEntryName {
+    /// A new, uncounted entry.
+    pub fn new(version: &str, slot: Slot) -> Self {
+        BootEntryName { version: version.to_owned(), slot, counter: None }
+    }
+
+    /// The same entry with a fresh counter of `tries` boot attempts, as an update writes it.
+    pub fn with_tries(mut self, tries: u32) -> Self {
+        self.counter = Some(BootCounter { left: tries, done: None });
+        self
+    }
+
+    /// The entry's name once it is blessed: without the counter.
+    pub fn blessed(&self) -> Self {
+        BootEntryName { counter: None, ..self.clone() }
+    }
+
+    pub fn tries_left(&self) -> Option<u32> {
+        self.counter.map(|counter| counter.left)
+    }
+}
+
+impl fmt::Display for BootEntryName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}{}-{}", self.version, self.slot)?;
+        match self.counter {
+            Some(BootCounter { left, done: Some(done) }) => write!(f, "+{left}-{done}")?,
+            Some(BootCounter { left, done: None }) => write!(f, "+{left}")?,
+            None => {}
+        }
+        f.write_str(SUFFIX)
+    }
+}
+
+impl FromStr for BootEntryName {
+    type Err = BootEntryError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let not_an_entry = || BootEntryError::NotAnEntry { name: name.to_owned() };
+        let stem = name.strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)).ok_or_else(not_an_entry)?;
+        let (stem, counter) = match stem.rsplit_once('+') {
+            Some((stem, counter)) => (stem, Some(parse_counter(name, counter)?)),
+            None => (stem, None),
+        };
+        let (version, slot) = stem.rsplit_once('-').ok_or_else(not_an_entry)?;
+        let slot = slot.parse::<Slot>().map_err(|_| not_an_entry())?;
+        if version.is_empty() {
+            return Err(not_an_entry());
+        }
+        Ok(BootEntryName { version: version.to_owned(), slot, counter })
+    }
+}
+
+fn parse_counter(name: &str, counter: &str) -> Result<BootCounter, BootEntryError> {
+    let bad = || BootEntryError::BadCounter { name: name.to_owned(), counter: counter.to_owned() };
+    let number = |text: &str| {
+        if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(bad());
+        }
+        text.parse::<u32>().map_err(|_| bad())
+    };
+    match counter.split_once('-') {
+        Some((left, done)) => Ok(BootCounter { left: number(left)?, done: Some(number(done)?) }),
+        None => Ok(BootCounter { left: number(counter)?, done: None }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_counter_form() {
+        let plain: BootEntryName = "keel-1.0.0-a.conf".parse().unwrap();
+        assert_eq!(plain, BootEntryName::new("1.0.0", Slot::A));
+
+        let fresh: BootEntryName = "keel-1.0.0-rc1-b+3.conf".parse().unwrap();
+        assert_eq!(fresh.version, "1.0.0-rc1");
+        assert_eq!(fresh.slot, Slot::B);
+        assert_eq!(fresh.counter, Some(BootCounter { left: 3, done: None }));
+
+        let tried: BootEntryName = "keel-2-b+0-3.conf".parse().unwrap();
+        assert_eq!(tried.counter, Some(BootCounter { left: 0, done: Some(3) }));
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        for name in ["keel-1.0.0-a.conf", "keel-1.0.0-rc1-b+3.conf", "keel-2-b+0-3.conf"] {
+            assert_eq!(name.parse::<BootEntryName>().unwrap().to_string(), name);
+        }
+        let counted = BootEntryName::new("7", Slot::B).with_tries(3);
+        assert_eq!(counted.to_string(), "keel-7-b+3.conf");
+        assert_eq!(counted.blessed().to_string(), "keel-7-b.conf");
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_entry() {
+        for name in ["loader.conf", "keel-1.0.0-c.conf", "keel--a.conf", "keel-1-a.efi", "other-1-a.conf"] {
+            assert_eq!(
+                name.parse::<BootEntryName>(),
+                Err(BootEntryError::NotAnEntry { name: name.to_owned() }),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            "keel-1-a+x-1.conf".parse::<BootEntryName>(),
+            Err(BootEntryError::BadCounter { name: "keel-1-a+x-1.conf".into(), counter: "x-1".into() })
+        );
+    }
+}

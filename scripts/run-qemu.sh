@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Boots the image `make image` built, the full chain (OVMF + systemd-boot), with the serial console on this
+# terminal and the guest's API port 2375 on 127.0.0.1:2375. Usage: scripts/run-qemu.sh BUILD_DIR
+set -euo pipefail
+build=${1:-build}
+image="$build/keel.img"
+[ -f "$image" ] || { echo "run-qemu: $image is missing; run 'make image' first" >&2; exit 1; }
+
+state="$build/run"
+mkdir -p "$state"
+# The VM writes its own copy: the built image stays as built, and OVMF's variables start fresh each run.
+qemu-img create -q -f qcow2 -b "$(realpath "$image")" -F raw "$state/disk.qcow2"
+cp /usr/share/OVMF/OVMF_VARS.fd "$state/vars.fd"
+
+cat <<TXT
+Booting keel (QEMU, TCG, OVMF + systemd-boot). The console follows; 127.0.0.1:2375 reaches the guest's port 2375.
+To stop it cleanly: press Ctrl-A then C (QEMU monitor), type  system_powerdown  and Enter.
+To stop it hard: Ctrl-A then X.
+TXT
+exec qemu-system-x86_64 -accel tcg -M q35 -m 1024M -nodefaults -display none \
+  -serial mon:stdio \
+  -qmp "unix:$state/qmp.sock,server=on,wait=off" \
+  -drive if=pflash,format=raw,unit=0,file=/usr/share/OVMF/OVMF_CODE.fd,readonly=on \
+  -drive "if=pflash,format=raw,unit=1,file=$state/vars.fd" \
+  -drive "file=$state/disk.qcow2,format=qcow2,if=none,id=disk0" -device virtio-blk-pci,drive=disk0,bootindex=0 \
+  -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2375-:2375 -device virtio-net-pci,netdev=net0
