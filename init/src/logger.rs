@@ -5,6 +5,9 @@
 
 use std::io::Write;
 
+/// Kernel parameter that turns on debug records.
+pub const DEBUG_PARAMETER: &str = "keel.debug";
+
 struct ConsoleLogger;
 
 static LOGGER: ConsoleLogger = ConsoleLogger;
@@ -30,7 +33,7 @@ impl log::Log for ConsoleLogger {
     fn flush(&self) {}
 }
 
-/// Installs the console logger; `debug` also shows debug records (`keel.debug` on the kernel command line).
+/// Installs the console logger; `debug` also shows debug records.
 pub fn init(debug: bool) {
     // set_logger fails only when a logger is already set, which then keeps working.
     let _ = log::set_logger(&LOGGER);

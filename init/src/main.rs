@@ -81,7 +81,7 @@ fn run_as_pid1() -> ShutdownRequest {
         log::warn!("cannot route Ctrl-Alt-Del to PID 1: {error}");
     }
     let cmdline = KernelCmdline::read();
-    logger::init(cmdline.has("keel.debug"));
+    logger::init(cmdline.has(logger::DEBUG_PARAMETER));
     let reaper = Reaper::new();
     stage2::run(&cmdline);
     pid1::main_loop(&signals, &reaper)

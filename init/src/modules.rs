@@ -7,6 +7,8 @@ use keel_os_image::initramfs::{parse_module_load_list, MODULES_DIR, MODULE_LOAD_
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
 
+use crate::timeline;
+
 /// The module list itself could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the module list {MODULE_LOAD_LIST}: {source}")]
@@ -23,8 +25,12 @@ pub fn load_listed_modules() -> Result<usize, ModuleListError> {
     let mut loaded = 0;
     for relative in parse_module_load_list(&list) {
         let path = Path::new(MODULES_DIR).join(relative);
+        let start = timeline::uptime_ms();
         match load_module(&path) {
-            Ok(()) => loaded += 1,
+            Ok(()) => {
+                loaded += 1;
+                log::debug!("module {relative}: {}ms", timeline::uptime_ms() - start);
+            }
             Err(Errno::ENODEV) => log::info!("module {relative}: no such device here, skipped"),
             Err(errno) => log::warn!("module {relative}: {errno}"),
         }

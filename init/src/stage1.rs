@@ -15,7 +15,7 @@ use crate::cmdline::KernelCmdline;
 use crate::modules::{load_listed_modules, ModuleListError};
 use crate::mounts::{mount_kernel_filesystems, Mount, MountError};
 use crate::switch_root::{switch_root, SwitchRootError};
-use crate::timeline;
+use crate::{logger, timeline};
 
 /// Where the root slot is mounted before it becomes `/`.
 const NEW_ROOT: &str = "/newroot";
@@ -49,6 +49,7 @@ pub fn run() -> Result<Infallible, Stage1Error> {
     timeline::mark("init-started");
     mount_kernel_filesystems().map_err(Stage1Error::KernelFilesystems)?;
     let cmdline = KernelCmdline::read();
+    logger::init(cmdline.has(logger::DEBUG_PARAMETER));
     let slot: Slot = cmdline.value(SLOT_PARAMETER).ok_or(Stage1Error::NoSlot)?.parse()?;
     let root_wait = match cmdline.value(ROOT_WAIT_PARAMETER) {
         Some(value) => {

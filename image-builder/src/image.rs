@@ -1,0 +1,278 @@
+//! The `image` command: runs every build step in order and assembles the disk image (raw, optionally qcow2).
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use keel_os_image::layout::{self, DATA_PARTITION, ESP_BOOT_LOADER, ESP_ENTRIES_DIR, ESP_LOADER_CONF, ESP_PARTITION};
+use keel_os_image::{BootEntryName, Slot};
+
+use crate::boot_dir::{self, BootDirError};
+use crate::command::{CommandError, Tool};
+use crate::data_fs::{self, DataFsError};
+use crate::disk_writer::{self, DiskWriteError};
+use crate::erofs::{self, ErofsError};
+use crate::esp::{self, EspError, EspFile, EspSource};
+use crate::gpt::{self, GptError};
+use crate::initramfs::{self, InitramfsError, InitramfsInputs};
+use crate::kernel_cache::{self, KernelCacheError};
+use crate::module_closure::{self, ModuleClosureError};
+use crate::module_index::{ModuleIndex, ModuleIndexError};
+use crate::recipe::{LoadedRecipe, RecipeError};
+use crate::reproducible::{self, DerivedIds, ReproducibleError};
+use crate::root_tree::{self, ExtraFile, RootTreeError};
+use crate::vmlinux::{self, VmlinuxError};
+
+/// systemd-boot's UEFI binary, from Debian's `systemd-boot-efi`.
+pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    #[default]
+    Raw,
+    Qcow2,
+}
+
+/// What to build, from the command line.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    pub recipe: PathBuf,
+    pub out: PathBuf,
+    pub format: ImageFormat,
+    pub init: PathBuf,
+    pub cache: PathBuf,
+    pub boot_dir: Option<PathBuf>,
+}
+
+/// What was built.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub image: PathBuf,
+    /// The raw image, when `image` is a qcow2 made from it.
+    pub raw_image: Option<PathBuf>,
+    /// Bytes allocated on disk.
+    pub bytes_used: u64,
+    pub apparent_size: u64,
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("reading the recipe failed")]
+    Recipe(#[source] RecipeError),
+    #[error("reading the build epoch failed")]
+    Epoch(#[source] ReproducibleError),
+    #[error("the init binary {path} is not a readable file")]
+    Init { path: PathBuf },
+    #[error("the raw image path {raw} would be the qcow2 output too; choose an --out not ending in .raw")]
+    RawPathClash { raw: PathBuf },
+    #[error("preparing the kernel cache failed")]
+    KernelCache(#[source] KernelCacheError),
+    #[error("reading the kernel's module index failed")]
+    ModuleIndex(#[source] ModuleIndexError),
+    #[error("computing the module load order failed")]
+    ModuleClosure(#[source] ModuleClosureError),
+    #[error("cannot create the work directory in {dir}")]
+    WorkDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the initramfs failed")]
+    Initramfs(#[source] InitramfsError),
+    #[error("staging the root tree failed")]
+    RootTree(#[source] RootTreeError),
+    #[error("building the root filesystem failed")]
+    Erofs(#[source] ErofsError),
+    #[error("building the EFI system partition failed")]
+    Esp(#[source] EspError),
+    #[error("building the data partition failed")]
+    DataFs(#[source] DataFsError),
+    #[error("cannot create the disk image {path}")]
+    CreateDisk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("partitioning the disk image failed")]
+    Gpt(#[source] GptError),
+    #[error("writing partition {partition} into the disk image failed")]
+    WritePartition {
+        partition: String,
+        #[source]
+        source: DiskWriteError,
+    },
+    #[error("converting the image to qcow2 failed")]
+    Qcow2(#[source] CommandError),
+    #[error("extracting vmlinux failed")]
+    Vmlinux(#[source] VmlinuxError),
+    #[error("writing the boot directory failed")]
+    BootDir(#[source] BootDirError),
+}
+
+fn step(message: &str) {
+    eprintln!("keel-build: {message}");
+}
+
+/// Builds the image `request` describes.
+pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
+    let started = Instant::now();
+    let recipe = LoadedRecipe::load(&request.recipe).map_err(ImageError::Recipe)?;
+    let epoch = reproducible::source_date_epoch().map_err(ImageError::Epoch)?;
+    if !request.init.is_file() {
+        return Err(ImageError::Init { path: request.init.clone() });
+    }
+    let version = &recipe.recipe.version;
+    let ids = DerivedIds::new(version);
+    step(&format!("recipe {} (keel {version}, epoch {epoch})", request.recipe.display()));
+
+    let kernel_package = &recipe.recipe.kernel.package;
+    let kernel = kernel_cache::prepare(&request.cache, kernel_package).map_err(ImageError::KernelCache)?;
+    step(&format!("kernel {} {} (release {})", kernel.package, kernel.deb_version, kernel.release));
+    let index = ModuleIndex::load(&kernel.modules_dir()).map_err(ImageError::ModuleIndex)?;
+    let modules =
+        module_closure::load_order(&index, &recipe.recipe.kernel.modules).map_err(ImageError::ModuleClosure)?;
+    let module_names: Vec<String> = modules.iter().map(|module| module.name.clone()).collect();
+    step(&format!("{} modules: {}", modules.len(), module_names.join(" ")));
+
+    let out_dir = match request.out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let work_error = |source| ImageError::WorkDir { dir: out_dir.clone(), source };
+    std::fs::create_dir_all(&out_dir).map_err(work_error)?;
+    // Scratch space next to the output (same filesystem, removed on drop even when a step fails).
+    let work = tempfile::Builder::new().prefix(".keel-build-").tempdir_in(&out_dir).map_err(work_error)?;
+    let work = work.path();
+
+    let os_release = root_tree::os_release(version);
+    let initrd = initramfs::build(&InitramfsInputs {
+        init: &request.init,
+        release: &os_release,
+        modules_dir: &kernel.modules_dir(),
+        kernel_release: &kernel.release,
+        modules: &modules,
+        epoch,
+    })
+    .map_err(ImageError::Initramfs)?;
+    step(&format!("initramfs: {} bytes (gzip)", initrd.len()));
+
+    let plan = gpt::plan(&recipe.recipe.partitions, &ids);
+    let root_a_name = layout::root_partition_name(Slot::A);
+    let root_tree = work.join("root");
+    let extra_files: Vec<ExtraFile> = recipe
+        .recipe
+        .files
+        .iter()
+        .zip(&recipe.file_sources)
+        .map(|(file, source)| ExtraFile { source, path: &file.path, mode: file.mode })
+        .collect();
+    root_tree::stage(&root_tree, &request.init, &os_release, &extra_files, epoch).map_err(ImageError::RootTree)?;
+    let root_image = work.join("root-a.erofs");
+    let root_limit = recipe.recipe.partitions.root << 20;
+    let root_size = erofs::make(&root_tree, &root_image, &ids.uuid(&format!("erofs:{root_a_name}")), epoch, root_limit)
+        .map_err(ImageError::Erofs)?;
+    step(&format!("root filesystem (erofs): {root_size} bytes"));
+
+    let esp_image = work.join("esp.fat");
+    let cmdline = recipe.cmdline(Slot::A);
+    let entry = BootEntryName::new(version, Slot::A);
+    let esp_files = [
+        EspFile { path: ESP_BOOT_LOADER.to_owned(), source: EspSource::File(Path::new(SYSTEMD_BOOT_EFI)) },
+        EspFile { path: ESP_LOADER_CONF.to_owned(), source: EspSource::Bytes(esp::loader_conf().into_bytes()) },
+        EspFile {
+            path: format!("{ESP_ENTRIES_DIR}/{entry}"),
+            source: EspSource::Bytes(
+                esp::boot_entry(
+                    &format!("keel {version} (slot a)"),
+                    &format!("{version}-a"),
+                    &layout::esp_kernel_path(Slot::A),
+                    &layout::esp_initramfs_path(Slot::A),
+                    &cmdline,
+                )
+                .into_bytes(),
+            ),
+        },
+        EspFile { path: layout::esp_kernel_path(Slot::A), source: EspSource::File(&kernel.vmlinuz()) },
+        EspFile { path: layout::esp_initramfs_path(Slot::A), source: EspSource::Bytes(initrd.clone()) },
+    ];
+    let esp_stage = work.join("esp");
+    esp::make(&esp_image, &esp_stage, recipe.recipe.partitions.esp, ids.u32("fat:esp"), &esp_files, epoch)
+        .map_err(ImageError::Esp)?;
+    step("EFI system partition (FAT32, systemd-boot)");
+
+    let data_image = work.join("data.ext4");
+    data_fs::make(
+        &data_image,
+        DATA_PARTITION,
+        recipe.recipe.partitions.data,
+        &ids.uuid(&format!("ext4:{DATA_PARTITION}")),
+        &ids.uuid(&format!("ext4-hash-seed:{DATA_PARTITION}")),
+        epoch,
+    )
+    .map_err(ImageError::DataFs)?;
+    step("data partition (ext4)");
+
+    let raw_path = match request.format {
+        ImageFormat::Raw => request.out.clone(),
+        ImageFormat::Qcow2 => {
+            let raw = request.out.with_extension("raw");
+            if raw == request.out {
+                return Err(ImageError::RawPathClash { raw });
+            }
+            raw
+        }
+    };
+    let partial = work.join("disk.img");
+    let disk_error = |source| ImageError::CreateDisk { path: partial.clone(), source };
+    let disk = File::options().create_new(true).read(true).write(true).open(&partial).map_err(disk_error)?;
+    disk.set_len(plan.size).map_err(disk_error)?;
+    gpt::write_table(&partial, &plan).map_err(ImageError::Gpt)?;
+    for (name, image) in
+        [(ESP_PARTITION, &esp_image), (root_a_name.as_str(), &root_image), (DATA_PARTITION, &data_image)]
+    {
+        // The plan always holds these names; a missing one would be a bug in gpt::plan, reported as a write error.
+        let Some(partition) = plan.partition(name) else { continue };
+        disk_writer::write_at(&disk, &partial, image, partition.offset(), partition.size())
+            .map_err(|source| ImageError::WritePartition { partition: name.to_owned(), source })?;
+    }
+    disk.sync_all().map_err(disk_error)?;
+    drop(disk);
+    std::fs::rename(&partial, &raw_path).map_err(|source| ImageError::CreateDisk { path: raw_path.clone(), source })?;
+    step(&format!("disk image {}", raw_path.display()));
+
+    let (image, raw_image) = match request.format {
+        ImageFormat::Raw => (raw_path, None),
+        ImageFormat::Qcow2 => {
+            let partial = work.join("disk.qcow2");
+            Tool::new("qemu-img")
+                .args(["convert", "-f", "raw", "-O", "qcow2"])
+                .arg(&raw_path)
+                .arg(&partial)
+                .run()
+                .map_err(ImageError::Qcow2)?;
+            std::fs::rename(&partial, &request.out)
+                .map_err(|source| ImageError::CreateDisk { path: request.out.clone(), source })?;
+            step(&format!("qcow2 image {}", request.out.display()));
+            (request.out.clone(), Some(raw_path))
+        }
+    };
+
+    if let Some(boot_dir) = &request.boot_dir {
+        let vmlinux = vmlinux::cached_vmlinux(&kernel).map_err(ImageError::Vmlinux)?;
+        boot_dir::write(boot_dir, &vmlinux, &initrd, &cmdline).map_err(ImageError::BootDir)?;
+        step(&format!("boot directory {} (vmlinux, initrd.img, cmdline)", boot_dir.display()));
+    }
+
+    let metadata =
+        std::fs::metadata(&image).map_err(|source| ImageError::CreateDisk { path: image.clone(), source })?;
+    step(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(ImageSummary {
+        image,
+        raw_image,
+        bytes_used: metadata.blocks() * 512,
+        apparent_size: metadata.len(),
+        modules: module_names,
+    })
+}

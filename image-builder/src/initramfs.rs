@@ -1,0 +1,85 @@
+//! Builds the gzip-compressed initramfs: PID 1 as `/init`, `/etc/initrd-release`, the kernel modules and the
+//! module load list that stage 1 reads (the contract is in `keel_os_image::initramfs`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+use keel_os_image::initramfs::{INITRD_RELEASE, MODULES_DIR, MODULE_LOAD_LIST};
+
+use crate::cpio::{CpioArchive, CpioError};
+use crate::module_closure::OrderedModule;
+
+/// Mount points and directories stage 1 expects; the kernel's built-in cpio already supplies `/dev/console`.
+const DIRECTORIES: [&str; 6] = ["/proc", "/sys", "/dev", "/newroot", "/etc", MODULES_DIR];
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitramfsError {
+    #[error("cannot read {path}")]
+    ReadInput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot add {path:?} to the initramfs")]
+    AddEntry {
+        path: String,
+        #[source]
+        source: CpioError,
+    },
+    #[error("the build epoch {epoch} does not fit in a cpio mtime")]
+    Epoch { epoch: u64 },
+    #[error("writing the initramfs archive failed")]
+    Write(#[source] CpioError),
+    #[error("compressing the initramfs failed")]
+    Compress(#[source] std::io::Error),
+}
+
+/// What goes into the initramfs.
+pub struct InitramfsInputs<'a> {
+    /// The static PID 1 binary.
+    pub init: &'a Path,
+    /// `os-release`-style text for `/etc/initrd-release`.
+    pub release: &'a str,
+    /// The kernel's `lib/modules/<release>`.
+    pub modules_dir: &'a Path,
+    /// The kernel release, noted in the load list.
+    pub kernel_release: &'a str,
+    pub modules: &'a [OrderedModule],
+    pub epoch: u64,
+}
+
+/// Returns the gzip-compressed newc archive.
+pub fn build(inputs: &InitramfsInputs) -> Result<Vec<u8>, InitramfsError> {
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|source| InitramfsError::ReadInput { path: path.into(), source });
+    let mut archive = CpioArchive::new();
+    let mut add = |path: &str, mode: u32, data: Option<Vec<u8>>| {
+        let result = match data {
+            Some(data) => archive.add_file(path, mode, data),
+            None => archive.add_dir(path, mode),
+        };
+        result.map_err(|source| InitramfsError::AddEntry { path: path.to_owned(), source })
+    };
+    for dir in DIRECTORIES {
+        add(dir, 0o755, None)?;
+    }
+    add("/init", 0o755, Some(read(inputs.init)?))?;
+    add(INITRD_RELEASE, 0o644, Some(inputs.release.as_bytes().to_vec()))?;
+    let mut load_list =
+        format!("# written by keel-build for kernel {}: modules in load order\n", inputs.kernel_release);
+    for module in inputs.modules {
+        let data = read(&inputs.modules_dir.join(&module.path))?;
+        add(&format!("{MODULES_DIR}/{}", module.path), 0o644, Some(data))?;
+        load_list.push_str(&module.path);
+        load_list.push('\n');
+    }
+    add(MODULE_LOAD_LIST, 0o644, Some(load_list.into_bytes()))?;
+
+    let mtime = u32::try_from(inputs.epoch).map_err(|_| InitramfsError::Epoch { epoch: inputs.epoch })?;
+    // mtime 0 and no file name in the gzip header keep the output reproducible.
+    let mut gzip = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
+    archive.write_to(&mut gzip, mtime).map_err(InitramfsError::Write)?;
+    gzip.flush().map_err(InitramfsError::Compress)?;
+    gzip.finish().map_err(InitramfsError::Compress)
+}

@@ -1,0 +1,21 @@
+//! The steps `keel-build` runs to turn a recipe into a keel disk image; `main.rs` is the thin CLI over [`image`].
+
+pub mod bcj_x86;
+pub mod boot_dir;
+pub mod command;
+pub mod cpio;
+pub mod data_fs;
+pub mod disk_writer;
+pub mod erofs;
+pub mod esp;
+pub mod gpt;
+pub mod image;
+pub mod initramfs;
+pub mod kernel_cache;
+pub mod module_closure;
+pub mod module_index;
+pub mod recipe;
+pub mod reproducible;
+pub mod root_tree;
+pub mod staging;
+pub mod vmlinux;

@@ -1,0 +1,213 @@
+//! Reads and checks a recipe (`os-image/keel.toml`): the OS version, kernel, partition sizes and extra files.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("cannot read recipe {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("recipe {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("recipe {path}: `{key}` {reason}")]
+    Invalid { path: PathBuf, key: String, reason: String },
+}
+
+/// The recipe as written in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// The OS version: in boot entry names and `/etc/os-release`.
+    pub version: String,
+    pub kernel: KernelSpec,
+    pub partitions: PartitionSizes,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    /// The Debian kernel package, e.g. `linux-image-6.1.0-56-amd64`.
+    pub package: String,
+    /// Kernel command line; the builder appends `keel.slot=<slot>`.
+    pub cmdline: String,
+    /// Modules to load in the initramfs; the builder adds their dependencies.
+    pub modules: Vec<String>,
+}
+
+/// Partition sizes in MiB.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSizes {
+    pub esp: u64,
+    /// Size of each of the two root slots.
+    pub root: u64,
+    pub data: u64,
+}
+
+/// An extra file copied into the root tree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Relative to the recipe's directory.
+    pub source: PathBuf,
+    /// Absolute path in the root tree.
+    pub path: String,
+    pub mode: u32,
+}
+
+/// A checked recipe with its sources resolved against the recipe's directory.
+#[derive(Debug, Clone)]
+pub struct LoadedRecipe {
+    pub path: PathBuf,
+    pub recipe: Recipe,
+    /// `files[i].source`, resolved.
+    pub file_sources: Vec<PathBuf>,
+}
+
+/// Paths in the root tree that the builder writes itself and a recipe may not replace.
+pub const GENERATED_ROOT_PATHS: [&str; 2] = [keel_os_image::initramfs::ROOT_INIT, "/etc/os-release"];
+
+impl LoadedRecipe {
+    pub fn load(path: &Path) -> Result<Self, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.into(), source })?;
+        let recipe: Recipe = toml::from_str(&text)
+            .map_err(|source| RecipeError::Parse { path: path.into(), source: Box::new(source) })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        check(path, &recipe)?;
+        let file_sources = recipe.files.iter().map(|file| dir.join(&file.source)).collect();
+        Ok(LoadedRecipe { path: path.to_owned(), recipe, file_sources })
+    }
+
+    /// The kernel command line of a slot's boot entry: the recipe's line plus the slot parameter.
+    pub fn cmdline(&self, slot: keel_os_image::Slot) -> String {
+        format!("{} {}={slot}", self.recipe.kernel.cmdline.trim(), keel_os_image::slot::SLOT_PARAMETER)
+    }
+}
+
+fn check(path: &Path, recipe: &Recipe) -> Result<(), RecipeError> {
+    let invalid = |key: &str, reason: &str| RecipeError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let version_ok = !recipe.version.is_empty()
+        && recipe.version.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._~-".contains(&byte));
+    if !version_ok {
+        // `+` would read as systemd-boot's boot counter in the entry name; `/` and spaces break paths.
+        return Err(invalid("version", "must be non-empty and use only letters, digits, '.', '_', '~' and '-'"));
+    }
+    if recipe.kernel.package.trim().is_empty() {
+        return Err(invalid("kernel.package", "must name a Debian kernel package"));
+    }
+    if recipe.kernel.cmdline.contains(&format!("{}=", keel_os_image::slot::SLOT_PARAMETER)) {
+        return Err(invalid("kernel.cmdline", "must not set keel.slot: the builder appends it per slot"));
+    }
+    if recipe.kernel.cmdline.contains('\n') {
+        return Err(invalid("kernel.cmdline", "must be one line"));
+    }
+    if let Some(index) = recipe.kernel.modules.iter().position(|name| name.is_empty() || name.contains(['/', ' '])) {
+        return Err(invalid(&format!("kernel.modules[{index}]"), "must be a module name like \"virtio_blk\""));
+    }
+    let sizes = recipe.partitions;
+    for (key, size) in [("partitions.esp", sizes.esp), ("partitions.root", sizes.root), ("partitions.data", sizes.data)]
+    {
+        if size == 0 || size > 1 << 20 {
+            return Err(invalid(key, "must be a size in MiB between 1 and 1048576"));
+        }
+    }
+    for (index, file) in recipe.files.iter().enumerate() {
+        let key = |field: &str| format!("files[{index}].{field}");
+        if !is_clean_absolute(&file.path) {
+            return Err(invalid(&key("path"), "must be an absolute path without '.', '..' or '//'"));
+        }
+        if GENERATED_ROOT_PATHS.contains(&file.path.as_str()) {
+            return Err(invalid(&key("path"), "is written by the builder"));
+        }
+        if file.mode > 0o7777 {
+            return Err(invalid(&key("mode"), "must be permission bits, at most 0o7777"));
+        }
+        if file.source.is_absolute() || file.source.components().any(|part| part == Component::ParentDir) {
+            return Err(invalid(&key("source"), "must be relative to the recipe's directory, without '..'"));
+        }
+    }
+    Ok(())
+}
+
+fn is_clean_absolute(path: &str) -> bool {
+    match path.strip_prefix('/') {
+        Some(rest) => !rest.is_empty() && rest.split('/').all(|part| !matches!(part, "" | "." | "..")),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version = "0.1.0"
+[kernel]
+package = "linux-image-6.1.0-56-amd64"
+cmdline = "console=ttyS0"
+modules = ["erofs"]
+[partitions]
+esp = 64
+root = 64
+data = 128
+[[files]]
+source = "files/etc/hostname"
+path = "/etc/hostname"
+mode = 0o644
+"#;
+
+    fn load(text: &str) -> Result<LoadedRecipe, RecipeError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keel.toml");
+        std::fs::write(&path, text).unwrap();
+        LoadedRecipe::load(&path)
+    }
+
+    #[test]
+    fn loads_a_good_recipe() {
+        let recipe = load(GOOD).unwrap();
+        assert_eq!(recipe.recipe.files[0].mode, 0o644);
+        assert!(recipe.file_sources[0].ends_with("files/etc/hostname"));
+        assert_eq!(recipe.cmdline(keel_os_image::Slot::A), "console=ttyS0 keel.slot=a");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = load(&GOOD.replace("esp = 64", "esp = 64\nswap = 1")).unwrap_err();
+        let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(message.contains("keel.toml") && message.contains("swap"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            (GOOD.replace("\"0.1.0\"", "\"1+2\""), "version"),
+            (GOOD.replace("console=ttyS0", "keel.slot=b"), "kernel.cmdline"),
+            (GOOD.replace("path = \"/etc/hostname\"", "path = \"etc/../x\""), "files[0].path"),
+            (GOOD.replace("path = \"/etc/hostname\"", "path = \"/sbin/init\""), "files[0].path"),
+            (GOOD.replace("mode = 0o644", "mode = 0o10644"), "files[0].mode"),
+            (GOOD.replace("root = 64", "root = 0"), "partitions.root"),
+        ];
+        for (text, key) in cases {
+            match load(&text) {
+                Err(RecipeError::Invalid { key: found, .. }) => assert_eq!(found, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
+}

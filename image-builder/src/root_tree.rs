@@ -1,0 +1,64 @@
+//! Stages the root filesystem tree of a slot: PID 1 as `/sbin/init`, the mount-point directories, `/etc/os-release`
+//! and the recipe's extra files, all with fixed modes and the build epoch as timestamps.
+
+use std::path::{Path, PathBuf};
+
+use keel_os_image::initramfs::ROOT_INIT;
+
+use crate::staging::{self, StagingError};
+
+/// Directories of the read-only root: mount points must exist in the image. `/tmp` is sticky and world-writable,
+/// `/root` private.
+const DIRECTORIES: [(&str, u32); 10] = [
+    ("proc", 0o755),
+    ("sys", 0o755),
+    ("dev", 0o755),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+    ("var", 0o755),
+    ("etc", 0o755),
+    ("root", 0o700),
+    ("usr", 0o755),
+    ("usr/share/keel", 0o755),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootTreeError {
+    #[error("staging the root tree in {dir} failed")]
+    Stage {
+        dir: PathBuf,
+        #[source]
+        source: StagingError,
+    },
+}
+
+/// An extra file for the root tree.
+pub struct ExtraFile<'a> {
+    pub source: &'a Path,
+    /// Absolute path in the root tree.
+    pub path: &'a str,
+    pub mode: u32,
+}
+
+/// Fills the empty directory `dir` with the root tree.
+pub fn stage(dir: &Path, init: &Path, os_release: &str, files: &[ExtraFile], epoch: u64) -> Result<(), RootTreeError> {
+    stage_inner(dir, init, os_release, files, epoch).map_err(|source| RootTreeError::Stage { dir: dir.into(), source })
+}
+
+fn stage_inner(dir: &Path, init: &Path, os_release: &str, files: &[ExtraFile], epoch: u64) -> Result<(), StagingError> {
+    staging::make_dir(dir, 0o755)?;
+    for (path, mode) in DIRECTORIES {
+        staging::make_dir(&dir.join(path), mode)?;
+    }
+    staging::copy_file(init, &dir.join(ROOT_INIT.trim_start_matches('/')), 0o755)?;
+    staging::write_file(&dir.join("etc/os-release"), os_release.as_bytes(), 0o644)?;
+    for file in files {
+        staging::copy_file(file.source, &dir.join(file.path.trim_start_matches('/')), file.mode)?;
+    }
+    staging::set_tree_times(dir, epoch)
+}
+
+/// `/etc/os-release` of a keel version (also used as the initramfs' `/etc/initrd-release`).
+pub fn os_release(version: &str) -> String {
+    format!("NAME=keel\nID=keel\nVERSION_ID={version}\nVERSION=\"{version}\"\nPRETTY_NAME=\"keel {version}\"\n")
+}
