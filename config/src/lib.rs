@@ -8,5 +8,6 @@
 //! Only the host name so far; the full TOML schema comes with the config drive.
 
 pub mod hostname;
+pub mod network;
 
 pub use hostname::{validate_hostname, HostnameError, DEFAULT_HOSTNAME};

@@ -153,6 +153,7 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         modules_dir: &kernel.modules_dir(),
         kernel_release: &kernel.release,
         modules: &modules,
+        strip_module_signatures: recipe.recipe.kernel.strip_module_signatures,
         epoch,
     })
     .map_err(ImageError::Initramfs)?;

@@ -9,6 +9,7 @@ use keel_os_image::initramfs::{INITRD_RELEASE, MODULES_DIR, MODULE_LOAD_LIST};
 
 use crate::cpio::{CpioArchive, CpioError};
 use crate::module_closure::OrderedModule;
+use crate::module_signature::{strip_signature, ModuleSignatureError};
 
 /// Mount points and directories stage 1 expects; the kernel's built-in cpio already supplies `/dev/console`.
 const DIRECTORIES: [&str; 6] = ["/proc", "/sys", "/dev", "/newroot", "/etc", MODULES_DIR];
@@ -26,6 +27,12 @@ pub enum InitramfsError {
         path: String,
         #[source]
         source: CpioError,
+    },
+    #[error("cannot strip the signature of {path}")]
+    ModuleSignature {
+        path: PathBuf,
+        #[source]
+        source: ModuleSignatureError,
     },
     #[error("the build epoch {epoch} does not fit in a cpio mtime")]
     Epoch { epoch: u64 },
@@ -46,6 +53,7 @@ pub struct InitramfsInputs<'a> {
     /// The kernel release, noted in the load list.
     pub kernel_release: &'a str,
     pub modules: &'a [OrderedModule],
+    pub strip_module_signatures: bool,
     pub epoch: u64,
 }
 
@@ -69,7 +77,11 @@ pub fn build(inputs: &InitramfsInputs) -> Result<Vec<u8>, InitramfsError> {
     let mut load_list =
         format!("# written by keel-build for kernel {}: modules in load order\n", inputs.kernel_release);
     for module in inputs.modules {
-        let data = read(&inputs.modules_dir.join(&module.path))?;
+        let path = inputs.modules_dir.join(&module.path);
+        let mut data = read(&path)?;
+        if inputs.strip_module_signatures {
+            data = strip_signature(data).map_err(|source| InitramfsError::ModuleSignature { path, source })?;
+        }
         add(&format!("{MODULES_DIR}/{}", module.path), 0o644, Some(data))?;
         load_list.push_str(&module.path);
         load_list.push('\n');

@@ -14,6 +14,7 @@ pub mod initramfs;
 pub mod kernel_cache;
 pub mod module_closure;
 pub mod module_index;
+pub mod module_signature;
 pub mod recipe;
 pub mod reproducible;
 pub mod root_tree;

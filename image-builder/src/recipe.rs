@@ -43,6 +43,10 @@ pub struct KernelSpec {
     pub cmdline: String,
     /// Modules to load in the initramfs; the builder adds their dependencies.
     pub modules: Vec<String>,
+    /// Ship the modules without their signatures: faster loads, a tainted kernel, no Secure Boot lockdown
+    /// (see `module_signature`).
+    #[serde(default)]
+    pub strip_module_signatures: bool,
 }
 
 /// Partition sizes in MiB.

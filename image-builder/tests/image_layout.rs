@@ -54,7 +54,7 @@ fn mtools(tool: &str, image: &Path, offset: u64, args: &[&str]) -> String {
 
 #[test]
 fn image_has_the_keel_layout() {
-    let Some(env) = build_env() else { return };
+    let env = build_env();
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("keel.img");
     let boot_dir = dir.path().join("boot");
@@ -136,7 +136,7 @@ fn image_has_the_keel_layout() {
     assert!(position("libcrc32c") < position("erofs"));
     assert!(position("virtio_ring") < position("virtio_blk"));
     assert!(position("jbd2") < position("ext4") && position("crc32c_generic") < position("jbd2"));
-    for wanted in ["virtio_pci", "button", "evdev", "virtio_net"] {
+    for wanted in ["virtio_pci", "button", "evdev"] {
         position(wanted);
     }
 

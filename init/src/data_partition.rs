@@ -18,6 +18,8 @@ pub enum DataPartitionError {
     NotFound(#[from] PartitionNotFound),
     #[error(transparent)]
     Mount(#[from] MountError),
+    #[error("the mount thread panicked")]
+    Panicked,
 }
 
 /// Mounts the data partition at `/var`; returns the device.

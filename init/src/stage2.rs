@@ -9,6 +9,7 @@ use keel_config::DEFAULT_HOSTNAME;
 use keel_os_image::slot::SLOT_PARAMETER;
 
 use crate::cmdline::KernelCmdline;
+use crate::data_partition::DataPartitionError;
 use crate::{cgroup, data_partition, mounts, power_button, sys, timeline};
 
 const LOOPBACK: &CStr = c"lo";
@@ -20,12 +21,20 @@ pub fn run(cmdline: &KernelCmdline) {
         log::error!("{error}");
     }
 
+    // The data partition's mount waits on disk reads; the cgroup setup meanwhile keeps the CPU busy.
+    let data = std::thread::Builder::new().name("mount-data".to_owned()).spawn(data_partition::mount_data_partition);
+
     match cgroup::set_up() {
         Ok(controllers) => timeline::mark(&format!("cgroups {}", controllers.join(","))),
         Err(error) => log::error!("cgroups: {error}"),
     }
 
-    match data_partition::mount_data_partition() {
+    let data = match data {
+        Ok(thread) => thread.join().unwrap_or(Err(DataPartitionError::Panicked)),
+        // Without a thread, mount it here.
+        Err(_) => data_partition::mount_data_partition(),
+    };
+    match data {
         Ok(device) => timeline::mark(&format!("data-mounted {device}")),
         Err(error) => {
             log::error!("data partition: {error}; /var is in memory and will not survive a reboot");

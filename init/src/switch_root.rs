@@ -42,6 +42,7 @@ pub fn switch_root(new_root: &Path, init: &str) -> Result<Infallible, SwitchRoot
         remove_same_device(Path::new("/"), device);
     }
 
+    log::debug!("{}ms initramfs freed", crate::timeline::uptime_ms());
     for mount_point in MOVED_MOUNTS {
         let target = new_root.join(mount_point.trim_start_matches('/'));
         mount(Some(mount_point), &target, None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -53,6 +54,7 @@ pub fn switch_root(new_root: &Path, init: &str) -> Result<Infallible, SwitchRoot
     chroot(".").map_err(make_root)?;
     chdir("/").map_err(make_root)?;
 
+    log::debug!("{}ms exec {init}", crate::timeline::uptime_ms());
     let exec_error = |errno| SwitchRootError::Exec { init: init.to_owned(), errno };
     let path = CString::new(init).map_err(|_| exec_error(nix::Error::EINVAL))?;
     let errno = match execv(&path, &[&path]) {

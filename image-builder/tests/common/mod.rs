@@ -1,7 +1,7 @@
 //! Shared setup of the image-building integration tests: finds the populated build directory and runs keel-build.
 //!
-//! These tests need the kernel cache that `make image` fills and the musl PID 1 binary, so they run only when
-//! `KEEL_BUILD_DIR` names that build directory (the Makefile sets it); without it they print why and pass.
+//! These tests need the kernel cache that `make image` fills and the musl PID 1 binary: they read them from
+//! `KEEL_BUILD_DIR` (the Makefile sets it), by default `<workspace>/build`, and fail saying so when they are missing.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,22 +18,19 @@ pub struct BuildEnv {
     pub recipe: PathBuf,
 }
 
-/// The build environment, or `None` (with a note on stderr) when `KEEL_BUILD_DIR` is unset.
-pub fn build_env() -> Option<BuildEnv> {
-    let Some(build_dir) = std::env::var_os("KEEL_BUILD_DIR") else {
-        eprintln!("skipped: set KEEL_BUILD_DIR to a build directory with a populated cache (make image)");
-        return None;
-    };
+/// The build environment of a populated build directory.
+pub fn build_env() -> BuildEnv {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned();
+    let build_dir = std::env::var_os("KEEL_BUILD_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("build"));
     let env = BuildEnv {
-        cache: PathBuf::from(build_dir).join("cache"),
+        cache: build_dir.join("cache"),
         init: workspace.join("target/x86_64-unknown-linux-musl/release/keel"),
         recipe: workspace.join("os-image/keel.toml"),
         workspace,
     };
     assert!(env.cache.is_dir(), "KEEL_BUILD_DIR has no cache: run `make image` first ({})", env.cache.display());
     assert!(env.init.is_file(), "no PID 1 binary at {}: run `make init` first", env.init.display());
-    Some(env)
+    env
 }
 
 impl BuildEnv {
