@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(qemu-system-x86 ovmf systemd-boot-efi erofs-utils dosfstools mtools fdisk kmod cpio e2fsprogs
-  musl-tools docker-registry skopeo umoci rsyslog runc busybox-static qemu-utils python3 apache2-utils)
+  musl-tools docker-registry skopeo umoci rsyslog runc busybox-static qemu-utils python3 apache2-utils xorriso)
 
 missing=()
 for p in "${packages[@]}"; do

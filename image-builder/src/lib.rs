@@ -3,6 +3,7 @@
 pub mod bcj_x86;
 pub mod boot_dir;
 pub mod command;
+pub mod config_drive;
 pub mod cpio;
 pub mod data_fs;
 pub mod disk_writer;

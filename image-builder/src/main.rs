@@ -11,6 +11,8 @@
 //! keel-build image --recipe os-image/keel.toml --out build/keel.img \
 //!     --init target/x86_64-unknown-linux-musl/release/keel [--cache build/cache] [--boot-dir build/boot] \
 //!     [--format raw|qcow2]
+//! keel-build config-drive --user-data FILE [--meta-data FILE] [--format vfat|iso9660] \
+//!     [--layout nocloud|config-2] --out FILE
 //! ```
 //! * `--cache`: the Debian kernel package is downloaded (`apt-get download`) and extracted there once (~400 MB),
 //!   see [`keel_image_builder::kernel_cache`]. A populated cache is only read.
@@ -18,6 +20,10 @@
 //!   and `cmdline` (slot a's kernel command line, one line) for tests.
 //! * `--format qcow2`: `--out` is a qcow2 made with `qemu-img convert`; the raw image is kept next to it as
 //!   `<out without extension>.raw`.
+//! * `config-drive`: the user-data must pass keel's validation (every error is printed, exit 100). NoCloud puts
+//!   `user-data` and `meta-data` on a filesystem labelled `cidata`; config-2 puts `openstack/latest/user_data`
+//!   and `meta_data.json` on one labelled `config-2`. Without `--meta-data` the instance id is the user-data's
+//!   short sha256; given meta-data is converted between the NoCloud and OpenStack forms as the layout needs.
 //!
 //! # Design
 //! Each filesystem is made as a plain file (mkfs.fat + mtools, mkfs.erofs, mke2fs), then copied into the disk image
@@ -28,8 +34,8 @@
 //! # Exit codes
 //! | Code | Meaning |
 //! |---|---|
-//! | 0 | image built |
-//! | 100 | usage error: bad command line or bad recipe |
+//! | 0 | image or config drive built |
+//! | 100 | usage error: bad command line, bad recipe, invalid user-data or meta-data |
 //! | 111 | system error: a tool, the cache or a file operation failed |
 //!
 //! # Current limitations
@@ -40,6 +46,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use keel_image_builder::config_drive::{self, ConfigDriveError, ConfigDriveRequest, DriveFormat, DriveLayout};
 use keel_image_builder::image::{self, ImageError, ImageFormat, ImageRequest};
 
 #[derive(Parser)]
@@ -53,6 +60,38 @@ struct Cli {
 enum Command {
     /// Build a disk image.
     Image(ImageArgs),
+    /// Build a config drive (NoCloud or OpenStack config-2) from a user-data file.
+    ConfigDrive(ConfigDriveArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigDriveArgs {
+    /// The user-data (TOML); refused unless valid.
+    #[arg(long)]
+    user_data: PathBuf,
+    /// NoCloud meta-data (`key: value`) or OpenStack meta_data.json; generated when absent.
+    #[arg(long)]
+    meta_data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DriveFormatArg::Vfat)]
+    format: DriveFormatArg,
+    #[arg(long, value_enum, default_value_t = DriveLayoutArg::Nocloud)]
+    layout: DriveLayoutArg,
+    /// The image to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DriveFormatArg {
+    Vfat,
+    Iso9660,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DriveLayoutArg {
+    Nocloud,
+    #[value(name = "config-2")]
+    Config2,
 }
 
 #[derive(clap::Args)]
@@ -99,14 +138,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("keel-build: error: {error:#}");
-            let usage = matches!(error.downcast_ref::<ImageError>(), Some(ImageError::Recipe(_)));
+            let usage = matches!(error.downcast_ref::<ImageError>(), Some(ImageError::Recipe(_)))
+                || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_SYSTEM })
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Image(args) = cli.command;
+    let args = match cli.command {
+        Command::Image(args) => args,
+        Command::ConfigDrive(args) => return build_config_drive(args),
+    };
     let request = ImageRequest {
         recipe: args.recipe,
         out: args.out,
@@ -125,5 +168,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     println!("bytes used:    {} ({:.1} MiB)", summary.bytes_used, summary.bytes_used as f64 / 1048576.0);
     println!("apparent size: {} ({:.1} MiB)", summary.apparent_size, summary.apparent_size as f64 / 1048576.0);
+    Ok(())
+}
+
+fn build_config_drive(args: ConfigDriveArgs) -> anyhow::Result<()> {
+    let request = ConfigDriveRequest {
+        user_data: args.user_data,
+        meta_data: args.meta_data,
+        format: match args.format {
+            DriveFormatArg::Vfat => DriveFormat::Vfat,
+            DriveFormatArg::Iso9660 => DriveFormat::Iso9660,
+        },
+        layout: match args.layout {
+            DriveLayoutArg::Nocloud => DriveLayout::NoCloud,
+            DriveLayoutArg::Config2 => DriveLayout::ConfigDrive2,
+        },
+        out: args.out,
+    };
+    let files = config_drive::build(&request)?;
+    println!("config drive:  {} (label {})", request.out.display(), request.layout.label());
+    for file in files {
+        println!("  {} ({} bytes)", file.path, file.content.len());
+    }
     Ok(())
 }

@@ -80,7 +80,8 @@ pub struct LoadedRecipe {
 }
 
 /// Paths in the root tree that the builder writes itself and a recipe may not replace.
-pub const GENERATED_ROOT_PATHS: [&str; 2] = [keel_os_image::initramfs::ROOT_INIT, "/etc/os-release"];
+pub const GENERATED_ROOT_PATHS: [&str; 5] =
+    [keel_os_image::initramfs::ROOT_INIT, "/etc/os-release", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
 
 impl LoadedRecipe {
     pub fn load(path: &Path) -> Result<Self, RecipeError> {
@@ -170,8 +171,8 @@ esp = 64
 root = 64
 data = 128
 [[files]]
-source = "files/etc/hostname"
-path = "/etc/hostname"
+source = "files/etc/passwd"
+path = "/etc/passwd"
 mode = 0o644
 "#;
 
@@ -186,7 +187,7 @@ mode = 0o644
     fn loads_a_good_recipe() {
         let recipe = load(GOOD).unwrap();
         assert_eq!(recipe.recipe.files[0].mode, 0o644);
-        assert!(recipe.file_sources[0].ends_with("files/etc/hostname"));
+        assert!(recipe.file_sources[0].ends_with("files/etc/passwd"));
         assert_eq!(recipe.cmdline(keel_os_image::Slot::A), "console=ttyS0 keel.slot=a");
     }
 
@@ -202,8 +203,8 @@ mode = 0o644
         let cases = [
             (GOOD.replace("\"0.1.0\"", "\"1+2\""), "version"),
             (GOOD.replace("console=ttyS0", "keel.slot=b"), "kernel.cmdline"),
-            (GOOD.replace("path = \"/etc/hostname\"", "path = \"etc/../x\""), "files[0].path"),
-            (GOOD.replace("path = \"/etc/hostname\"", "path = \"/sbin/init\""), "files[0].path"),
+            (GOOD.replace("path = \"/etc/passwd\"", "path = \"etc/../x\""), "files[0].path"),
+            (GOOD.replace("path = \"/etc/passwd\"", "path = \"/etc/hostname\""), "files[0].path"),
             (GOOD.replace("mode = 0o644", "mode = 0o10644"), "files[0].mode"),
             (GOOD.replace("root = 64", "root = 0"), "partitions.root"),
         ];

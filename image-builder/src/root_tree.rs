@@ -1,9 +1,10 @@
-//! Stages the root filesystem tree of a slot: PID 1 as `/sbin/init`, the mount-point directories, `/etc/os-release`
-//! and the recipe's extra files, all with fixed modes and the build epoch as timestamps.
+//! Stages the root filesystem tree of a slot: PID 1 as `/sbin/init`, the mount-point directories, `/etc/os-release`,
+//! the links from `/etc` to the files PID 1 generates, and the recipe's extra files, all with fixed modes and the build epoch as timestamps.
 
 use std::path::{Path, PathBuf};
 
 use keel_os_image::initramfs::ROOT_INIT;
+use keel_os_image::layout::{GENERATED_ETC, GENERATED_ETC_FILES};
 
 use crate::staging::{self, StagingError};
 
@@ -52,6 +53,9 @@ fn stage_inner(dir: &Path, init: &Path, os_release: &str, files: &[ExtraFile], e
     }
     staging::copy_file(init, &dir.join(ROOT_INIT.trim_start_matches('/')), 0o755)?;
     staging::write_file(&dir.join("etc/os-release"), os_release.as_bytes(), 0o644)?;
+    for name in GENERATED_ETC_FILES {
+        staging::make_symlink(&format!("{GENERATED_ETC}/{name}"), &dir.join("etc").join(name))?;
+    }
     for file in files {
         staging::copy_file(file.source, &dir.join(file.path.trim_start_matches('/')), file.mode)?;
     }

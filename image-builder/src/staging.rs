@@ -81,6 +81,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), StagingError> {
         .map_err(|source| StagingError::SetMode { path: path.into(), source })
 }
 
+/// Creates the symbolic link `path` pointing at `target`, and its missing parents.
+pub fn make_symlink(target: &str, path: &Path) -> Result<(), StagingError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| StagingError::CreateDir { path: parent.into(), source })?;
+    }
+    std::os::unix::fs::symlink(target, path).map_err(|source| StagingError::WriteFile { path: path.into(), source })
+}
+
 /// Sets the access and modification times of `root` and everything below it to `epoch` (children before their
 /// directory, since writing into a directory changes its mtime). Symbolic links are not followed.
 pub fn set_tree_times(root: &Path, epoch: u64) -> Result<(), StagingError> {

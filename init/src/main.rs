@@ -4,7 +4,8 @@
 //! The same static binary runs twice per boot. As `/init` in the initramfs (stage 1) it loads the kernel modules
 //! the image builder listed, finds the root slot the boot loader chose (`keel.slot=`), mounts it read-only and
 //! switches to it. As `/sbin/init` of that root (stage 2) it sets up the runtime filesystems, cgroup2, the data
-//! partition, host name and loopback, prints `keel: ready`, and then runs the main loop until shutdown.
+//! partition, host name and loopback, prints `keel: ready`, starts the network, and then runs the main loop until
+//! shutdown.
 //!
 //! # Design
 //! One process, one main thread: it blocks every signal, reads them from a signalfd, reaps every child
@@ -15,19 +16,24 @@
 //! Kernel parameters: `keel.slot=a|b` (required), `keel.rootwait=<seconds>` (default 10), `keel.debug`.
 //!
 //! # Current limitations
-//! No config drive, network or containers yet. Run anywhere but as PID 1, `keel` prints what it is and exits
+//! No containers yet. Run anywhere but as PID 1, `keel` prints what it is and exits
 //! with status 100 (usage).
 
 mod block;
+mod boot_config;
 mod cgroup;
 mod cmdline;
+mod config_drive;
 mod data_partition;
+mod fs_label;
 mod logger;
 mod modules;
 mod mountinfo;
 mod mounts;
+mod network;
 mod pid1;
 mod power_button;
+mod services;
 mod shutdown;
 mod signals;
 mod stage1;
@@ -36,7 +42,7 @@ mod switch_root;
 mod sys;
 mod timeline;
 
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -44,6 +50,7 @@ use keel_os_image::initramfs::INITRD_RELEASE;
 use keel_supervisor::Reaper;
 
 use crate::cmdline::KernelCmdline;
+use crate::services::Services;
 use crate::shutdown::{shutdown, Action, ShutdownRequest};
 
 /// Exit status when run as anything but PID 1.
@@ -56,13 +63,14 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
-    let request =
-        panic::catch_unwind(run_as_pid1).unwrap_or_else(|_| ShutdownRequest::new(Action::Reboot, "PID 1 panicked"));
-    shutdown(request)
+    let mut services = Services::default();
+    let request = panic::catch_unwind(AssertUnwindSafe(|| run_as_pid1(&mut services)))
+        .unwrap_or_else(|_| ShutdownRequest::new(Action::Reboot, "PID 1 panicked"));
+    shutdown(request, services)
 }
 
-/// Runs the stage this boot is at; returns when the host must go down.
-fn run_as_pid1() -> ShutdownRequest {
+/// Runs the stage this boot is at; returns when the host must go down, leaving what it started in `services`.
+fn run_as_pid1(services: &mut Services) -> ShutdownRequest {
     if Path::new(INITRD_RELEASE).exists() {
         let error = match stage1::run() {
             Err(error) => error,
@@ -83,6 +91,6 @@ fn run_as_pid1() -> ShutdownRequest {
     let cmdline = KernelCmdline::read();
     logger::init(cmdline.has(logger::DEBUG_PARAMETER));
     let reaper = Reaper::new();
-    stage2::run(&cmdline);
+    *services = stage2::run(&cmdline);
     pid1::main_loop(&signals, &reaper)
 }

@@ -15,6 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{sync, Pid};
 
 use crate::mountinfo::read_mounts;
+use crate::services::Services;
 
 /// How long processes get to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
@@ -53,11 +54,12 @@ impl fmt::Display for Action {
     }
 }
 
-/// Ends everything and powers off or reboots. Never returns.
-pub fn shutdown(request: ShutdownRequest) -> ! {
+/// Stops the services, ends every process and powers off or reboots. Never returns.
+pub fn shutdown(request: ShutdownRequest, services: Services) -> ! {
     log::info!("shutdown: {} ({})", request.action, request.reason);
     // A bug in a step must not skip the steps that protect data, nor the reboot itself.
     let steps = panic::catch_unwind(AssertUnwindSafe(|| {
+        services.stop();
         end_all_processes();
         sync();
         unmount_all();

@@ -5,17 +5,20 @@
 
 use std::ffi::CStr;
 
-use keel_config::DEFAULT_HOSTNAME;
+use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
 use keel_os_image::slot::SLOT_PARAMETER;
 
+use crate::boot_config::{self, BootConfig};
 use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
-use crate::{cgroup, data_partition, mounts, power_button, sys, timeline};
+use crate::network::{host_files, HostName};
+use crate::services::Services;
+use crate::{cgroup, data_partition, mounts, network, power_button, sys, timeline};
 
 const LOOPBACK: &CStr = c"lo";
 
-/// Brings the host up to `ready`.
-pub fn run(cmdline: &KernelCmdline) {
+/// Brings the host up to `ready` and starts what runs beside the main loop.
+pub fn run(cmdline: &KernelCmdline) -> Services {
     timeline::mark("stage2-started");
     if let Err(error) = mounts::mount_kernel_filesystems().and_then(|()| mounts::mount_runtime_filesystems()) {
         log::error!("{error}");
@@ -44,8 +47,14 @@ pub fn run(cmdline: &KernelCmdline) {
         }
     }
 
-    if let Err(error) = nix::unistd::sethostname(DEFAULT_HOSTNAME) {
-        log::error!("cannot set the host name {DEFAULT_HOSTNAME:?}: {error}");
+    let config = boot_config::load();
+    timeline::mark(&format!("config {}", config.source));
+    let hostname = choose_hostname(&config);
+    if let Err(error) = nix::unistd::sethostname(&hostname.name) {
+        log::error!("cannot set the host name {:?}: {error}", hostname.name);
+    }
+    if let Err(error) = host_files::write_initial(&hostname.name) {
+        log::error!("cannot write {}: {error}", host_files::GENERATED_ETC);
     }
     if let Err(error) = sys::set_link_up(LOOPBACK) {
         log::error!("cannot bring up lo: {error}");
@@ -56,9 +65,38 @@ pub fn run(cmdline: &KernelCmdline) {
     }
 
     let slot = cmdline.value(SLOT_PARAMETER).unwrap_or("?");
+    let problems = match config.problems.len() {
+        0 => String::new(),
+        count => format!(", {count} config problems (see above)"),
+    };
     log::info!(
-        "ready: {}ms, slot {slot}, keel {}, host {DEFAULT_HOSTNAME}",
+        "ready: {}ms, slot {slot}, keel {}, host {}{problems}",
         timeline::uptime_ms(),
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        hostname.name
     );
+
+    let network = match network::start(config.user_data.network.clone(), hostname) {
+        Ok(network) => Some(network),
+        Err(error) => {
+            log::error!("cannot start the network thread: {error}");
+            None
+        }
+    };
+    Services { network }
+}
+
+/// The user-data's host name, else the meta-data's, else the default (which DHCP may replace).
+fn choose_hostname(config: &BootConfig) -> HostName {
+    if let Some(name) = &config.user_data.host.hostname {
+        return HostName { name: name.clone(), configured: true };
+    }
+    match config.meta_data.hostname.as_deref().map(|name| (name, validate_hostname(name))) {
+        Some((name, Ok(()))) => HostName { name: name.to_owned(), configured: true },
+        Some((_, Err(error))) => {
+            log::error!("meta-data: {error}; using {DEFAULT_HOSTNAME}");
+            HostName { name: DEFAULT_HOSTNAME.to_owned(), configured: false }
+        }
+        None => HostName { name: DEFAULT_HOSTNAME.to_owned(), configured: false },
+    }
 }

@@ -9,6 +9,11 @@ pub const DATA_PARTITION: &str = "keel-data";
 /// Where PID 1 mounts the data partition.
 pub const DATA_MOUNT_POINT: &str = "/var";
 
+/// Where PID 1 generates the files of `/etc` that change at run time; the read-only root links them there.
+pub const GENERATED_ETC: &str = "/run/keel/etc";
+/// The files of `/etc` that are links into [`GENERATED_ETC`].
+pub const GENERATED_ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
 /// GPT partition type of an EFI system partition.
 pub const ESP_TYPE_GUID: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 /// GPT partition type "Linux root (x86-64)" from the Discoverable Partitions Specification.

@@ -6,8 +6,9 @@
 //! [`Reaper`], driven by whoever receives SIGCHLD.
 //!
 //! # Current limitations
-//! Only the reaper so far; images, the container runtime, supervision, logs and the API come with their issues.
+//! The reaper and the image store (pulls, archives, layer unpacking); the container runtime, supervision, logs and the API come with their issues.
 
+pub mod image;
 pub mod reaper;
 
 pub use reaper::{ExitStatus, Reaper};

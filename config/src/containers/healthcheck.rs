@@ -1,0 +1,97 @@
+//! Reads a container's `healthcheck` table: Docker's test forms, interval, timeout, start period and retries.
+
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use crate::reader::{Field, Reader, Table};
+use crate::values::duration::parse_duration;
+
+/// `[containers.<name>.healthcheck]`, with Docker's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `None`: keep the image's HEALTHCHECK test.
+    pub test: Option<HealthTest>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub start_period: Duration,
+    pub retries: u32,
+}
+
+impl Default for Healthcheck {
+    fn default() -> Self {
+        Healthcheck {
+            test: None,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            start_period: Duration::ZERO,
+            retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthTest {
+    /// `["NONE"]`: no health check, even if the image has one.
+    Disabled,
+    /// `["CMD", arg, …]`: run directly.
+    Command(Vec<String>),
+    /// `["CMD-SHELL", line]` or a string: run by `/bin/sh -c`.
+    Shell(String),
+}
+
+const KEYS: [&str; 5] = ["test", "interval", "timeout", "start_period", "retries"];
+
+pub(crate) fn read(reader: &mut Reader, field: &Field) -> Option<Healthcheck> {
+    let table = reader.table(field, &KEYS)?;
+    let mut check = Healthcheck::default();
+    if let Some(field) = table.get("test") {
+        check.test = test(reader, &field);
+    }
+    for (key, slot) in
+        [("interval", &mut check.interval), ("timeout", &mut check.timeout), ("start_period", &mut check.start_period)]
+    {
+        if let Some(duration) = duration(reader, &table, key) {
+            *slot = duration;
+        }
+    }
+    if let Some(retries) = table.get("retries").and_then(|field| reader.integer_in(&field, 0, i64::from(u32::MAX))) {
+        check.retries = u32::try_from(retries).unwrap_or(check.retries);
+    }
+    Some(check)
+}
+
+fn duration(reader: &mut Reader, table: &Table, key: &str) -> Option<Duration> {
+    let field = table.get(key)?;
+    reader.parse(&field, parse_duration)
+}
+
+fn test(reader: &mut Reader, field: &Field) -> Option<HealthTest> {
+    if let DeValue::String(line) = field.node.get_ref() {
+        return Some(HealthTest::Shell(line.to_string()));
+    }
+    if !field.node.get_ref().is_array() {
+        reader.wrong_type(field, "an array like [\"CMD\", …] or a string (run by /bin/sh -c)");
+        return None;
+    }
+    let items = reader.string_array(field);
+    let form =
+        |message: &str| format!("{message}; the forms are [\"CMD\", arg, …], [\"CMD-SHELL\", line] or [\"NONE\"]");
+    let result = match items.split_first() {
+        Some((kind, rest)) if kind == "NONE" && rest.is_empty() => Ok(HealthTest::Disabled),
+        Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => Ok(HealthTest::Command(rest.to_vec())),
+        Some((kind, [line])) if kind == "CMD-SHELL" => Ok(HealthTest::Shell(line.clone())),
+        Some((kind, _)) if ["NONE", "CMD", "CMD-SHELL"].contains(&kind.as_str()) => {
+            Err(form(&format!("wrong number of items after {kind:?}")))
+        }
+        Some((kind, _)) => Err(form(&format!("{kind:?} is not one of CMD, CMD-SHELL, NONE"))),
+        None => Err(form("the array is empty")),
+    };
+    match result {
+        Ok(test) => Some(test),
+        Err(message) => {
+            reader.error(field.node.span(), &field.path, message);
+            None
+        }
+    }
+}

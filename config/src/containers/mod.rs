@@ -1,0 +1,223 @@
+//! Reads the `[containers.<name>]` sections into [`ContainerConfig`]s, in file order.
+
+pub mod dependencies;
+pub mod healthcheck;
+pub mod mounts;
+pub mod process;
+pub mod resources;
+pub mod restart;
+
+use std::collections::BTreeMap;
+
+use crate::hostname::validate_hostname;
+use crate::reader::{Field, Reader, Table};
+use crate::values::capability::{parse_capability, Capability};
+use crate::values::signal::{parse_signal, Signal};
+use dependencies::DependencyRef;
+use healthcheck::Healthcheck;
+use mounts::{Device, Tmpfs, Volume};
+use process::{CommandLine, UserSpec};
+use resources::Resources;
+use restart::{parse_restart_policy, RestartPolicy};
+
+const KEYS: [&str; 29] = [
+    "image",
+    "entrypoint",
+    "command",
+    "env",
+    "workdir",
+    "user",
+    "hostname",
+    "restart",
+    "memory",
+    "cpus",
+    "cpu_shares",
+    "cpuset",
+    "pids_limit",
+    "ulimits",
+    "network",
+    "volumes",
+    "tmpfs",
+    "read_only",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "devices",
+    "labels",
+    "depends_on",
+    "healthcheck",
+    "stop_signal",
+    "stop_timeout",
+    "init",
+    "required",
+];
+
+/// `[containers.<name>]`: one container, as `docker run` options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerConfig {
+    /// Image reference, e.g. `nginx:1.27` or `ghcr.io/org/app@sha256:…`.
+    pub image: String,
+    pub entrypoint: Option<CommandLine>,
+    pub command: Option<CommandLine>,
+    /// In file order; added to (and overriding) the image's.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<UserSpec>,
+    pub hostname: Option<String>,
+    pub restart: RestartPolicy,
+    pub resources: Resources,
+    pub network: NetworkMode,
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub read_only: bool,
+    pub cap_add: Vec<Capability>,
+    pub cap_drop: Vec<Capability>,
+    pub privileged: bool,
+    pub devices: Vec<Device>,
+    pub labels: BTreeMap<String, String>,
+    pub depends_on: Vec<String>,
+    pub healthcheck: Option<Healthcheck>,
+    /// `None`: the image's STOPSIGNAL, else SIGTERM.
+    pub stop_signal: Option<Signal>,
+    /// Seconds between the stop signal and SIGKILL.
+    pub stop_timeout: u32,
+    /// Run a minimal init as the container's PID 1 (Docker's `--init`).
+    pub init: bool,
+    /// Part of the update health gate: must be running and healthy for a trial boot to be kept.
+    pub required: bool,
+}
+
+/// A container's network namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The host's network namespace.
+    #[default]
+    Host,
+    /// A new namespace with only `lo`.
+    None,
+}
+
+/// The containers in file order, and the `depends_on` items for the cross-container checks.
+pub(crate) fn read(reader: &mut Reader, field: &Field) -> Vec<(String, ContainerConfig)> {
+    let mut containers = Vec::new();
+    let mut dependencies = Vec::new();
+    let Some(table) = reader.map(field) else { return containers };
+    for (name, key_span, field) in table.entries() {
+        if !mounts::is_docker_name(name) {
+            let message = format!("{name:?} is not a container name; names are [a-zA-Z0-9][a-zA-Z0-9_.-]*");
+            reader.error(key_span, &field.path, message);
+            continue;
+        }
+        let Some(table) = reader.table(&field, &KEYS) else { continue };
+        let depends_on = table.get("depends_on").map(|field| depends_on(reader, &field)).unwrap_or_default();
+        let names = depends_on.iter().map(|dependency| dependency.name.clone()).collect();
+        dependencies.push((name.to_owned(), depends_on));
+        if let Some(container) = container(reader, &table, names) {
+            containers.push((name.to_owned(), container));
+        }
+    }
+    dependencies::check(reader, &dependencies);
+    containers
+}
+
+fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Option<ContainerConfig> {
+    let image = match table.get("image") {
+        Some(field) => reader.parse(&field, parse_image),
+        None => {
+            reader.error(table.span.clone(), &format!("{}.image", table.path), "required key is missing");
+            None
+        }
+    };
+    let bool = |reader: &mut Reader, key: &str| table.get(key).and_then(|field| reader.bool(&field)).unwrap_or(false);
+    let capabilities = |reader: &mut Reader, key: &str| {
+        table.get(key).map(|field| reader.parse_array(&field, parse_capability)).unwrap_or_default()
+    };
+    let container = ContainerConfig {
+        image: String::new(),
+        entrypoint: table.get("entrypoint").and_then(|field| process::command_line(reader, &field)),
+        command: table.get("command").and_then(|field| process::command_line(reader, &field)),
+        env: table.get("env").map(|field| process::env(reader, &field)).unwrap_or_default(),
+        workdir: table.get("workdir").and_then(|field| reader.parse(&field, parse_workdir)),
+        user: table.get("user").and_then(|field| reader.parse(&field, process::parse_user)),
+        hostname: table
+            .get("hostname")
+            .and_then(|field| reader.parse(&field, |name| validate_hostname(name).map(|()| name.to_owned()))),
+        restart: table.get("restart").and_then(|field| reader.parse(&field, parse_restart_policy)).unwrap_or_default(),
+        resources: resources::read(reader, table),
+        network: table.get("network").and_then(|field| reader.parse(&field, parse_network)).unwrap_or_default(),
+        volumes: table.get("volumes").map(|field| reader.parse_array(&field, mounts::parse_volume)).unwrap_or_default(),
+        tmpfs: table.get("tmpfs").map(|field| reader.parse_array(&field, mounts::parse_tmpfs)).unwrap_or_default(),
+        read_only: bool(reader, "read_only"),
+        cap_add: capabilities(reader, "cap_add"),
+        cap_drop: capabilities(reader, "cap_drop"),
+        privileged: bool(reader, "privileged"),
+        devices: table.get("devices").map(|field| reader.parse_array(&field, mounts::parse_device)).unwrap_or_default(),
+        labels: table.get("labels").map(|field| labels(reader, &field)).unwrap_or_default(),
+        depends_on,
+        healthcheck: table.get("healthcheck").and_then(|field| healthcheck::read(reader, &field)),
+        stop_signal: table.get("stop_signal").and_then(|field| stop_signal(reader, &field)),
+        stop_timeout: table
+            .get("stop_timeout")
+            .and_then(|field| reader.integer_in(&field, 0, 86_400))
+            .and_then(|seconds| u32::try_from(seconds).ok())
+            .unwrap_or(10),
+        init: bool(reader, "init"),
+        required: bool(reader, "required"),
+    };
+    Some(ContainerConfig { image: image?, ..container })
+}
+
+fn depends_on(reader: &mut Reader, field: &Field) -> Vec<DependencyRef> {
+    let items = reader.array(field).unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| {
+            let name = reader.string(item)?;
+            Some(DependencyRef { name: name.to_owned(), span: item.node.span(), path: item.path.clone() })
+        })
+        .collect()
+}
+
+fn labels(reader: &mut Reader, field: &Field) -> BTreeMap<String, String> {
+    let Some(table) = reader.map(field) else { return BTreeMap::new() };
+    let mut labels = BTreeMap::new();
+    for (key, _, value) in table.entries() {
+        if let Some(text) = reader.string(&value) {
+            labels.insert(key.to_owned(), text.to_owned());
+        }
+    }
+    labels
+}
+
+fn stop_signal(reader: &mut Reader, field: &Field) -> Option<Signal> {
+    if field.node.get_ref().is_integer() {
+        let number = reader.integer_in(field, 1, 64)?;
+        return i32::try_from(number).ok().map(Signal);
+    }
+    reader.parse(field, parse_signal)
+}
+
+fn parse_image(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(char::is_whitespace) || text.starts_with(['-', '/', ':', '@']) {
+        Err(format!("{text:?} is not an image reference like nginx:1.27 or ghcr.io/org/app@sha256:…"))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+fn parse_workdir(text: &str) -> Result<String, String> {
+    if text.starts_with('/') {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not an absolute path"))
+    }
+}
+
+fn parse_network(text: &str) -> Result<NetworkMode, String> {
+    match text {
+        "host" => Ok(NetworkMode::Host),
+        "none" => Ok(NetworkMode::None),
+        "bridge" => Err("bridge networking is not supported yet; use host or none".to_owned()),
+        _ => Err(format!("{text:?} is not one of host, none")),
+    }
+}

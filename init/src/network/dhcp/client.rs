@@ -1,0 +1,220 @@
+//! The DHCPv4 client of one interface: discover, request, bind, renew at T1, rebind at T2, start over at expiry,
+//! release on shutdown.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use keel_config::network::IpCidr;
+use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::time::{sleep, sleep_until, timeout_at, Instant};
+
+use super::lease::Lease;
+use super::packet::{parse_reply, MessageType, Reply, Request};
+use crate::network::netlink::{Link, Netlink};
+use crate::timeline;
+
+const CLIENT_PORT: u16 = 68;
+const SERVER_PORT: u16 = 67;
+const FIRST_RETRANSMIT: Duration = Duration::from_secs(1);
+const MAX_RETRANSMIT: Duration = Duration::from_secs(32);
+/// RFC 2131 §4.4.5: while renewing or rebinding, wait half the remaining time, but at least a minute.
+const MIN_RENEW_RETRANSMIT: Duration = Duration::from_secs(60);
+/// A REQUEST that gets no answer after this many tries sends the client back to DISCOVER.
+const REQUEST_TRIES: u32 = 4;
+
+/// What the client tells its owner.
+pub trait LeaseObserver {
+    fn bound(&self, link: &Link, lease: &Lease);
+    fn lost(&self, link: &Link);
+}
+
+pub struct DhcpClient<'a> {
+    link: &'a Link,
+    mac: [u8; 6],
+    netlink: &'a Netlink,
+    socket: UdpSocket,
+    hostname: Option<String>,
+    xid: u32,
+}
+
+impl<'a> DhcpClient<'a> {
+    pub fn new(link: &'a Link, mac: [u8; 6], netlink: &'a Netlink, hostname: Option<String>) -> io::Result<Self> {
+        let socket = client_socket(&link.name)?;
+        // No entropy is needed: the transaction id only tells our replies from other clients'.
+        let xid = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]) ^ (timeline::uptime_ms() as u32);
+        Ok(DhcpClient { link, mac, netlink, socket, hostname, xid })
+    }
+
+    /// Runs until `stop` turns true; then releases the lease, if any.
+    pub async fn run(mut self, observer: &dyn LeaseObserver, mut stop: watch::Receiver<bool>) {
+        loop {
+            let lease = tokio::select! {
+                lease = self.acquire() => lease,
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            };
+            if let Err(error) = self.apply(&lease).await {
+                log::error!("dhcp {}: {error}", self.link.name);
+            }
+            observer.bound(self.link, &lease);
+            let kept = tokio::select! {
+                kept = self.keep(lease.clone()) => kept,
+                _ = stop.wait_for(|stopped| *stopped) => {
+                    self.release(&lease).await;
+                    return;
+                }
+            };
+            if let Err(error) = self.netlink.delete_address(self.link, kept.cidr()).await {
+                log::warn!("dhcp {}: {error}", self.link.name);
+            }
+            observer.lost(self.link);
+        }
+    }
+
+    /// DISCOVER → OFFER → REQUEST → ACK, retrying with exponential backoff until a server grants a lease.
+    async fn acquire(&mut self) -> Lease {
+        let mut backoff = FIRST_RETRANSMIT;
+        loop {
+            self.xid = self.xid.wrapping_add(1);
+            let discover = self.request(MessageType::Discover, None, None);
+            let Some(offer) = self.exchange(&discover, broadcast(), MessageType::Offer, backoff).await else {
+                backoff = (backoff * 2).min(MAX_RETRANSMIT);
+                continue;
+            };
+            let request = self.request(MessageType::Request, Some(offer.your_address), offer.server_id);
+            for attempt in 0..REQUEST_TRIES {
+                let wait = FIRST_RETRANSMIT * 2u32.pow(attempt);
+                match self.exchange(&request, broadcast(), MessageType::Ack, wait).await {
+                    Some(ack) if ack.kind == Some(MessageType::Ack) => match Lease::from_ack(&ack, Instant::now()) {
+                        Some(lease) => return lease,
+                        None => log::warn!("dhcp {}: ACK without address or server id", self.link.name),
+                    },
+                    Some(_nak) => break,
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// Keeps the lease: renews at T1 (unicast to its server), rebinds at T2 (broadcast); returns the lease once it
+    /// is lost (NAK or expiry).
+    async fn keep(&mut self, mut lease: Lease) -> Lease {
+        loop {
+            sleep_until(lease.renew_at).await;
+            let server = SocketAddrV4::new(lease.server, SERVER_PORT);
+            match self.extend(&lease, server, lease.rebind_at).await {
+                Some(renewed) => lease = renewed,
+                None => match self.extend(&lease, broadcast(), lease.expires_at).await {
+                    Some(rebound) => lease = rebound,
+                    None => return lease,
+                },
+            }
+        }
+    }
+
+    /// Asks to extend `lease` until `deadline`; the new lease on ACK, `None` on NAK or when the deadline passes.
+    async fn extend(&mut self, lease: &Lease, to: SocketAddrV4, deadline: Instant) -> Option<Lease> {
+        self.xid = self.xid.wrapping_add(1);
+        let mut request = self.request(MessageType::Request, None, None);
+        request.client_address = Some(lease.address);
+        while Instant::now() < deadline {
+            let wait = ((deadline - Instant::now()) / 2).max(MIN_RENEW_RETRANSMIT);
+            let wait_until = (Instant::now() + wait).min(deadline);
+            let reply = self.exchange(&request, to, MessageType::Ack, wait_until - Instant::now()).await;
+            match reply {
+                Some(ack) if ack.kind == Some(MessageType::Ack) => {
+                    let renewed = Lease::from_ack(&ack, Instant::now());
+                    if renewed.as_ref().is_some_and(|renewed| renewed.address == lease.address) {
+                        return renewed;
+                    }
+                    return None;
+                }
+                Some(_nak) => return None,
+                None => {}
+            }
+        }
+        None
+    }
+
+    async fn release(&mut self, lease: &Lease) {
+        let mut release = self.request(MessageType::Release, None, Some(lease.server));
+        release.client_address = Some(lease.address);
+        match self.socket.send_to(&release.encode(), SocketAddrV4::new(lease.server, SERVER_PORT)).await {
+            Ok(_) => log::info!("dhcp {}: released {}", self.link.name, lease.cidr()),
+            Err(error) => log::warn!("dhcp {}: cannot release {}: {error}", self.link.name, lease.cidr()),
+        }
+    }
+
+    async fn apply(&self, lease: &Lease) -> Result<(), crate::network::netlink::NetlinkError> {
+        if let Some(mtu) = lease.mtu.filter(|mtu| *mtu >= 576) {
+            self.netlink.set_up(self.link, Some(mtu.into())).await?;
+        }
+        self.netlink.add_address(self.link, lease.cidr()).await?;
+        if let Some(router) = lease.router {
+            let default = IpCidr { address: Ipv4Addr::UNSPECIFIED.into(), prefix_len: 0 };
+            self.netlink.add_route(self.link, default, Some(router.into()), None).await?;
+        }
+        Ok(())
+    }
+
+    fn request(&self, kind: MessageType, requested_address: Option<Ipv4Addr>, server_id: Option<Ipv4Addr>) -> Request {
+        Request {
+            kind,
+            xid: self.xid,
+            mac: self.mac,
+            client_address: None,
+            requested_address,
+            server_id,
+            hostname: self.hostname.clone(),
+            seconds: 0,
+        }
+    }
+
+    /// Sends `request` and waits up to `wait` for an answer of `expected` kind (or a NAK) to this transaction.
+    async fn exchange(
+        &self,
+        request: &Request,
+        to: SocketAddrV4,
+        expected: MessageType,
+        wait: Duration,
+    ) -> Option<Reply> {
+        if let Err(error) = self.socket.send_to(&request.encode(), to).await {
+            log::debug!("dhcp {}: send to {to}: {error}", self.link.name);
+            // The link may not carry traffic yet; the caller retries after the wait.
+            sleep(wait).await;
+            return None;
+        }
+        let deadline = Instant::now() + wait;
+        let mut buffer = [0u8; 1500];
+        loop {
+            let received = timeout_at(deadline, self.socket.recv_from(&mut buffer)).await.ok()?;
+            let Ok((len, _from)) = received else { continue };
+            let Some(reply) = parse_reply(&buffer[..len]) else { continue };
+            if reply.xid != request.xid || reply.mac != self.mac {
+                continue;
+            }
+            if reply.kind == Some(expected) || reply.kind == Some(MessageType::Nak) {
+                return Some(reply);
+            }
+        }
+    }
+}
+
+fn broadcast() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT)
+}
+
+/// A UDP socket on port 68 of this interface only, allowed to broadcast, usable before the interface has an
+/// address: the kernel sends limited broadcasts out of the bound device from 0.0.0.0.
+fn client_socket(interface: &str) -> io::Result<UdpSocket> {
+    let fd: OwnedFd =
+        socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::Broadcast, &true)?;
+    setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(interface))?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(0, 0, 0, 0, CLIENT_PORT))?;
+    UdpSocket::from_std(std::net::UdpSocket::from(fd))
+}
