@@ -22,10 +22,16 @@ init: deps
 
 builder: deps
 	cargo build --release --locked -p keel-image-builder
+	cargo build --release --locked -p keel-supervisor --bin keelctl
 
-image: init builder
+# The demo and test image the OS image carries, imported at boot without any network.
+PRELOAD := $(BUILD)/images/busybox.tar
+$(PRELOAD): scripts/make-busybox-image.sh
+	./scripts/make-busybox-image.sh $@
+
+image: init builder $(PRELOAD)
 	$(KEEL_BUILD) image --recipe $(RECIPE) --out $(BUILD)/keel.img --init $(KEEL_BIN) \
-		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot
+		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot --preload $(PRELOAD)
 
 run: image
 	./scripts/run-qemu.sh $(BUILD)
@@ -38,8 +44,10 @@ lint: deps
 test: image lint
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo test --locked --workspace -- --test-threads=2
 
+# Each bench prints a table with the peer measured side by side in the same run.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-supervisor --bin keel-image-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

@@ -24,6 +24,23 @@ use crate::reproducible::{self, DerivedIds, ReproducibleError};
 use crate::root_tree::{self, ExtraFile, RootTreeError};
 use crate::vmlinux::{self, VmlinuxError};
 
+/// Where preloaded image archives go in the root filesystem; PID 1 imports what it finds there at boot.
+pub const PRELOADED_IMAGES_DIR: &str = "/usr/share/keel/images";
+
+/// `/usr/share/keel/images/<file name>` for each archive; two archives with the same name are refused.
+fn preload_paths(archives: &[PathBuf]) -> Result<Vec<String>, ImageError> {
+    let mut paths: Vec<String> = Vec::new();
+    for archive in archives {
+        let name = archive.file_name().map(|name| name.to_string_lossy().into_owned());
+        let path = name.map(|name| format!("{PRELOADED_IMAGES_DIR}/{name}"));
+        match path {
+            Some(path) if archive.is_file() && !paths.contains(&path) => paths.push(path),
+            _ => return Err(ImageError::Preload { path: archive.clone() }),
+        }
+    }
+    Ok(paths)
+}
+
 /// systemd-boot's UEFI binary, from Debian's `systemd-boot-efi`.
 pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 
@@ -43,6 +60,8 @@ pub struct ImageRequest {
     pub init: PathBuf,
     pub cache: PathBuf,
     pub boot_dir: Option<PathBuf>,
+    /// Image archives for `/usr/share/keel/images/`, which PID 1 imports at boot.
+    pub preload: Vec<PathBuf>,
 }
 
 /// What was built.
@@ -67,6 +86,8 @@ pub enum ImageError {
     Init { path: PathBuf },
     #[error("the raw image path {raw} would be the qcow2 output too; choose an --out not ending in .raw")]
     RawPathClash { raw: PathBuf },
+    #[error("the preloaded image archive {path} is not a readable file, or another archive has its file name")]
+    Preload { path: PathBuf },
     #[error("preparing the kernel cache failed")]
     KernelCache(#[source] KernelCacheError),
     #[error("reading the kernel's module index failed")]
@@ -162,12 +183,14 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     let plan = gpt::plan(&recipe.recipe.partitions, &ids);
     let root_a_name = layout::root_partition_name(Slot::A);
     let root_tree = work.join("root");
+    let preload_paths = preload_paths(&request.preload)?;
     let extra_files: Vec<ExtraFile> = recipe
         .recipe
         .files
         .iter()
         .zip(&recipe.file_sources)
         .map(|(file, source)| ExtraFile { source, path: &file.path, mode: file.mode })
+        .chain(request.preload.iter().zip(&preload_paths).map(|(source, path)| ExtraFile { source, path, mode: 0o644 }))
         .collect();
     root_tree::stage(&root_tree, &request.init, &os_release, &extra_files, epoch).map_err(ImageError::RootTree)?;
     let root_image = work.join("root-a.erofs");

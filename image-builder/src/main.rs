@@ -114,6 +114,9 @@ struct ImageArgs {
     /// Also write vmlinux, initrd.img and cmdline here, for direct kernel boot.
     #[arg(long)]
     boot_dir: Option<PathBuf>,
+    /// An image archive (docker save or OCI archive) for /usr/share/keel/images, imported at boot. Repeatable.
+    #[arg(long)]
+    preload: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -160,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         init: args.init,
         cache: args.cache,
         boot_dir: args.boot_dir,
+        preload: args.preload,
     };
     let summary = image::build(&request)?;
     println!("image:         {}", summary.image.display());

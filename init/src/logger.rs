@@ -4,6 +4,10 @@
 //! panic and a log line is never worth the host.
 
 use std::io::Write;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use keel_supervisor::syslog::{Record, SyslogRelay};
 
 /// Kernel parameter that turns on debug records.
 pub const DEBUG_PARAMETER: &str = "keel.debug";
@@ -11,6 +15,26 @@ pub const DEBUG_PARAMETER: &str = "keel.debug";
 struct ConsoleLogger;
 
 static LOGGER: ConsoleLogger = ConsoleLogger;
+
+/// Where records also go once the user-data names a syslog receiver. The relay never blocks a caller: it queues,
+/// bounded, and a thread of its own sends.
+static RELAY: OnceLock<SyslogRelay> = OnceLock::new();
+
+/// Sends every later record to `relay` too (APP-NAME `keel`). Only the first relay of a boot is kept.
+pub fn relay_to(relay: SyslogRelay) {
+    if RELAY.set(relay).is_err() {
+        log::warn!("a syslog relay is already running; the new one is not used");
+    }
+}
+
+/// Gives the relay up to `timeout` to send what it holds; called at shutdown while the network is still up.
+pub fn flush_relay(timeout: Duration) {
+    if let Some(relay) = RELAY.get() {
+        if !relay.flush(timeout) {
+            log::warn!("syslog relay: not everything was sent within {timeout:?}");
+        }
+    }
+}
 
 impl log::Log for ConsoleLogger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
@@ -27,7 +51,11 @@ impl log::Log for ConsoleLogger {
             log::Level::Info => "",
             log::Level::Debug | log::Level::Trace => "debug: ",
         };
-        let _ = writeln!(std::io::stderr().lock(), "keel: {level}{}", record.args());
+        let message = record.args().to_string();
+        let _ = writeln!(std::io::stderr().lock(), "keel: {level}{message}");
+        if let Some(relay) = RELAY.get() {
+            relay.send(Record::now("keel", record.level().into(), message));
+        }
     }
 
     fn flush(&self) {}

@@ -7,13 +7,14 @@ use std::ffi::CStr;
 
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
 use keel_os_image::slot::SLOT_PARAMETER;
+use keel_supervisor::syslog::SyslogRelay;
 
 use crate::boot_config::{self, BootConfig};
 use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
 use crate::network::{host_files, HostName};
 use crate::services::Services;
-use crate::{cgroup, data_partition, mounts, network, power_button, sys, timeline};
+use crate::{cgroup, data_partition, logger, mounts, network, power_button, sys, timeline};
 
 const LOOPBACK: &CStr = c"lo";
 
@@ -50,6 +51,11 @@ pub fn run(cmdline: &KernelCmdline) -> Services {
     let config = boot_config::load();
     timeline::mark(&format!("config {}", config.source));
     let hostname = choose_hostname(&config);
+    match SyslogRelay::start(&config.user_data.syslog, hostname.name.clone()) {
+        Ok(Some(relay)) => logger::relay_to(relay),
+        Ok(None) => {}
+        Err(error) => log::error!("syslog relay: {error}"),
+    }
     if let Err(error) = nix::unistd::sethostname(&hostname.name) {
         log::error!("cannot set the host name {:?}: {error}", hostname.name);
     }

@@ -37,9 +37,11 @@
 //! ```
 
 pub mod artifacts;
+pub mod config_drive;
 pub mod console;
 pub mod disk;
 pub mod qmp;
+pub mod tcp_collector;
 pub mod timeline;
 pub mod timeouts;
 pub mod vm;

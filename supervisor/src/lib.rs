@@ -10,5 +10,6 @@
 
 pub mod image;
 pub mod reaper;
+pub mod syslog;
 
 pub use reaper::{ExitStatus, Reaper};

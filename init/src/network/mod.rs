@@ -107,6 +107,7 @@ async fn run(config: &NetworkConfig, hostname: HostName, stop: watch::Receiver<b
 /// Links up, static addresses, gateways and routes of one interface.
 async fn configure_static(netlink: &Netlink, link: &Link, entry: &InterfaceConfig) -> Result<(), NetlinkError> {
     netlink.set_up(link, entry.mtu).await?;
+    timeline::mark(&format!("link {} up", link.name));
     for address in &entry.addresses {
         netlink.add_address(link, *address).await?;
     }

@@ -37,7 +37,8 @@ fn run() -> Result<()> {
     let mut boots = Vec::new();
     for n in 1..=BOOTS {
         eprintln!("keel-bench: boot {n}/{BOOTS}");
-        boots.push(boot_once(&VmConfig::pvh(format!("bench-{n}"), &artifacts)).with_context(|| format!("boot {n}"))?);
+        let config = VmConfig::pvh(format!("bench-{n}"), &artifacts).network();
+        boots.push(boot_once(&config).with_context(|| format!("boot {n}"))?);
     }
     let stage = |f: &dyn Fn(&Timeline) -> Option<u64>, what: &str| -> Result<Vec<u64>> {
         boots.iter().map(|b| f(&b.timeline).with_context(|| format!("no {what} in the timeline"))).collect()
@@ -49,6 +50,8 @@ fn run() -> Result<()> {
     let root_abs = stage(&|t| t.ms("root-mounted"), "`root-mounted`")?;
     let ready_abs = stage(&|t| t.ms("ready"), "`ready`")?;
     let wall: Vec<u64> = boots.iter().map(|b| b.wall_ms).collect();
+    let init_to_network = stage(&|t| t.between("init-started", "network"), "`init-started`..`network`")?;
+    let link_to_network = stage(&|t| t.between("link", "network"), "`link`..`network`")?;
 
     let scratch = tempfile::tempdir().context("creating a temp dir for the qcow2 copy")?;
     let qcow2 = scratch.path().join("keel.qcow2");
@@ -73,6 +76,15 @@ fn run() -> Result<()> {
             keel: ms_stats(&ready_abs),
             target: "",
             peer: "34120 ms (systemd `Startup finished`)",
+        },
+        Row {
+            figure: "/init → network configured (DHCP, QEMU user net)",
+            keel: ms_stats(&init_to_network),
+            target: "",
+            peer: "",
+        },
+        Row {
+            figure: "link up → DHCP lease applied", keel: ms_stats(&link_to_network), target: "≤ 300 ms", peer: ""
         },
         Row { figure: "QEMU start → ready line (host wall)", keel: ms_stats(&wall), target: "", peer: "" },
         Row {
@@ -103,6 +115,7 @@ fn boot_once(config: &VmConfig) -> Result<Boot> {
     let vm = Vm::start(config.clone())?;
     vm.wait_for_ready(timeouts::PVH_READY)?;
     let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    vm.wait_for("network eth0", timeouts::PVH_READY)?;
     vm.power_down()?;
     vm.wait_for_exit(timeouts::SHUTDOWN)?;
     Ok(Boot { timeline: Timeline::parse(&vm.console()), wall_ms })

@@ -6,6 +6,7 @@
 
 pub mod images;
 pub mod registry;
+pub mod rsyslog;
 pub mod token_proxy;
 
 use std::path::Path;

@@ -1,0 +1,173 @@
+//! Config drive and network tests: DHCP on QEMU's user network, a static address on a second NIC, drives as vfat
+//! and ISO 9660 in both layouts, the host name from meta-data, and invalid user-data falling back to the last
+//! accepted generation, also after a reboot.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anyhow::{ensure, Result};
+use keel_qemu_tests::artifacts::{self, Artifacts};
+use keel_qemu_tests::config_drive::{self, DriveSpec};
+use keel_qemu_tests::disk::DiskFormat;
+use keel_qemu_tests::tcp_collector::TcpCollector;
+use keel_qemu_tests::timeouts;
+use keel_qemu_tests::vm::{Vm, VmConfig};
+use serde_json::json;
+
+fn artifacts() -> Artifacts {
+    artifacts::ensure_built().expect("keel artifacts (make image)")
+}
+
+/// Boots with `drive` as the second disk and returns the VM at `ready`.
+fn boot_with_drive(name: &str, drive: &std::path::Path, configure: impl FnOnce(VmConfig) -> VmConfig) -> Result<Vm> {
+    let config = VmConfig::pvh(name, &artifacts()).disk_file(drive, DiskFormat::Raw);
+    let vm = Vm::start(configure(config))?;
+    vm.wait_for_ready(timeouts::PVH_READY)?;
+    Ok(vm)
+}
+
+#[test]
+fn dhcp_on_the_user_network_reaches_a_tcp_server_on_the_host() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let server = TcpCollector::start()?;
+    // No [network] section: DHCP on every ethernet link. The syslog relay is the guest's TCP client.
+    let user_data = format!("[syslog]\ntarget = \"tcp://10.0.2.2:{}\"\n", server.port());
+    let spec = DriveSpec { user_data: &user_data, meta_data: None, format: "vfat", layout: "nocloud" };
+    let drive = config_drive::build(scratch.path(), "dhcp", &spec)?;
+    let vm = boot_with_drive("dhcp_on_the_user_network", &drive, VmConfig::network)?;
+    let line = vm.wait_for("network eth0", timeouts::PVH_READY)?;
+    ensure!(line.contains("network eth0 10.0.2.15/24 dhcp"), "unexpected network line: {line}");
+    let lease = vm.wait_for("dhcp eth0: lease", timeouts::PVH_READY)?;
+    ensure!(lease.contains("router 10.0.2.2"), "no router in the lease: {lease}");
+    ensure!(
+        server.wait_for("network eth0 10.0.2.15/24 dhcp", timeouts::PVH_READY),
+        "the host's TCP server got no syslog line from the guest; it got: {:?}",
+        server.text()
+    );
+    Ok(())
+}
+
+#[test]
+fn static_address_on_a_second_nic_by_mac() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let user_data = r#"
+[[network.interface]]
+name = "eth0"
+dhcp = true
+
+[[network.interface]]
+mac = "52:54:00:00:77:02"
+addresses = ["192.168.77.9/24", "fd77::9/64"]
+routes = [{ to = "10.77.0.0/16", via = "192.168.77.2" }]
+dns = ["192.168.77.3"]
+"#;
+    // Through the second NIC only: 192.168.77.2 is that user network's gateway, which is the host.
+    let server = TcpCollector::start()?;
+    let user_data = format!("{user_data}\n[syslog]\ntarget = \"tcp://192.168.77.2:{}\"\n", server.port());
+    let spec = DriveSpec { user_data: &user_data, meta_data: None, format: "vfat", layout: "nocloud" };
+    let drive = config_drive::build(scratch.path(), "static", &spec)?;
+    let vm = boot_with_drive("static_address_on_a_second_nic_by_mac", &drive, |config| {
+        config
+            .network()
+            .arg("-netdev")
+            .arg("user,id=n1,net=192.168.77.0/24")
+            .arg("-device")
+            .arg("virtio-net-pci,netdev=n1,mac=52:54:00:00:77:02")
+    })?;
+    let line = vm.wait_for("network eth1", timeouts::PVH_READY)?;
+    ensure!(line.contains("network eth1 192.168.77.9/24,fd77::9/64 static"), "unexpected: {line}");
+    vm.wait_for("network eth0 10.0.2.15/24 dhcp", timeouts::PVH_READY)?;
+    ensure!(!vm.console().contains("keel: error"), "errors on the console:\n{}", vm.console());
+    ensure!(
+        server.wait_for("network eth1 192.168.77.9/24", timeouts::PVH_READY),
+        "nothing reached the host through the static address; it got: {:?}",
+        server.text()
+    );
+    Ok(())
+}
+
+#[test]
+fn config_drives_in_every_format_and_layout() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    for (format, layout) in [("vfat", "nocloud"), ("iso9660", "nocloud"), ("vfat", "config-2"), ("iso9660", "config-2")]
+    {
+        let hostname = format!("{}-{}", format.replace("9660", ""), layout.replace('-', ""));
+        let user_data = format!("[host]\nhostname = \"{hostname}\"\n");
+        let spec = DriveSpec { user_data: &user_data, meta_data: None, format, layout };
+        let drive = config_drive::build(scratch.path(), &hostname, &spec)?;
+        let vm = boot_with_drive(&format!("config_drive_{format}_{layout}"), &drive, |config| config)?;
+        let console = vm.console();
+        ensure!(console.contains(&format!("host {hostname}")), "{format}/{layout}: host name not applied:\n{console}");
+        ensure!(console.contains("config generation 1 ("), "{format}/{layout}: no generation line:\n{console}");
+    }
+    Ok(())
+}
+
+#[test]
+fn host_name_from_meta_data() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let spec = DriveSpec {
+        user_data: "",
+        meta_data: Some("instance-id: iid-42\nlocal-hostname: from-meta\n"),
+        format: "iso9660",
+        layout: "nocloud",
+    };
+    let drive = config_drive::build(scratch.path(), "meta", &spec)?;
+    let vm = boot_with_drive("host_name_from_meta_data", &drive, |config| config)?;
+    let console = vm.console();
+    ensure!(console.contains("host from-meta"), "meta-data host name not applied:\n{console}");
+    Ok(())
+}
+
+#[test]
+fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let artifacts = artifacts();
+    // One disk for all three boots: the generations live on its data partition.
+    let disk = scratch.path().join("disk.qcow2");
+    keel_qemu_tests::disk::create_overlay(&artifacts.image, DiskFormat::Raw, &disk)?;
+
+    let good = DriveSpec {
+        user_data: "[host]\nhostname = \"good-one\"\n",
+        meta_data: None,
+        format: "vfat",
+        layout: "nocloud",
+    };
+    let good_drive = config_drive::build(scratch.path(), "good", &good)?;
+    let first = Vm::start(
+        VmConfig::pvh("invalid_user_data_first_boot", &artifacts)
+            .no_disks()
+            .disk_file(&disk, DiskFormat::Qcow2)
+            .disk_file(&good_drive, DiskFormat::Raw),
+    )?;
+    first.wait_for_ready(timeouts::PVH_READY)?;
+    ensure!(first.console().contains("host good-one"), "first boot:\n{}", first.console());
+    first.power_down()?;
+    first.wait_for_exit(timeouts::SHUTDOWN)?;
+
+    let bad_text = "[host]\nhostname = \"bad_name\"\nhostnme = \"x\"\n\n[containers.web]\nimage = \"nginx\"\nrestart = \"sometimes\"\n";
+    let bad_drive = config_drive::write_unchecked_vfat(scratch.path(), "bad", bad_text)?;
+    let vm = Vm::start(
+        VmConfig::pvh("invalid_user_data_keeps_the_last_generation", &artifacts)
+            .no_disks()
+            .disk_file(&disk, DiskFormat::Qcow2)
+            .disk_file(&bad_drive, DiskFormat::Raw)
+            .no_reboot(false),
+    )?;
+    for boot in ["after the bad drive", "after a reboot with the bad drive"] {
+        let ready = vm.wait_for_ready(timeouts::PVH_READY)?;
+        let console = vm.console();
+        let last_boot = &console[console.rfind("init-started").unwrap_or(0)..];
+        for expected in [
+            "keel: error: user-data:2:12: host.hostname: host name \"bad_name\" has an invalid label",
+            "keel: error: user-data:3:1: host.hostnme: unknown key; expected one of hostname",
+            "keel: error: user-data:7:11: containers.web.restart: \"sometimes\" is not one of no, on-failure[:N], always, unless-stopped",
+            "config generation 1 (",
+        ] {
+            ensure!(last_boot.contains(expected), "{boot}: missing {expected:?} in:\n{last_boot}");
+        }
+        ensure!(ready.contains("host good-one"), "{boot}: the last accepted generation was not used: {ready}");
+        // Ctrl-Alt-Del reboots; QEMU without -no-reboot starts the guest again with the same disks.
+        let ctrl_alt_del = ["ctrl", "alt", "delete"].map(|key| json!({"type": "qcode", "data": key}));
+        vm.qmp(json!({"execute": "send-key", "arguments": {"keys": ctrl_alt_del}}))?;
+    }
+    Ok(())
+}

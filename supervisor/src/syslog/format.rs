@@ -1,0 +1,200 @@
+//! Renders a record as one syslog line: RFC 5424 for the network, the BSD local form for a unix socket.
+
+use std::time::SystemTime;
+
+use keel_config::{Facility, SyslogTarget};
+
+use super::timestamp;
+
+/// RFC 5424 caps APP-NAME at 48 and HOSTNAME at 255 printable US-ASCII characters.
+const APP_NAME_MAX: usize = 48;
+const HOSTNAME_MAX: usize = 255;
+/// A datagram this size crosses any path unfragmented in practice, and every receiver takes it.
+const UDP_LINE_MAX: usize = 2048;
+/// rsyslog's default `maxMessageSize`; also what a local `/dev/log` reader takes.
+const STREAM_LINE_MAX: usize = 8192;
+
+/// How bad a record is, with the RFC 5424 codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Emergency = 0,
+    Alert = 1,
+    Critical = 2,
+    Error = 3,
+    Warning = 4,
+    Notice = 5,
+    Informational = 6,
+    Debug = 7,
+}
+
+impl Severity {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<log::Level> for Severity {
+    fn from(level: log::Level) -> Severity {
+        match level {
+            log::Level::Error => Severity::Error,
+            log::Level::Warn => Severity::Warning,
+            log::Level::Info => Severity::Informational,
+            log::Level::Debug | log::Level::Trace => Severity::Debug,
+        }
+    }
+}
+
+/// One log line to relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Who said it: `keel`, or a container's name.
+    pub app_name: String,
+    pub severity: Severity,
+    pub message: String,
+    pub timestamp: SystemTime,
+}
+
+impl Record {
+    /// A record stamped now.
+    pub fn now(app_name: impl Into<String>, severity: Severity, message: impl Into<String>) -> Record {
+        Record { app_name: app_name.into(), severity, message: message.into(), timestamp: SystemTime::now() }
+    }
+}
+
+/// The line shape a receiver expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME - - - MSG` (RFC 5424) for UDP and TCP receivers.
+    Rfc5424,
+    /// `<PRI>Mmm dd hh:mm:ss APP-NAME: MSG`, what glibc's `syslog(3)` writes to `/dev/log`: rsyslog's imuxsock,
+    /// journald and busybox syslogd parse this on a local socket, and none of them parses RFC 5424 there by default.
+    Local,
+}
+
+/// Renders records for one target with the host's facility and name.
+#[derive(Debug, Clone)]
+pub(crate) struct Formatter {
+    style: Style,
+    facility: Facility,
+    hostname: String,
+    max_line: usize,
+}
+
+impl Formatter {
+    pub(crate) fn new(target: &SyslogTarget, facility: Facility, hostname: &str) -> Formatter {
+        let (style, max_line) = match target {
+            SyslogTarget::Udp { .. } => (Style::Rfc5424, UDP_LINE_MAX),
+            SyslogTarget::Tcp { .. } => (Style::Rfc5424, STREAM_LINE_MAX),
+            SyslogTarget::Unix(_) => (Style::Local, STREAM_LINE_MAX),
+        };
+        Formatter { style, facility, hostname: printable(hostname, HOSTNAME_MAX, &[]), max_line }
+    }
+
+    /// The record as one line, without framing, cut to what the target takes.
+    pub(crate) fn line(&self, record: &Record) -> Vec<u8> {
+        let priority = u16::from(self.facility.0) * 8 + u16::from(record.severity.code());
+        let header = match self.style {
+            Style::Rfc5424 => format!(
+                "<{priority}>1 {} {} {} - - - ",
+                timestamp::rfc3339_millis(record.timestamp),
+                self.hostname,
+                printable(&record.app_name, APP_NAME_MAX, &[])
+            ),
+            // The tag ends at the first `:` or `[`, so neither may appear inside it.
+            Style::Local => format!(
+                "<{priority}>{} {}: ",
+                timestamp::bsd(record.timestamp),
+                printable(&record.app_name, APP_NAME_MAX, &[':', '[', ']'])
+            ),
+        };
+        let message = record.message.trim_end_matches(['\n', '\r']);
+        let room = self.max_line.saturating_sub(header.len());
+        let mut line = Vec::with_capacity(header.len() + message.len().min(room));
+        line.extend_from_slice(header.as_bytes());
+        line.extend_from_slice(truncated(message, room).as_bytes());
+        line
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub(crate) fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `text` as printable US-ASCII (33..=126) without `forbidden`, others replaced by `_`, at most `max` characters;
+/// `-` (the RFC 5424 nil value) when empty.
+fn printable(text: &str, max: usize, forbidden: &[char]) -> String {
+    let clean: String =
+        text.chars().take(max).map(|c| if c.is_ascii_graphic() && !forbidden.contains(&c) { c } else { '_' }).collect();
+    if clean.is_empty() {
+        "-".to_owned()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn record(app_name: &str, severity: Severity, message: &str) -> Record {
+        let timestamp = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        Record { app_name: app_name.into(), severity, message: message.into(), timestamp }
+    }
+
+    fn tcp() -> SyslogTarget {
+        SyslogTarget::Tcp { host: "h".into(), port: 601 }
+    }
+
+    #[test]
+    fn renders_rfc5424_with_facility_and_severity_in_pri() {
+        let formatter = Formatter::new(&tcp(), Facility(19), "node-1");
+        let line = formatter.line(&record("web", Severity::Warning, "disk almost full\n"));
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "<156>1 2024-02-29T12:34:56.789Z node-1 web - - - disk almost full"
+        );
+        let line = Formatter::new(&tcp(), Facility(0), "h").line(&record("k", Severity::Emergency, "x"));
+        assert!(line.starts_with(b"<0>1 "));
+        let line = Formatter::new(&tcp(), Facility(23), "h").line(&record("k", Severity::Debug, "x"));
+        assert!(line.starts_with(b"<191>1 "));
+    }
+
+    #[test]
+    fn renders_the_local_form_for_unix_sockets() {
+        let formatter = Formatter::new(&SyslogTarget::Unix("/dev/log".into()), Facility(3), "ignored");
+        let line = formatter.line(&record("a:b[1]", Severity::Error, "boom"));
+        assert_eq!(String::from_utf8(line).unwrap(), "<27>Feb 29 12:34:56 a_b_1_: boom");
+    }
+
+    #[test]
+    fn sanitises_app_name_and_hostname() {
+        let formatter = Formatter::new(&tcp(), Facility(3), "my host\u{e9}");
+        let long = "n".repeat(60);
+        let line = String::from_utf8(formatter.line(&record(&long, Severity::Notice, "m"))).unwrap();
+        assert!(line.contains(&format!(" my_host_ {} - - - m", "n".repeat(48))), "{line}");
+        let line = String::from_utf8(formatter.line(&record("", Severity::Notice, "m"))).unwrap();
+        assert!(line.contains(" my_host_ - - - - m"), "{line}");
+        assert_eq!(Formatter::new(&tcp(), Facility(3), "").hostname, "-");
+        assert_eq!(Formatter::new(&tcp(), Facility(3), &"h".repeat(300)).hostname.len(), 255);
+    }
+
+    #[test]
+    fn cuts_long_messages_on_a_character_boundary() {
+        let formatter = Formatter::new(&SyslogTarget::Udp { host: "h".into(), port: 514 }, Facility(3), "h");
+        let line = formatter.line(&record("app", Severity::Notice, &"\u{e9}".repeat(5000)));
+        assert!(line.len() <= UDP_LINE_MAX && line.len() >= UDP_LINE_MAX - 1, "{}", line.len());
+        assert!(String::from_utf8(line).is_ok());
+        assert_eq!(truncated("h\u{e9}llo", 2), "h");
+        assert_eq!(truncated("h\u{e9}llo", 3), "h\u{e9}");
+        assert_eq!(truncated("short", 100), "short");
+    }
+}

@@ -1,0 +1,201 @@
+//! Holds records between callers and the relay thread: bounded, dropping (and counting) the oldest when full.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::format::Record;
+
+/// What the relay thread gets next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    Record(Record),
+    /// This many records were dropped since the last report.
+    Dropped(u64),
+    /// Closing, and nothing is left.
+    Closed,
+}
+
+#[derive(Debug)]
+pub(crate) struct Queue {
+    bound: usize,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    records: VecDeque<Record>,
+    dropped: u64,
+    unreported: u64,
+    /// Set by `close`: take what is left until this instant, then stop.
+    closing: Option<Instant>,
+}
+
+impl Queue {
+    /// A queue of at most `bound` records (at least one).
+    pub(crate) fn new(bound: usize) -> Queue {
+        Queue { bound: bound.max(1), state: Mutex::default(), changed: Condvar::new() }
+    }
+
+    /// Adds a record; when full, drops the oldest. After `close` the record itself is dropped. Never blocks beyond
+    /// the short lock the relay thread also takes, and never holds more than `bound` records.
+    pub(crate) fn push(&self, record: Record) {
+        let mut state = self.lock();
+        if state.closing.is_some() {
+            state.dropped += 1;
+            return;
+        }
+        if state.records.len() >= self.bound {
+            state.records.pop_front();
+            state.dropped += 1;
+            state.unreported += 1;
+        }
+        state.records.push_back(record);
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    /// Waits for the next thing to send. A drop report comes first, but only when `report_drops` (the relay is
+    /// connected), so that it goes out as soon as the receiver is back.
+    pub(crate) fn next(&self, report_drops: bool) -> Next {
+        let mut state = self.lock();
+        loop {
+            if report_drops && state.unreported > 0 {
+                return Next::Dropped(std::mem::take(&mut state.unreported));
+            }
+            if let Some(record) = state.records.pop_front() {
+                return Next::Record(record);
+            }
+            if state.closing.is_some() {
+                return Next::Closed;
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Sleeps until `until` (a retry), or until the closing deadline if that comes first. Returns whether the
+    /// closing deadline has passed.
+    pub(crate) fn sleep_until(&self, until: Instant) -> bool {
+        let mut state = self.lock();
+        loop {
+            let now = Instant::now();
+            if state.closing.is_some_and(|deadline| now >= deadline) {
+                return true;
+            }
+            let wake = state.closing.map_or(until, |deadline| deadline.min(until));
+            if now >= wake {
+                return false;
+            }
+            state = self.changed.wait_timeout(state, wake - now).map(|(state, _)| state).unwrap_or_else(|poisoned| {
+                let (state, _) = poisoned.into_inner();
+                state
+            });
+        }
+    }
+
+    /// Stops taking records; the relay thread sends what is left until `deadline`.
+    pub(crate) fn close(&self, deadline: Instant) {
+        let mut state = self.lock();
+        state.closing = Some(state.closing.map_or(deadline, |earlier| earlier.min(deadline)));
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Whether the closing deadline has passed.
+    pub(crate) fn expired(&self) -> bool {
+        self.lock().closing.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Empties the queue when the relay thread gives up, counting what was left (plus `extra`) as dropped.
+    pub(crate) fn abandon(&self, extra: u64) {
+        let mut state = self.lock();
+        let left = u64::try_from(state.records.len()).unwrap_or(u64::MAX);
+        state.records.clear();
+        state.dropped = state.dropped.saturating_add(left).saturating_add(extra);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    /// Records dropped so far, in total.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing in here can be left half-updated by a panic, so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syslog::Severity;
+    use std::time::Duration;
+
+    fn record(message: &str) -> Record {
+        Record::now("app", Severity::Notice, message)
+    }
+
+    fn message(next: Next) -> String {
+        match next {
+            Next::Record(record) => record.message,
+            other => panic!("expected a record, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn drops_the_oldest_when_full_and_reports_the_count_once() {
+        let queue = Queue::new(2);
+        for text in ["a", "b", "c", "d"] {
+            queue.push(record(text));
+        }
+        assert_eq!((queue.len(), queue.dropped()), (2, 2));
+        assert_eq!(message(queue.next(false)), "c");
+        assert_eq!(queue.next(true), Next::Dropped(2));
+        assert_eq!(message(queue.next(true)), "d");
+        queue.close(Instant::now());
+        assert_eq!(queue.next(true), Next::Closed);
+        assert_eq!(queue.dropped(), 2);
+    }
+
+    #[test]
+    fn drops_records_pushed_after_close() {
+        let queue = Queue::new(5);
+        queue.push(record("kept"));
+        queue.close(Instant::now() + Duration::from_secs(60));
+        queue.push(record("late"));
+        assert_eq!(message(queue.next(true)), "kept");
+        assert_eq!(queue.next(true), Next::Closed);
+        assert_eq!(queue.dropped(), 1);
+    }
+
+    #[test]
+    fn close_cuts_a_retry_sleep_short() {
+        let queue = std::sync::Arc::new(Queue::new(1));
+        let closer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                queue.close(Instant::now());
+            })
+        };
+        let started = Instant::now();
+        assert!(queue.sleep_until(Instant::now() + Duration::from_secs(30)));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        closer.join().unwrap();
+        assert!(!Queue::new(1).sleep_until(Instant::now() + Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn abandon_counts_what_was_left() {
+        let queue = Queue::new(5);
+        queue.push(record("a"));
+        queue.push(record("b"));
+        queue.abandon(1);
+        assert_eq!((queue.len(), queue.dropped()), (0, 3));
+    }
+}

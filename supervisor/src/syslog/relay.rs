@@ -1,0 +1,249 @@
+//! Runs the relay: one thread that owns the transport, drains the queue, reconnects with backoff and reports drops.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use keel_config::{SyslogConfig, SyslogTarget};
+
+use super::format::{truncated, Formatter, Record, Severity};
+use super::queue::{Next, Queue};
+use super::transport::Transport;
+
+/// Longer messages are cut before they are queued, so the queue's memory stays bounded by `queue × this`.
+const MESSAGE_MAX: usize = 8192;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("starting the syslog relay thread")]
+    Spawn {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the relay has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Lines written to the receiver (drop reports included).
+    pub sent: u64,
+    /// Records lost: pushed out of a full queue, sent after `flush`, or still queued when `flush` gave up.
+    pub dropped: u64,
+    /// Records waiting.
+    pub queued: usize,
+    /// Connections opened after a failed attempt or a lost connection.
+    pub reconnects: u64,
+    /// Whether a connection is open and its last write succeeded.
+    pub connected: bool,
+    /// The last transport error, with its causes.
+    pub last_error: Option<String>,
+}
+
+/// Relays log records to one syslog receiver without ever blocking the caller.
+#[derive(Debug)]
+pub struct SyslogRelay {
+    queue: Arc<Queue>,
+    status: Arc<Status>,
+    worker: Mutex<Option<JoinHandle<bool>>>,
+}
+
+/// Written by the relay thread, read by `stats`.
+#[derive(Debug, Default)]
+struct Status {
+    sent: AtomicU64,
+    reconnects: AtomicU64,
+    connected: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SyslogRelay {
+    /// Starts the relay thread for `config.target`; `None` when no target is configured. `hostname` goes into
+    /// every line.
+    pub fn start(config: &SyslogConfig, hostname: String) -> Result<Option<SyslogRelay>, RelayError> {
+        let Some(target) = config.target.clone() else { return Ok(None) };
+        let queue = Arc::new(Queue::new(config.queue));
+        let status = Arc::new(Status::default());
+        let worker = Worker {
+            formatter: Formatter::new(&target, config.facility, &hostname),
+            target,
+            queue: queue.clone(),
+            status: status.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("keel-syslog".into())
+            .spawn(move || worker.run())
+            .map_err(|source| RelayError::Spawn { source })?;
+        Ok(Some(SyslogRelay { queue, status, worker: Mutex::new(Some(handle)) }))
+    }
+
+    /// Queues a record for the relay thread. Never blocks on the receiver; when the queue is full the oldest
+    /// record is dropped and counted.
+    pub fn send(&self, mut record: Record) {
+        if record.message.len() > MESSAGE_MAX {
+            let keep = truncated(&record.message, MESSAGE_MAX).len();
+            record.message.truncate(keep);
+            record.message.shrink_to_fit();
+        }
+        self.queue.push(record);
+    }
+
+    pub fn stats(&self) -> RelayStats {
+        RelayStats {
+            sent: self.status.sent.load(Ordering::Relaxed),
+            dropped: self.queue.dropped(),
+            queued: self.queue.len(),
+            reconnects: self.status.reconnects.load(Ordering::Relaxed),
+            connected: self.status.connected.load(Ordering::Relaxed),
+            last_error: self.status.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+        }
+    }
+
+    /// Stops taking records, sends what is queued for up to `timeout` (plus at most one connect or write timeout,
+    /// 2 s), and ends the relay thread. Returns whether everything was sent; what was not is counted as dropped.
+    /// Later calls return false at once.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.queue.close(Instant::now() + timeout);
+        let handle = self.worker.lock().unwrap_or_else(PoisonError::into_inner).take();
+        handle.is_some_and(|handle| handle.join().unwrap_or(false))
+    }
+}
+
+impl Drop for SyslogRelay {
+    /// Without a `flush`, the thread stops at its next step and the queued records are lost.
+    fn drop(&mut self) {
+        self.queue.close(Instant::now());
+    }
+}
+
+/// The relay thread's side.
+struct Worker {
+    target: SyslogTarget,
+    formatter: Formatter,
+    queue: Arc<Queue>,
+    status: Arc<Status>,
+}
+
+impl Worker {
+    /// Sends until closed; returns whether everything queued was sent.
+    fn run(self) -> bool {
+        let mut transport: Option<Transport> = None;
+        let mut pending: Option<Vec<u8>> = None;
+        let mut retry_at: Option<Instant> = None;
+        let mut backoff = Backoff::default();
+        let mut failed = false;
+        loop {
+            let line = match pending.take() {
+                Some(line) => line,
+                None => match self.queue.next(transport.is_some()) {
+                    Next::Record(record) => self.formatter.line(&record),
+                    Next::Dropped(count) => self.formatter.line(&Record::now(
+                        "keel",
+                        Severity::Warning,
+                        format!("syslog relay dropped {count} messages"),
+                    )),
+                    Next::Closed => return true,
+                },
+            };
+            if let Some(at) = retry_at.take() {
+                if self.queue.sleep_until(at) {
+                    pending = Some(line);
+                    break;
+                }
+            }
+            let sent = match transport.as_mut() {
+                Some(open) => open.send(&line),
+                None => Transport::connect(&self.target).and_then(|mut open| {
+                    if std::mem::take(&mut failed) {
+                        self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let sent = open.send(&line);
+                    transport = Some(open);
+                    sent
+                }),
+            };
+            match sent {
+                Ok(()) => {
+                    self.status.sent.fetch_add(1, Ordering::Relaxed);
+                    self.status.connected.store(true, Ordering::Relaxed);
+                    backoff = Backoff::default();
+                }
+                Err(error) => {
+                    *self.status.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(chain(&error));
+                    self.status.connected.store(false, Ordering::Relaxed);
+                    transport = None;
+                    failed = true;
+                    retry_at = Some(Instant::now() + backoff.next_delay());
+                    pending = Some(line);
+                }
+            }
+            if self.queue.expired() {
+                break;
+            }
+        }
+        self.queue.abandon(u64::from(pending.is_some()));
+        self.status.connected.store(false, Ordering::Relaxed);
+        false
+    }
+}
+
+/// 100 ms, doubling up to 10 s; a fresh one after each success.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { next: BACKOFF_FIRST }
+    }
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        delay
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u64> = (0..10).map(|_| backoff.next_delay().as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
+    }
+
+    #[test]
+    fn no_target_means_no_relay() {
+        assert!(SyslogRelay::start(&SyslogConfig::default(), "h".into()).unwrap().is_none());
+    }
+
+    #[test]
+    fn gives_up_at_the_flush_deadline_and_counts_what_was_left() {
+        let config =
+            SyslogConfig { target: Some(SyslogTarget::Unix("/nonexistent/log.sock".into())), ..Default::default() };
+        let relay = SyslogRelay::start(&config, "h".into()).unwrap().unwrap();
+        relay.send(Record::now("app", Severity::Notice, "x".repeat(1 << 20)));
+        assert!(!relay.flush(Duration::ZERO));
+        assert_eq!(relay.stats().dropped, 1);
+    }
+}

@@ -1,0 +1,217 @@
+//! Opens a socket to a syslog target and writes one line to it: UDP and unix datagrams, or octet-counted TCP.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use keel_config::SyslogTarget;
+
+/// Bounds every blocking step, so the relay thread notices a flush deadline and a wedged receiver.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("resolving {target}")]
+    Resolve {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{target} resolves to no address")]
+    NoAddress { target: String },
+    #[error("opening a socket for {target}")]
+    Socket {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connecting to {target}")]
+    Connect {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{target} closed the connection")]
+    Closed { target: String },
+    #[error("sending to {target}")]
+    Send {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An open socket to the receiver.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    socket: Socket,
+    target: String,
+}
+
+#[derive(Debug)]
+enum Socket {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+    Unix(UnixDatagram),
+}
+
+impl Transport {
+    /// Connects (TCP), or binds and connects (datagrams, so that a gone receiver shows up as a send error).
+    pub(crate) fn connect(target: &SyslogTarget) -> Result<Transport, TransportError> {
+        let name = describe(target);
+        let socket = match target {
+            SyslogTarget::Udp { host, port } => Socket::Udp(connect_udp(&name, host, *port)?),
+            SyslogTarget::Tcp { host, port } => Socket::Tcp(connect_tcp(&name, host, *port)?),
+            SyslogTarget::Unix(path) => {
+                let socket = UnixDatagram::unbound().map_err(|source| socket_error(&name, source))?;
+                socket.connect(path).map_err(|source| TransportError::Connect { target: name.clone(), source })?;
+                // A full receive queue on the other side would block forever otherwise.
+                socket.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(|source| socket_error(&name, source))?;
+                Socket::Unix(socket)
+            }
+        };
+        Ok(Transport { socket, target: name })
+    }
+
+    /// Sends one line: a datagram of its own, or on TCP `LEN SP LINE` (RFC 6587 octet counting).
+    pub(crate) fn send(&mut self, line: &[u8]) -> Result<(), TransportError> {
+        let result = match &mut self.socket {
+            Socket::Udp(socket) => socket.send(line).map(drop),
+            Socket::Unix(socket) => socket.send(line).map(drop),
+            Socket::Tcp(stream) => {
+                if peer_closed(stream) {
+                    return Err(TransportError::Closed { target: self.target.clone() });
+                }
+                let mut frame = format!("{} ", line.len()).into_bytes();
+                frame.extend_from_slice(line);
+                stream.write_all(&frame)
+            }
+        };
+        result.map_err(|source| TransportError::Send { target: self.target.clone(), source })
+    }
+}
+
+/// `udp://host:514`, as the config spells it.
+pub(crate) fn describe(target: &SyslogTarget) -> String {
+    match target {
+        SyslogTarget::Udp { host, port } => format!("udp://{}:{port}", bracketed(host)),
+        SyslogTarget::Tcp { host, port } => format!("tcp://{}:{port}", bracketed(host)),
+        SyslogTarget::Unix(path) => format!("unix://{}", path.display()),
+    }
+}
+
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+fn resolve(name: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
+    let addresses: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|source| TransportError::Resolve { target: name.to_owned(), source })?
+        .collect();
+    if addresses.is_empty() {
+        return Err(TransportError::NoAddress { target: name.to_owned() });
+    }
+    Ok(addresses)
+}
+
+fn connect_tcp(name: &str, host: &str, port: u16) -> Result<TcpStream, TransportError> {
+    let mut last = None;
+    for address in resolve(name, host, port)? {
+        match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                stream.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(|source| socket_error(name, source))?;
+                // Lines go out one by one as they come; Nagle would only hold them back.
+                stream.set_nodelay(true).map_err(|source| socket_error(name, source))?;
+                return Ok(stream);
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    let source = last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable));
+    Err(TransportError::Connect { target: name.to_owned(), source })
+}
+
+fn connect_udp(name: &str, host: &str, port: u16) -> Result<UdpSocket, TransportError> {
+    let address = resolve(name, host, port)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TransportError::NoAddress { target: name.to_owned() })?;
+    let local: SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = UdpSocket::bind(local).map_err(|source| socket_error(name, source))?;
+    // Connected, so that an ICMP "port unreachable" comes back as ECONNREFUSED on a later send.
+    socket.connect(address).map_err(|source| TransportError::Connect { target: name.to_owned(), source })?;
+    socket.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(|source| socket_error(name, source))?;
+    Ok(socket)
+}
+
+fn socket_error(name: &str, source: io::Error) -> TransportError {
+    TransportError::Socket { target: name.to_owned(), source }
+}
+
+/// Whether the receiver has closed or reset the connection. A write after the peer went away still succeeds once
+/// (it only provokes the RST), so without this check the first line after a receiver restart would be lost.
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false, // receivers don't talk back; data is odd but not a closed connection
+        Err(error) => error.kind() != io::ErrorKind::WouldBlock,
+    };
+    // If blocking mode can't be restored, writes could fail with WouldBlock: treat that as a broken connection.
+    closed || stream.set_nonblocking(false).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    #[test]
+    fn frames_tcp_lines_with_their_length() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut transport = Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }).unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        transport.send(b"<13>1 hello").unwrap();
+        transport.send(b"two").unwrap();
+        drop(transport);
+        let mut received = String::new();
+        accepted.read_to_string(&mut received).unwrap();
+        assert_eq!(received, "11 <13>1 hello3 two");
+    }
+
+    #[test]
+    fn notices_a_closed_tcp_peer_before_writing() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut transport = Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        drop(accepted);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(matches!(transport.send(b"lost?"), Err(TransportError::Closed { .. })));
+    }
+
+    #[test]
+    fn describes_targets_as_the_config_spells_them() {
+        assert_eq!(describe(&SyslogTarget::Tcp { host: "fd00::1".into(), port: 601 }), "tcp://[fd00::1]:601");
+        assert_eq!(describe(&SyslogTarget::Udp { host: "h".into(), port: 514 }), "udp://h:514");
+        assert_eq!(describe(&SyslogTarget::Unix("/dev/log".into())), "unix:///dev/log");
+    }
+
+    #[test]
+    fn fails_to_connect_to_a_missing_unix_socket() {
+        let error = Transport::connect(&SyslogTarget::Unix("/nonexistent/keel-log.sock".into())).unwrap_err();
+        assert!(matches!(error, TransportError::Connect { .. }), "{error:?}");
+    }
+}
