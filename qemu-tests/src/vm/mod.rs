@@ -118,11 +118,35 @@ impl Vm {
         }
         let args = config.qemu_args(run_dir.path(), &disks);
         let log = open_log(&config, &args)?;
+        let mut command = Command::new(QEMU);
+        command.args(&args);
+        Self::spawn(name, command, run_dir, log)
+    }
+
+    /// Runs a script that ends by exec'ing QEMU (as `make run` does), with `KEEL_RUN_DIR` set to the VM's temp dir,
+    /// where the script must put the QMP socket as `qmp.sock`. The script's output is the console.
+    pub fn start_script(name: &str, mut command: Command, log_dir: Option<&Path>) -> Result<Self, VmError> {
+        let name = name.to_owned();
+        let run_dir = tempfile::Builder::new()
+            .prefix("keel-vm-")
+            .tempdir()
+            .map_err(|source| VmError::TempDir { name: name.clone(), source })?;
+        command.env("KEEL_RUN_DIR", run_dir.path());
+        let log = match log_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{name}.log"));
+                let create = std::fs::create_dir_all(dir).and_then(|()| File::create(&path));
+                Some(create.map_err(|source| VmError::CreateLog { path, source })?)
+            }
+            None => None,
+        };
+        Self::spawn(name, command, run_dir, log)
+    }
+
+    fn spawn(name: String, mut command: Command, run_dir: TempDir, log: Option<File>) -> Result<Self, VmError> {
         let echo = std::env::var(ECHO_ENV).is_ok_and(|v| v == "1");
         let console = Arc::new(Console::new(log, echo));
-
-        let mut child = Command::new(QEMU)
-            .args(&args)
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

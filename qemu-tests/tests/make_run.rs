@@ -1,0 +1,26 @@
+//! `make run`'s script, end to end: the full boot chain with the example config drive reaches `ready`, and the
+//! ACPI power button (what the README tells users to press) powers it off cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use anyhow::{ensure, Result};
+use keel_qemu_tests::artifacts::{self, workspace_dir};
+use keel_qemu_tests::timeouts;
+use keel_qemu_tests::vm::Vm;
+
+#[test]
+fn make_run_boots_the_demo_to_ready_and_powers_off() -> Result<()> {
+    let artifacts = artifacts::ensure_built()?;
+    let workspace = workspace_dir();
+    let mut command = Command::new(workspace.join("scripts/run-qemu.sh"));
+    command.arg(&artifacts.build_dir).current_dir(&workspace);
+    let vm = Vm::start_script("make_run", command, Some(&artifacts.log_dir()))?;
+    let ready = vm.wait_for_ready(timeouts::OVMF_READY)?;
+    ensure!(ready.contains("host keel-demo"), "the example user-data was not applied: {ready}");
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    let console = vm.console();
+    ensure!(console.contains("keel: unmounted /var"), "no clean unmount:\n{console}");
+    Ok(())
+}
