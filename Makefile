@@ -48,6 +48,7 @@ test: image lint
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-supervisor --bin keel-image-bench
+	cargo run --locked --release -p keel-supervisor --bin keel-start-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

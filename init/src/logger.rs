@@ -7,7 +7,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use keel_supervisor::syslog::{Record, SyslogRelay};
+use keel_supervisor::supervise::{LogRecord, LogSink, LogStream};
+use keel_supervisor::syslog::{Record, Severity, SyslogRelay};
 
 /// Kernel parameter that turns on debug records.
 pub const DEBUG_PARAMETER: &str = "keel.debug";
@@ -24,6 +25,28 @@ static RELAY: OnceLock<SyslogRelay> = OnceLock::new();
 pub fn relay_to(relay: SyslogRelay) {
     if RELAY.set(relay).is_err() {
         log::warn!("a syslog relay is already running; the new one is not used");
+    }
+}
+
+/// A container's output line: on the console as `keel: <container>: <line>`, to syslog with the container's
+/// name as APP-NAME (stdout as info, stderr as err, like Docker's syslog driver).
+pub struct ContainerLogSink;
+
+impl LogSink for ContainerLogSink {
+    fn record(&self, container: &str, record: &LogRecord) {
+        let _ = writeln!(std::io::stderr().lock(), "keel: {container}: {}", record.line);
+        if let Some(relay) = RELAY.get() {
+            let severity = match record.stream {
+                LogStream::Stdout => Severity::Informational,
+                LogStream::Stderr => Severity::Error,
+            };
+            relay.send(Record {
+                app_name: container.to_owned(),
+                severity,
+                message: record.line.clone(),
+                timestamp: record.time,
+            });
+        }
     }
 }
 

@@ -38,6 +38,7 @@ mod shutdown;
 mod signals;
 mod stage1;
 mod stage2;
+mod supervise;
 mod switch_root;
 mod sys;
 mod timeline;
@@ -45,6 +46,7 @@ mod timeline;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use keel_os_image::initramfs::INITRD_RELEASE;
 use keel_supervisor::Reaper;
@@ -59,18 +61,24 @@ const EXIT_USAGE: u8 = 100;
 fn main() -> ExitCode {
     logger::init(false);
     if std::process::id() != 1 {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Some(("supervise", rest)) = args.split_first().map(|(first, rest)| (first.as_str(), rest)) {
+            return supervise::main(rest);
+        }
         eprintln!("keel {}: PID 1 of a keel host; boot it as the init of a keel image", env!("CARGO_PKG_VERSION"));
         return ExitCode::from(EXIT_USAGE);
     }
     panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
+    // The one reaper: the main loop drives it, services spawn through it, and the shutdown keeps driving it.
+    let reaper = Arc::new(Reaper::new());
     let mut services = Services::default();
-    let request = panic::catch_unwind(AssertUnwindSafe(|| run_as_pid1(&mut services)))
+    let request = panic::catch_unwind(AssertUnwindSafe(|| run_as_pid1(&mut services, &reaper)))
         .unwrap_or_else(|_| ShutdownRequest::new(Action::Reboot, "PID 1 panicked"));
-    shutdown(request, services)
+    shutdown(request, services, &reaper)
 }
 
 /// Runs the stage this boot is at; returns when the host must go down, leaving what it started in `services`.
-fn run_as_pid1(services: &mut Services) -> ShutdownRequest {
+fn run_as_pid1(services: &mut Services, reaper: &Arc<Reaper>) -> ShutdownRequest {
     if Path::new(INITRD_RELEASE).exists() {
         let error = match stage1::run() {
             Err(error) => error,
@@ -90,7 +98,6 @@ fn run_as_pid1(services: &mut Services) -> ShutdownRequest {
     }
     let cmdline = KernelCmdline::read();
     logger::init(cmdline.has(logger::DEBUG_PARAMETER));
-    let reaper = Reaper::new();
-    *services = stage2::run(&cmdline);
-    pid1::main_loop(&signals, &reaper)
+    *services = stage2::run(&cmdline, Arc::clone(reaper));
+    pid1::main_loop(&signals, reaper)
 }

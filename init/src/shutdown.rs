@@ -54,13 +54,14 @@ impl fmt::Display for Action {
     }
 }
 
-/// Stops the services, ends every process and powers off or reboots. Never returns.
-pub fn shutdown(request: ShutdownRequest, services: Services) -> ! {
+/// Stops the services, ends every process and powers off or reboots. Never returns. `reaper` is the one the
+/// services spawned their children with, so that their exits still reach them.
+pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -> ! {
     log::info!("shutdown: {} ({})", request.action, request.reason);
     // A bug in a step must not skip the steps that protect data, nor the reboot itself.
     let steps = panic::catch_unwind(AssertUnwindSafe(|| {
-        services.stop();
-        end_all_processes();
+        services.stop_while_reaping(reaper);
+        end_all_processes(reaper);
         sync();
         unmount_all();
     }));
@@ -84,18 +85,17 @@ pub fn shutdown(request: ShutdownRequest, services: Services) -> ! {
 }
 
 /// SIGTERM to every process, a grace period, then SIGKILL to what is left; exits are collected meanwhile.
-fn end_all_processes() {
-    let reaper = Reaper::new();
+fn end_all_processes(reaper: &Reaper) {
     if user_processes_left() == 0 {
         return;
     }
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-    if wait_until_no_processes(&reaper, TERM_GRACE) {
+    if wait_until_no_processes(reaper, TERM_GRACE) {
         return;
     }
     log::warn!("{} processes ignored SIGTERM for {TERM_GRACE:?}; sending SIGKILL", user_processes_left());
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    if !wait_until_no_processes(&reaper, KILL_GRACE) {
+    if !wait_until_no_processes(reaper, KILL_GRACE) {
         log::warn!("{} processes survived SIGKILL", user_processes_left());
     }
 }

@@ -1,13 +1,18 @@
-//! Stage 2, in the real root: the runtime filesystems, cgroups, the data partition, host name and loopback.
+//! Stage 2, in the real root: the runtime filesystems, cgroups, the data partition, the config, host name and
+//! loopback up to `ready`; then the network and the containers.
 //!
 //! Every step here may fail without taking the host down: the failure is logged and the host goes on with
 //! less, so that it always reaches `ready` and stays reachable.
 
 use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
 use keel_os_image::slot::SLOT_PARAMETER;
+use keel_supervisor::supervise::{Supervisor, SupervisorHandle, SupervisorOptions};
 use keel_supervisor::syslog::SyslogRelay;
+use keel_supervisor::Reaper;
 
 use crate::boot_config::{self, BootConfig};
 use crate::cmdline::KernelCmdline;
@@ -18,8 +23,13 @@ use crate::{cgroup, data_partition, logger, mounts, network, power_button, sys, 
 
 const LOOPBACK: &CStr = c"lo";
 
+/// Where keel keeps its state on the data partition: images, layers, containers, volumes, config generations.
+const STATE_DIR: &str = "/var/lib/keel";
+/// Image archives the OS image carries (`keel-build image --preload`), imported at boot.
+const PRELOADED_IMAGES: &str = "/usr/share/keel/images";
+
 /// Brings the host up to `ready` and starts what runs beside the main loop.
-pub fn run(cmdline: &KernelCmdline) -> Services {
+pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
     timeline::mark("stage2-started");
     if let Err(error) = mounts::mount_kernel_filesystems().and_then(|()| mounts::mount_runtime_filesystems()) {
         log::error!("{error}");
@@ -89,7 +99,23 @@ pub fn run(cmdline: &KernelCmdline) -> Services {
             None
         }
     };
-    Services { network }
+    let supervisor = start_supervisor(reaper, &config);
+    Services { network, supervisor }
+}
+
+/// Starts the containers of the config (after `ready`: importing preloaded images and pulls take their time).
+fn start_supervisor(reaper: Arc<Reaper>, config: &BootConfig) -> Option<SupervisorHandle> {
+    let mut options = SupervisorOptions::new(STATE_DIR);
+    options.cgroup_root = Some(PathBuf::from(cgroup::CGROUP_ROOT));
+    options.preloaded_images = Some(PathBuf::from(PRELOADED_IMAGES));
+    options.log_sinks.push(Arc::new(logger::ContainerLogSink));
+    match Supervisor::start(options, reaper, &config.user_data) {
+        Ok(supervisor) => Some(supervisor),
+        Err(error) => {
+            log::error!("cannot start the supervisor: {error}");
+            None
+        }
+    }
 }
 
 /// The user-data's host name, else the meta-data's, else the default (which DHCP may replace).

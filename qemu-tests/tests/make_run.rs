@@ -18,9 +18,12 @@ fn make_run_boots_the_demo_to_ready_and_powers_off() -> Result<()> {
     let vm = Vm::start_script("make_run", command, Some(&artifacts.log_dir()))?;
     let ready = vm.wait_for_ready(timeouts::OVMF_READY)?;
     ensure!(ready.contains("host keel-demo"), "the example user-data was not applied: {ready}");
+    // The demo container, from the image preloaded in the OS image, with no network at all.
+    vm.wait_for("keel: hello: hello from a keel container on hello", timeouts::PVH_READY)?;
     vm.power_down()?;
     vm.wait_for_exit(timeouts::SHUTDOWN)?;
     let console = vm.console();
     ensure!(console.contains("keel: unmounted /var"), "no clean unmount:\n{console}");
+    ensure!(!console.contains("hello: exited with 137"), "the demo container needed SIGKILL to stop:\n{console}");
     Ok(())
 }

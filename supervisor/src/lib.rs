@@ -5,11 +5,20 @@
 //! (`keel supervise`) for development and tests. Either way there is exactly one place that calls `waitpid`: the
 //! [`Reaper`], driven by whoever receives SIGCHLD.
 //!
+//! # Design
+//! [`image`] pulls and stores images and unpacks layers; [`runtime`] turns a container config and an image into a
+//! process in its own namespaces, root and cgroup; [`supervise`] runs the declared containers with Docker's
+//! restart policies and health checks; [`syslog`] relays log lines to a syslog receiver. `docs/images.md` and
+//! `docs/containers.md` have the details.
+//!
 //! # Current limitations
-//! The reaper and the image store (pulls, archives, layer unpacking); the container runtime, supervision, logs and the API come with their issues.
+//! No Docker API server yet (`keelctl` validates configs only), no bridge networking, no seccomp, no user
+//! namespaces, no TTYs; `docs/containers.md` lists the rest.
 
 pub mod image;
 pub mod reaper;
+pub mod runtime;
+pub mod supervise;
 pub mod syslog;
 
 pub use reaper::{ExitStatus, Reaper};

@@ -4,6 +4,7 @@
 // Fixture code panics on purpose: a broken fixture should stop the test or bench loudly.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod containers;
 pub mod images;
 pub mod registry;
 pub mod rsyslog;

@@ -1,0 +1,193 @@
+//! `keel supervise`: the container supervisor on an ordinary Linux host (not PID 1), for development and tests.
+//!
+//! ```text
+//! keel supervise --config FILE --state-dir DIR [--api-socket PATH] [--cgroup-root DIR]
+//!                [--preloaded-images DIR] [--echo-logs] [--debug]
+//! ```
+//!
+//! Everything it keeps lives under DIR: `images/`, `layers/`, `containers/<name>/`, `volumes/`. The main thread
+//! does what PID 1's does: it blocks SIGCHLD, SIGTERM and SIGINT, reads them from a signalfd, and is the only
+//! caller of `waitpid` (through the reaper). SIGTERM or SIGINT stops every container in reverse dependency order
+//! on a helper thread (the main thread keeps reaping meanwhile), then the process exits.
+//!
+//! Exit codes: 0 stopped by SIGTERM/SIGINT; 1 the config is invalid (every error printed); 100 usage;
+//! 111 a system error (the message says which).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+
+use keel_config::UserData;
+use keel_supervisor::supervise::{Supervisor, SupervisorOptions};
+use keel_supervisor::Reaper;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::getpid;
+
+const EXIT_INVALID_CONFIG: u8 = 1;
+const EXIT_USAGE: u8 = 100;
+const EXIT_SYSTEM: u8 = 111;
+
+const USAGE: &str = "usage: keel supervise --config FILE --state-dir DIR [--api-socket PATH] [--cgroup-root DIR] \
+                     [--preloaded-images DIR] [--echo-logs] [--debug]";
+
+/// The parsed command line.
+#[derive(Debug, Default, PartialEq)]
+struct Arguments {
+    config: PathBuf,
+    state_dir: PathBuf,
+    api_socket: Option<PathBuf>,
+    cgroup_root: Option<PathBuf>,
+    preloaded_images: Option<PathBuf>,
+    echo_logs: bool,
+    debug: bool,
+}
+
+fn parse_arguments(args: &[String]) -> Result<Arguments, String> {
+    let mut parsed = Arguments::default();
+    let (mut config, mut state_dir) = (None, None);
+    let mut iter = args.iter();
+    while let Some(flag) = iter.next() {
+        let mut value = |name: &str| iter.next().map(PathBuf::from).ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "--config" => config = Some(value(flag)?),
+            "--state-dir" => state_dir = Some(value(flag)?),
+            "--api-socket" => parsed.api_socket = Some(value(flag)?),
+            "--cgroup-root" => parsed.cgroup_root = Some(value(flag)?),
+            "--preloaded-images" => parsed.preloaded_images = Some(value(flag)?),
+            "--echo-logs" => parsed.echo_logs = true,
+            "--debug" => parsed.debug = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    parsed.config = config.ok_or("--config is required")?;
+    parsed.state_dir = state_dir.ok_or("--state-dir is required")?;
+    Ok(parsed)
+}
+
+/// Where this host mounts cgroup2 with the `cgroup.procs` interface: `/sys/fs/cgroup`, or the `unified`
+/// mount of a hybrid host.
+fn detect_cgroup_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.join("cgroup.controllers").exists())
+}
+
+/// Runs `keel supervise` with the arguments after the subcommand.
+pub fn main(args: &[String]) -> ExitCode {
+    let arguments = match parse_arguments(args) {
+        Ok(arguments) => arguments,
+        Err(message) => {
+            eprintln!("keel supervise: {message}\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    crate::logger::init(arguments.debug);
+    let text = match std::fs::read_to_string(&arguments.config) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("keel supervise: reading {}: {error}", arguments.config.display());
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let user_data = match UserData::parse(&arguments.config.display().to_string(), &text) {
+        Ok(user_data) => user_data,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    match run(arguments, &user_data) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keel supervise: {message}");
+            ExitCode::from(EXIT_SYSTEM)
+        }
+    }
+}
+
+fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
+    // Before any thread starts, so that every thread inherits the mask and these signals queue for the signalfd.
+    // SIGUSR1 is the shutdown thread telling the main loop that it is done.
+    let mut mask = SigSet::empty();
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
+        mask.add(signal);
+    }
+    mask.thread_block().map_err(|error| format!("blocking signals: {error}"))?;
+    let signals =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|error| format!("opening a signalfd: {error}"))?;
+    // Orphans of containers' helpers come back to us (and the reaper), not to the host's init.
+    keel_supervisor::runtime::become_subreaper().map_err(|error| format!("becoming a subreaper: {error}"))?;
+
+    let state_dir = arguments.state_dir;
+    let api_socket = arguments.api_socket.unwrap_or_else(|| state_dir.join("keel.sock"));
+    log::info!("API socket (reserved; the API comes later): {}", api_socket.display());
+    let mut options = SupervisorOptions::new(&state_dir);
+    options.cgroup_root = arguments.cgroup_root.or_else(detect_cgroup_root);
+    options.preloaded_images = arguments.preloaded_images;
+    options.echo_logs = arguments.echo_logs;
+    match &options.cgroup_root {
+        Some(root) => log::info!("containers go under {}/keel", root.display()),
+        None => log::warn!("no cgroup2 mount found; containers run without cgroups"),
+    }
+    let reaper = Arc::new(Reaper::new());
+    let handle = Supervisor::start(options, Arc::clone(&reaper), user_data)
+        .map_err(|error| format!("starting the supervisor: {error}"))?;
+    let mut handle = Some(handle);
+    let mut shutting_down = false;
+    loop {
+        let info = match signals.read_signal() {
+            Ok(Some(info)) => info,
+            Ok(None) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(error) => return Err(format!("reading the signalfd: {error}")),
+        };
+        match Signal::try_from(info.ssi_signo as i32) {
+            Ok(Signal::SIGCHLD) => {
+                reaper.reap_all();
+            }
+            Ok(Signal::SIGTERM | Signal::SIGINT) if !shutting_down => {
+                log::info!("stopping every container");
+                shutting_down = true;
+                let Some(handle) = handle.take() else { continue };
+                // Stopping waits for exits, which only this thread collects: stop on another thread.
+                thread::Builder::new()
+                    .name("shutdown".to_owned())
+                    .spawn(move || {
+                        handle.shutdown();
+                        let _ = kill(getpid(), Signal::SIGUSR1);
+                    })
+                    .map_err(|error| format!("starting the shutdown thread: {error}"))?;
+            }
+            Ok(Signal::SIGUSR1) if shutting_down => {
+                reaper.reap_all();
+                log::info!("every container stopped");
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_the_documented_flags() {
+        let parsed = parse_arguments(&args("--config c.toml --state-dir /s --api-socket /a.sock --echo-logs")).unwrap();
+        assert_eq!(parsed.config, PathBuf::from("c.toml"));
+        assert_eq!(parsed.state_dir, PathBuf::from("/s"));
+        assert_eq!(parsed.api_socket, Some(PathBuf::from("/a.sock")));
+        assert!(parsed.echo_logs);
+        assert!(parse_arguments(&args("--state-dir /s")).is_err());
+        assert!(parse_arguments(&args("--config c --state-dir")).is_err());
+        assert!(parse_arguments(&args("--config c --state-dir /s --bogus")).is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! `Container::exec`: runs a command inside a running container's namespaces (health probes), with a timeout.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use super::child::{self, ChildFds, ExecPlan};
+use super::container::{process_plan, Container};
+use super::kill::kill_container;
+use super::mounts::PathNulError;
+use super::start::{cloexec_pipe, read_failure, StartError};
+use super::sys::{self, NullTerminated};
+use crate::reaper::Reaper;
+
+/// Docker keeps this much of a probe's output.
+pub const MAX_OUTPUT: usize = 4096;
+
+/// What failed before the command could run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("container {container}: opening namespace {path}")]
+    OpenNamespace {
+        container: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container {container}: preparing the exec")]
+    Prepare {
+        container: String,
+        #[source]
+        source: PathNulError,
+    },
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// How an exec'd command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    /// The exit code (128 + N for signal N); -1 when it timed out, as Docker records it.
+    pub exit_code: i64,
+    /// stdout and stderr together, at most [`MAX_OUTPUT`] bytes.
+    pub output: String,
+    pub timed_out: bool,
+}
+
+/// The namespaces an exec joins, the mount namespace last (after it, host paths are gone).
+const NAMESPACES: [(&str, libc::c_int); 5] = [
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+impl Container {
+    /// Runs `argv` in the namespaces and cgroup of the container whose PID 1 is `init_pid`, as the container's
+    /// user with its capabilities and environment; kills it after `timeout`.
+    pub fn exec(
+        &self,
+        init_pid: Pid,
+        argv: &[String],
+        reaper: &Reaper,
+        timeout: Duration,
+    ) -> Result<ExecResult, ExecError> {
+        let mut namespace_files = Vec::new();
+        for (name, kind) in NAMESPACES {
+            let path = format!("/proc/{init_pid}/ns/{name}");
+            let file = File::open(&path).map_err(|source| ExecError::OpenNamespace {
+                container: self.name.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            namespace_files.push((file, kind));
+        }
+        let prepare_error = |source| ExecError::Prepare { container: self.name.clone(), source };
+        let process =
+            process_plan(argv, &self.spec.env, &self.spec.workdir, &self.user, &self.limits).map_err(prepare_error)?;
+        let cgroup_procs = match &self.cgroup {
+            Some(cgroup) => Some(
+                CString::new(cgroup.procs_file().as_os_str().as_encoded_bytes())
+                    .map_err(|_| prepare_error(PathNulError { path: cgroup.procs_file().display().to_string() }))?,
+            ),
+            None => None,
+        };
+        let plan = ExecPlan {
+            namespaces: namespace_files.iter().map(|(file, kind)| (file.as_raw_fd(), *kind)).collect(),
+            cgroup_procs,
+            process,
+        };
+        let (output_read, output_write) = cloexec_pipe(&self.name)?;
+        let (failure_read, failure_write) = cloexec_pipe(&self.name)?;
+        let argv_pointers = NullTerminated::new(plan.process.argv.iter().map(CString::as_c_str));
+        let envp = NullTerminated::new(plan.process.env.iter().map(CString::as_c_str));
+        let fds = ChildFds {
+            stdout: output_write.as_raw_fd(),
+            stderr: output_write.as_raw_fd(),
+            error: failure_write.as_raw_fd(),
+        };
+        let started = Instant::now();
+        let (pid, exit) = reaper
+            .spawn_with(|| match sys::clone_process(0) {
+                Ok(0) => child::run_exec(&plan, &argv_pointers, &envp, fds),
+                Ok(pid) => Ok(Pid::from_raw(pid)),
+                Err(errno) => Err(io::Error::from_raw_os_error(errno)),
+            })
+            .map_err(|source| StartError::Clone { container: self.name.clone(), source })?;
+        drop((output_write, failure_write, namespace_files));
+        let failure = read_failure(failure_read)
+            .map_err(|source| StartError::ReadResult { container: self.name.clone(), source })?;
+        if let Some(failure) = failure {
+            let _ = exit.recv_timeout(timeout);
+            return Ok(ExecResult {
+                exit_code: i64::from(failure.exit_code()),
+                output: failure.describe(&[]),
+                timed_out: false,
+            });
+        }
+        let deadline = started + timeout;
+        let (output, finished) = read_until(output_read, deadline);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let status = if finished { exit.recv_timeout(remaining).ok() } else { None };
+        match status {
+            Some(status) => Ok(ExecResult { exit_code: i64::from(status.code()), output, timed_out: false }),
+            None => {
+                // The probe's own process dies with this one (parent-death signal).
+                let _ = kill_container(&self.name, pid, libc::SIGKILL);
+                let _ = exit.recv_timeout(Duration::from_secs(5));
+                let output = format!("Health check exceeded timeout ({timeout:?})");
+                Ok(ExecResult { exit_code: -1, output, timed_out: true })
+            }
+        }
+    }
+}
+
+/// Reads `pipe` until its end or `deadline`; keeps the first [`MAX_OUTPUT`] bytes. Returns whether the end came.
+fn read_until(pipe: OwnedFd, deadline: Instant) -> (String, bool) {
+    let fd = pipe.as_raw_fd();
+    let mut file = File::from(pipe);
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&kept).into_owned(), false);
+        }
+        match sys::poll_readable(fd, left.as_millis().min(i32::MAX as u128) as i32) {
+            Ok(false) => continue,
+            Ok(true) | Err(libc::EINTR) => {}
+            Err(_) => return (String::from_utf8_lossy(&kept).into_owned(), true),
+        }
+        match file.read(&mut buffer) {
+            Ok(0) => return (String::from_utf8_lossy(&kept).into_owned(), true),
+            Ok(count) => {
+                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buffer[..count.min(room)]);
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return (String::from_utf8_lossy(&kept).into_owned(), true),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `Container::start`: clones the container's first process (through the reaper) and waits until it has exec'd.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::mpsc::Receiver;
+use std::time::SystemTime;
+
+use nix::unistd::Pid;
+
+use super::child::{self, ChildFailure, ChildFds};
+use super::container::Container;
+use super::sys::{self, NullTerminated};
+use crate::reaper::{ExitStatus, Reaper};
+
+/// What failed while starting; the container's first process, if any, is gone or going.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("container {container}: creating a pipe")]
+    Pipe {
+        container: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("container {container}: cloning its first process")]
+    Clone {
+        container: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container {container}: reading the start result")]
+    ReadResult {
+        container: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The first process reported a failed step: a setup error (125) or a command that cannot run (126, 127).
+    #[error("container {container}: {message}")]
+    Failed { container: String, message: String, exit_code: i32 },
+}
+
+impl StartError {
+    /// The exit code Docker shows for a container that failed to start this way.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Failed { exit_code, .. } => *exit_code,
+            _ => child::EXIT_SETUP_FAILED,
+        }
+    }
+}
+
+/// A container whose command is running.
+#[derive(Debug)]
+pub struct RunningContainer {
+    /// The container's PID 1 as the host sees it.
+    pub pid: Pid,
+    /// Delivers the exit of `pid` (from the reaper).
+    pub exit: Receiver<ExitStatus>,
+    pub stdout: File,
+    pub stderr: File,
+    pub started_at: SystemTime,
+    /// `oom_kill` in the container's cgroup when it started; more at exit means an OOM kill.
+    pub oom_kills_at_start: Option<u64>,
+}
+
+pub(crate) fn cloexec_pipe(container: &str) -> Result<(OwnedFd, OwnedFd), StartError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|source| StartError::Pipe { container: container.to_owned(), source })
+}
+
+/// Reads the error pipe to its end: nothing means the child exec'd (the pipe closed on exec).
+pub(crate) fn read_failure(read_end: OwnedFd) -> io::Result<Option<ChildFailure>> {
+    let mut bytes = Vec::with_capacity(ChildFailure::SIZE);
+    File::from(read_end).read_to_end(&mut bytes)?;
+    Ok(ChildFailure::decode(&bytes))
+}
+
+impl Container {
+    /// Starts the container's first process in new namespaces as a direct child of this process, registered
+    /// with `reaper`; returns once it has exec'd the command, with pipes carrying its stdout and stderr.
+    pub fn start(&self, reaper: &Reaper) -> Result<RunningContainer, StartError> {
+        let (stdout_read, stdout_write) = cloexec_pipe(&self.name)?;
+        let (stderr_read, stderr_write) = cloexec_pipe(&self.name)?;
+        let (failure_read, failure_write) = cloexec_pipe(&self.name)?;
+        // Allocated now: the child may not allocate.
+        let argv = NullTerminated::new(self.plan.process.argv.iter().map(CString::as_c_str));
+        let envp = NullTerminated::new(self.plan.process.env.iter().map(CString::as_c_str));
+        let fds = ChildFds {
+            stdout: stdout_write.as_raw_fd(),
+            stderr: stderr_write.as_raw_fd(),
+            error: failure_write.as_raw_fd(),
+        };
+        let oom_kills_at_start = self.cgroup.as_ref().and_then(|cgroup| cgroup.oom_kills());
+        let plan = &self.plan;
+        let (pid, exit) = reaper
+            .spawn_with(|| match sys::clone_process(plan.namespaces) {
+                Ok(0) => child::run_container(plan, &argv, &envp, fds),
+                Ok(pid) => Ok(Pid::from_raw(pid)),
+                Err(errno) => Err(io::Error::from_raw_os_error(errno)),
+            })
+            .map_err(|source| StartError::Clone { container: self.name.clone(), source })?;
+        let started_at = SystemTime::now();
+        // Our copies of the write ends must go, or the reads below never see the end.
+        drop((stdout_write, stderr_write, failure_write));
+        let failure = read_failure(failure_read)
+            .map_err(|source| StartError::ReadResult { container: self.name.clone(), source })?;
+        if let Some(failure) = failure {
+            // The child exits on its own after reporting; the reaper collects it and drops the unwanted status.
+            return Err(StartError::Failed {
+                container: self.name.clone(),
+                message: failure.describe(&self.plan.steps),
+                exit_code: failure.exit_code(),
+            });
+        }
+        Ok(RunningContainer {
+            pid,
+            exit,
+            stdout: File::from(stdout_read),
+            stderr: File::from(stderr_read),
+            started_at,
+            oom_kills_at_start,
+        })
+    }
+}
