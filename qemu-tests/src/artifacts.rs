@@ -98,13 +98,17 @@ pub fn ensure_built() -> Result<Artifacts, ArtifactsError> {
 fn run_make(build_dir: &Path) -> Result<(), String> {
     let mut build_var = std::ffi::OsString::from("BUILD=");
     build_var.push(build_dir);
-    let output = Command::new("make")
-        .arg("-C")
-        .arg(workspace_dir())
-        .arg("image")
-        .arg(build_var)
-        .output()
-        .map_err(|e| format!("could not run make: {e}"))?;
+    let mut make = Command::new("make");
+    make.arg("-C").arg(workspace_dir()).arg("image").arg(build_var);
+    // cargo test hands its test binaries the package's CARGO_* variables; leaking them into the inner cargo
+    // changes build fingerprints, and the image would be rebuilt (minutes) between `make image` and every test.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            make.env_remove(key.as_ref());
+        }
+    }
+    let output = make.output().map_err(|e| format!("could not run make: {e}"))?;
     if output.status.success() {
         return Ok(());
     }

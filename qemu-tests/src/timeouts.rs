@@ -8,3 +8,5 @@ pub const PVH_READY: Duration = Duration::from_secs(180);
 pub const OVMF_READY: Duration = Duration::from_secs(300);
 /// Power button (or a stage 1 failure) to QEMU exiting by itself.
 pub const SHUTDOWN: Duration = Duration::from_secs(60);
+/// A container event (start, exit, a line of output) after `ready`; containers run under TCG too.
+pub const CONTAINER: Duration = Duration::from_secs(120);

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use keel_qemu_tests::config_drive::{self, DriveSpec};
+use keel_qemu_tests::disk::DiskFormat;
 use keel_qemu_tests::timeline::Timeline;
 use keel_qemu_tests::vm::{Vm, VmConfig};
 use keel_qemu_tests::{artifacts, disk, timeouts};
@@ -54,6 +56,8 @@ fn run() -> Result<()> {
     let link_to_network = stage(&|t| t.between("link", "network"), "`link`..`network`")?;
 
     let scratch = tempfile::tempdir().context("creating a temp dir for the qcow2 copy")?;
+    eprintln!("keel-bench: boot with {RSS_CONTAINERS} containers");
+    let pid1_rss_kib = pid1_rss_with_containers(&artifacts, scratch.path()).context("PID 1 RSS with containers")?;
     let qcow2 = scratch.path().join("keel.qcow2");
     disk::convert_to_qcow2(&artifacts.image, &qcow2)?;
     let raw_used = disk::allocated_bytes(&artifacts.image)?;
@@ -88,6 +92,12 @@ fn run() -> Result<()> {
         },
         Row { figure: "QEMU start → ready line (host wall)", keel: ms_stats(&wall), target: "", peer: "" },
         Row {
+            figure: "PID 1 RSS, 20 containers running (VmRSS)",
+            keel: format!("{:.1} MiB", pid1_rss_kib as f64 / 1024.0),
+            target: "≤ 12 MiB",
+            peer: "11.6 MiB systemd + 148 MiB dockerd, containerd, shim",
+        },
+        Row {
             figure: "raw image, used (of its length)",
             keel: format!("{:.1} MiB (of {:.0} MiB)", raw_used as f64 / MIB, raw_len as f64 / MIB),
             target: "≤ 40 MiB",
@@ -102,6 +112,45 @@ fn run() -> Result<()> {
     ];
     print_table(&rows, artifacts.image.as_path());
     Ok(())
+}
+
+/// Containers running while PID 1's memory is read.
+const RSS_CONTAINERS: usize = 20;
+
+/// Boots with [`RSS_CONTAINERS`] idle containers plus one that reads the host's `/proc/1/status` through a
+/// read-only bind of the host's /proc, and returns PID 1's VmRSS in KiB once all of them run.
+fn pid1_rss_with_containers(artifacts: &artifacts::Artifacts, scratch: &Path) -> Result<u64> {
+    let mut user_data = String::new();
+    for n in 1..=RSS_CONTAINERS {
+        user_data.push_str(&format!(
+            "[containers.idle{n}]\nimage = \"keel/busybox\"\ncommand = [\"sleep\", \"3600\"]\ninit = true\n\n"
+        ));
+    }
+    let reader = "while true; do sleep 5; echo pid1 $(grep VmRSS /hostproc/1/status); done";
+    user_data.push_str(&format!(
+        "[containers.meter]\nimage = \"keel/busybox\"\ncommand = [\"sh\", \"-c\", \"{reader}\"]\n\
+         volumes = [\"/proc:/hostproc:ro\"]\ninit = true\n"
+    ));
+    let spec = DriveSpec { user_data: &user_data, meta_data: None, format: "vfat", layout: "nocloud" };
+    let drive = config_drive::build(scratch, "rss", &spec)?;
+    let vm = Vm::start(VmConfig::pvh("bench-rss", artifacts).disk_file(&drive, DiskFormat::Raw))?;
+    vm.wait_for_ready(timeouts::PVH_READY)?;
+    // Workers start containers on their own threads, so the start lines come in any order.
+    let deadline = Instant::now() + timeouts::CONTAINER;
+    while (1..=RSS_CONTAINERS).any(|n| !vm.console().contains(&format!("keel: idle{n}: started"))) {
+        anyhow::ensure!(Instant::now() < deadline, "not all {RSS_CONTAINERS} containers started");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // The first report may predate the last start; the second comes after all of them.
+    vm.wait_for("keel: meter: pid1 VmRSS", timeouts::CONTAINER)?;
+    let line = vm.wait_for("keel: meter: pid1 VmRSS", timeouts::CONTAINER)?;
+    let kib = line
+        .split_whitespace()
+        .find_map(|word| word.parse::<u64>().ok())
+        .with_context(|| format!("no number in {line:?}"))?;
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    Ok(kib)
 }
 
 /// What one boot yields: the parsed timeline and the host wall time from QEMU start to the ready line.

@@ -1,0 +1,121 @@
+//! Containers under the real kernel, where cgroup limits work: an OOM kill reported as Docker does while the host
+//! and the other containers go on, a fork bomb stopped at `pids.max`, `cpu.max` capping a busy loop, and a
+//! crash-looping `always` container backing off as Docker does. Images come preloaded in the OS image; a
+//! `watch` container reads the cgroup files through a read-only bind of /sys/fs/cgroup and reports on the console.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use anyhow::{ensure, Context, Result};
+use keel_qemu_tests::artifacts;
+use keel_qemu_tests::config_drive::{self, DriveSpec};
+use keel_qemu_tests::disk::DiskFormat;
+use keel_qemu_tests::timeouts;
+use keel_qemu_tests::vm::{Vm, VmConfig};
+
+fn boot_with_user_data(name: &str, scratch: &Path, user_data: &str) -> Result<Vm> {
+    let artifacts = artifacts::ensure_built()?;
+    let spec = DriveSpec { user_data, meta_data: None, format: "vfat", layout: "nocloud" };
+    let drive = config_drive::build(scratch, name, &spec)?;
+    let vm = Vm::start(VmConfig::pvh(name, &artifacts).disk_file(&drive, DiskFormat::Raw))?;
+    vm.wait_for_ready(timeouts::PVH_READY)?;
+    Ok(vm)
+}
+
+/// The number after `prefix` in `line`, e.g. `tick 7` → 7.
+fn number_after(line: &str, prefix: &str) -> Option<u64> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).find(|part| !part.is_empty())?.parse().ok()
+}
+
+#[test]
+fn oom_kill_fork_bomb_and_crash_loop_leave_the_host_and_other_containers_running() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let user_data = r#"
+[containers.steady]
+image = "keel/busybox"
+command = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"]
+init = true
+
+[containers.hog]
+image = "keel/busybox"
+command = ["sh", "-c", "echo filling memory; head -c 300m /dev/zero | tail"]
+memory = "32m"
+
+[containers.bomb]
+image = "keel/busybox"
+command = ["sh", "-c", "for i in $(seq 1 200); do sleep 600 & done 2>/dev/null; echo forked; sleep 600"]
+pids_limit = 20
+init = true
+
+[containers.watch]
+image = "keel/busybox"
+command = ["sh", "-c", "while true; do sleep 2; echo bomb pids $(cat /cg/keel/bomb/pids.current) $(cat /cg/keel/bomb/pids.events); done"]
+volumes = ["/sys/fs/cgroup:/cg:ro"]
+init = true
+
+[containers.crash]
+image = "keel/busybox"
+command = ["sh", "-c", "exit 3"]
+restart = "always"
+"#;
+    let vm = boot_with_user_data("containers_limits_and_crash_loop", scratch.path(), user_data)?;
+
+    // The memory hog: killed by the kernel inside its cgroup, reported as Docker reports it.
+    vm.wait_for("keel: hog: exited with 137 (OOM killed)", timeouts::CONTAINER)?;
+    let tick = vm.wait_for("keel: steady: tick", timeouts::CONTAINER)?;
+    let after_oom = number_after(&tick, "tick").context("tick number")?;
+    let later = vm.wait_for(&format!("keel: steady: tick {}", after_oom + 2), timeouts::CONTAINER)?;
+    ensure!(later.contains("tick"), "steady stopped after the OOM kill");
+
+    // The fork bomb: no more than pids.max processes, and the kernel counted the refused forks.
+    let report = vm.wait_for("keel: watch: bomb pids", timeouts::CONTAINER)?;
+    let current = number_after(&report, "bomb pids").context("pids.current")?;
+    let refused = number_after(&report, " max").context("pids.events max")?;
+    ensure!(current <= 20, "pids.current {current} is over pids.max 20: {report}");
+    ensure!(refused > 0, "no fork was refused: {report}");
+
+    // The crash loop: Docker's backoff, 100 ms doubling. It has been looping since boot, so its lines are read
+    // from the whole console rather than after the checks above.
+    let deadline = std::time::Instant::now() + timeouts::CONTAINER;
+    while !vm.console().contains("keel: crash: restarting in 1.6s (restart 5)") {
+        ensure!(std::time::Instant::now() < deadline, "the crash loop never reached restart 5:\n{}", vm.console());
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let console = vm.console();
+    let delays: Vec<&str> =
+        console.lines().filter_map(|line| line.split("keel: crash: restarting in ").nth(1)).take(5).collect();
+    let expected =
+        ["100ms (restart 1)", "200ms (restart 2)", "400ms (restart 3)", "800ms (restart 4)", "1.6s (restart 5)"];
+    ensure!(delays == expected, "backoff {delays:?}, expected {expected:?}");
+
+    // Still responsive: the power button ends everything cleanly, bounded by the stop timeouts.
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    let console = vm.console();
+    ensure!(console.contains("keel: unmounted /var"), "no clean shutdown:\n{console}");
+    ensure!(!console.contains("Kernel panic"), "kernel panic:\n{console}");
+    Ok(())
+}
+
+#[test]
+fn cpu_max_caps_a_busy_loop() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let user_data = r#"
+[containers.busy]
+image = "keel/busybox"
+command = ["sh", "-c", "while :; do :; done"]
+cpus = 0.5
+
+[containers.watch]
+image = "keel/busybox"
+command = ["sh", "-c", "sleep 3; a=$(grep usage_usec /cg/keel/busy/cpu.stat | cut -d' ' -f2); sleep 10; b=$(grep usage_usec /cg/keel/busy/cpu.stat | cut -d' ' -f2); echo busy share percent $(( (b - a) / 100000 ))"]
+volumes = ["/sys/fs/cgroup:/cg:ro"]
+"#;
+    let vm = boot_with_user_data("cpu_max_caps_a_busy_loop", scratch.path(), user_data)?;
+    let line = vm.wait_for("keel: watch: busy share percent", timeouts::CONTAINER)?;
+    let percent = number_after(&line, "percent").context("share")?;
+    // cpus = 0.5 is cpu.max "50000 100000": half a CPU, within ±20 % of it.
+    ensure!((40..=60).contains(&percent), "busy loop got {percent} % of a CPU, not 50 ± 10: {line}");
+    Ok(())
+}
