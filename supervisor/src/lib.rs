@@ -15,10 +15,12 @@
 //! No Docker API server yet (`keelctl` validates configs only), no bridge networking, no seccomp, no user
 //! namespaces, no TTYs; `docs/containers.md` lists the rest.
 
+pub mod error_chain;
 pub mod image;
 pub mod reaper;
 pub mod runtime;
 pub mod supervise;
 pub mod syslog;
 
+pub use error_chain::error_chain;
 pub use reaper::{ExitStatus, Reaper};

@@ -12,6 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use keel_supervisor::error_chain;
 use keel_supervisor::image::{
     pull_image, ImageReference, ImageStore, NoProgress, ProgressSink, PullEvent, PullOptions, RegistryClient,
     RegistrySettings,
@@ -19,7 +20,7 @@ use keel_supervisor::image::{
 use support::images::{raw_tar, Layout, RawEntry};
 use support::registry::Registry;
 use support::token_proxy::TokenProxy;
-use support::{error_chain, run, tree};
+use support::{run, tree};
 
 struct Fixture {
     _temp: tempfile::TempDir,

@@ -181,7 +181,7 @@ impl Supervisor {
                         log::info!("imported preloaded image {reference}");
                     }
                 }
-                Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), worker::error_chain(&error)),
+                Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), crate::error_chain(&error)),
             }
         }
         let mut sinks = options.log_sinks.clone();

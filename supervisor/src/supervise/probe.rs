@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use nix::unistd::Pid;
 
 use super::health::{HealthSettings, ProbeRecord};
-use super::worker::{error_chain, Message};
+use super::worker::Message;
+use crate::error_chain;
 use crate::reaper::Reaper;
 use crate::runtime::Container;
 

@@ -19,6 +19,7 @@ use super::machine::{Action, Event, Machine, State};
 use super::state_file::{from_millis, to_millis, PersistedState};
 use super::status::ContainerStatus;
 use super::Shared;
+use crate::error_chain;
 use crate::image::ImageReference;
 use crate::reaper::ExitStatus;
 use crate::runtime::{kill_container, remove_container, Container, ContainerPaths, ImageRunConfig};
@@ -489,16 +490,4 @@ impl Worker {
         }
         let _ = done.send(());
     }
-}
-
-/// An error with its causes, on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

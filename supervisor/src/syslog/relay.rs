@@ -10,6 +10,7 @@ use keel_config::{SyslogConfig, SyslogTarget};
 use super::format::{truncated, Formatter, Record, Severity};
 use super::queue::{Next, Queue};
 use super::transport::Transport;
+use crate::error_chain;
 
 /// Longer messages are cut before they are queued, so the queue's memory stays bounded by `queue × this`.
 const MESSAGE_MAX: usize = 8192;
@@ -171,7 +172,7 @@ impl Worker {
                     backoff = Backoff::default();
                 }
                 Err(error) => {
-                    *self.status.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(chain(&error));
+                    *self.status.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error_chain(&error));
                     self.status.connected.store(false, Ordering::Relaxed);
                     transport = None;
                     failed = true;
@@ -207,18 +208,6 @@ impl Backoff {
         self.next = (self.next * 2).min(BACKOFF_MAX);
         delay
     }
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -27,18 +27,6 @@ pub fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The full cause chain of an error, one line, for assertions on what an error names.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Every path under `dir`, relative and sorted; for "nothing changed" assertions.
 pub fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
