@@ -5,6 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use keel_os_image::initramfs::{LATE_MODULES_DIR, LATE_MODULE_LOAD_LIST};
 use keel_os_image::layout::{self, DATA_PARTITION, ESP_BOOT_LOADER, ESP_ENTRIES_DIR, ESP_LOADER_CONF, ESP_PARTITION};
 use keel_os_image::{BootEntryName, Slot};
 
@@ -21,7 +22,7 @@ use crate::module_closure::{self, ModuleClosureError};
 use crate::module_index::{ModuleIndex, ModuleIndexError};
 use crate::recipe::{LoadedRecipe, RecipeError};
 use crate::reproducible::{self, DerivedIds, ReproducibleError};
-use crate::root_tree::{self, ExtraFile, RootTreeError};
+use crate::root_tree::{self, ExtraFile, GeneratedFile, RootTreeError};
 use crate::vmlinux::{self, VmlinuxError};
 
 /// Where preloaded image archives go in the root filesystem; PID 1 imports what it finds there at boot.
@@ -156,6 +157,13 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         module_closure::load_order(&index, &recipe.recipe.kernel.modules).map_err(ImageError::ModuleClosure)?;
     let module_names: Vec<String> = modules.iter().map(|module| module.name.clone()).collect();
     step(&format!("{} modules: {}", modules.len(), module_names.join(" ")));
+    let late_modules: Vec<_> = module_closure::load_order(&index, &recipe.recipe.kernel.late_modules)
+        .map_err(ImageError::ModuleClosure)?
+        .into_iter()
+        .filter(|module| !module_names.contains(&module.name))
+        .collect();
+    let late_names: Vec<&str> = late_modules.iter().map(|module| module.name.as_str()).collect();
+    step(&format!("{} late modules: {}", late_modules.len(), late_names.join(" ")));
 
     let out_dir = match request.out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
@@ -192,7 +200,21 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         .map(|(file, source)| ExtraFile { source, path: &file.path, mode: file.mode })
         .chain(request.preload.iter().zip(&preload_paths).map(|(source, path)| ExtraFile { source, path, mode: 0o644 }))
         .collect();
-    root_tree::stage(&root_tree, &request.init, &os_release, &extra_files, epoch).map_err(ImageError::RootTree)?;
+    let strip = recipe.recipe.kernel.strip_module_signatures;
+    let packed = initramfs::pack_modules(&kernel.modules_dir(), &kernel.release, &late_modules, strip)
+        .map_err(ImageError::Initramfs)?;
+    let mut generated: Vec<GeneratedFile> = packed
+        .files
+        .into_iter()
+        .map(|(relative, data)| GeneratedFile { path: format!("{LATE_MODULES_DIR}/{relative}"), data, mode: 0o644 })
+        .collect();
+    generated.push(GeneratedFile {
+        path: LATE_MODULE_LOAD_LIST.to_owned(),
+        data: packed.load_list.into_bytes(),
+        mode: 0o644,
+    });
+    root_tree::stage(&root_tree, &request.init, &os_release, &extra_files, &generated, epoch)
+        .map_err(ImageError::RootTree)?;
     let root_image = work.join("root-a.erofs");
     let root_limit = recipe.recipe.partitions.root << 20;
     let root_size = erofs::make(&root_tree, &root_image, &ids.uuid(&format!("erofs:{root_a_name}")), epoch, root_limit)

@@ -57,6 +57,36 @@ pub struct InitramfsInputs<'a> {
     pub epoch: u64,
 }
 
+/// Module files ready to ship, by path relative to the modules directory, and their load list.
+pub struct PackedModules {
+    pub files: Vec<(String, Vec<u8>)>,
+    pub load_list: String,
+}
+
+/// Reads the modules in load order (without their signatures when asked) and writes their load list; used for
+/// the initramfs and for the root filesystem's late modules alike.
+pub fn pack_modules(
+    modules_dir: &Path,
+    kernel_release: &str,
+    modules: &[OrderedModule],
+    strip_signatures: bool,
+) -> Result<PackedModules, InitramfsError> {
+    let mut load_list = format!("# written by keel-build for kernel {kernel_release}: modules in load order\n");
+    let mut files = Vec::new();
+    for module in modules {
+        let path = modules_dir.join(&module.path);
+        let mut data =
+            std::fs::read(&path).map_err(|source| InitramfsError::ReadInput { path: path.clone(), source })?;
+        if strip_signatures {
+            data = strip_signature(data).map_err(|source| InitramfsError::ModuleSignature { path, source })?;
+        }
+        files.push((module.path.clone(), data));
+        load_list.push_str(&module.path);
+        load_list.push('\n');
+    }
+    Ok(PackedModules { files, load_list })
+}
+
 /// Returns the gzip-compressed newc archive.
 pub fn build(inputs: &InitramfsInputs) -> Result<Vec<u8>, InitramfsError> {
     let read =
@@ -74,19 +104,12 @@ pub fn build(inputs: &InitramfsInputs) -> Result<Vec<u8>, InitramfsError> {
     }
     add("/init", 0o755, Some(read(inputs.init)?))?;
     add(INITRD_RELEASE, 0o644, Some(inputs.release.as_bytes().to_vec()))?;
-    let mut load_list =
-        format!("# written by keel-build for kernel {}: modules in load order\n", inputs.kernel_release);
-    for module in inputs.modules {
-        let path = inputs.modules_dir.join(&module.path);
-        let mut data = read(&path)?;
-        if inputs.strip_module_signatures {
-            data = strip_signature(data).map_err(|source| InitramfsError::ModuleSignature { path, source })?;
-        }
-        add(&format!("{MODULES_DIR}/{}", module.path), 0o644, Some(data))?;
-        load_list.push_str(&module.path);
-        load_list.push('\n');
+    let packed =
+        pack_modules(inputs.modules_dir, inputs.kernel_release, inputs.modules, inputs.strip_module_signatures)?;
+    for (relative, data) in packed.files {
+        add(&format!("{MODULES_DIR}/{relative}"), 0o644, Some(data))?;
     }
-    add(MODULE_LOAD_LIST, 0o644, Some(load_list.into_bytes()))?;
+    add(MODULE_LOAD_LIST, 0o644, Some(packed.load_list.into_bytes()))?;
 
     let mtime = u32::try_from(inputs.epoch).map_err(|_| InitramfsError::Epoch { epoch: inputs.epoch })?;
     // mtime 0 and no file name in the gzip header keep the output reproducible.

@@ -43,6 +43,10 @@ pub struct KernelSpec {
     pub cmdline: String,
     /// Modules to load in the initramfs; the builder adds their dependencies.
     pub modules: Vec<String>,
+    /// Modules PID 1 loads from the root filesystem after `ready` (network, containers); the builder adds their
+    /// dependencies that `modules` does not already bring.
+    #[serde(default)]
+    pub late_modules: Vec<String>,
     /// Ship the modules without their signatures: faster loads, a tainted kernel, no Secure Boot lockdown
     /// (see `module_signature`).
     #[serde(default)]

@@ -41,12 +41,34 @@ pub struct ExtraFile<'a> {
     pub mode: u32,
 }
 
-/// Fills the empty directory `dir` with the root tree.
-pub fn stage(dir: &Path, init: &Path, os_release: &str, files: &[ExtraFile], epoch: u64) -> Result<(), RootTreeError> {
-    stage_inner(dir, init, os_release, files, epoch).map_err(|source| RootTreeError::Stage { dir: dir.into(), source })
+/// A file the builder makes for the root tree (absolute path, content, mode).
+pub struct GeneratedFile {
+    pub path: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
 }
 
-fn stage_inner(dir: &Path, init: &Path, os_release: &str, files: &[ExtraFile], epoch: u64) -> Result<(), StagingError> {
+/// Fills the empty directory `dir` with the root tree.
+pub fn stage(
+    dir: &Path,
+    init: &Path,
+    os_release: &str,
+    files: &[ExtraFile],
+    generated: &[GeneratedFile],
+    epoch: u64,
+) -> Result<(), RootTreeError> {
+    stage_inner(dir, init, os_release, files, generated, epoch)
+        .map_err(|source| RootTreeError::Stage { dir: dir.into(), source })
+}
+
+fn stage_inner(
+    dir: &Path,
+    init: &Path,
+    os_release: &str,
+    files: &[ExtraFile],
+    generated: &[GeneratedFile],
+    epoch: u64,
+) -> Result<(), StagingError> {
     staging::make_dir(dir, 0o755)?;
     for (path, mode) in DIRECTORIES {
         staging::make_dir(&dir.join(path), mode)?;
@@ -58,6 +80,9 @@ fn stage_inner(dir: &Path, init: &Path, os_release: &str, files: &[ExtraFile], e
     }
     for file in files {
         staging::copy_file(file.source, &dir.join(file.path.trim_start_matches('/')), file.mode)?;
+    }
+    for file in generated {
+        staging::write_file(&dir.join(file.path.trim_start_matches('/')), &file.data, file.mode)?;
     }
     staging::set_tree_times(dir, epoch)
 }

@@ -12,7 +12,7 @@ use nix::mount::MsFlags;
 
 use crate::block::{wait_for_partition, PartitionNotFound};
 use crate::cmdline::KernelCmdline;
-use crate::modules::{load_listed_modules, ModuleListError};
+use crate::modules::{load_boot_modules, ModuleListError};
 use crate::mounts::{mount_kernel_filesystems, Mount, MountError};
 use crate::switch_root::{switch_root, SwitchRootError};
 use crate::{logger, timeline};
@@ -58,7 +58,7 @@ pub fn run() -> Result<Infallible, Stage1Error> {
         None => DEFAULT_ROOT_WAIT,
     };
 
-    let loaded = load_listed_modules()?;
+    let loaded = load_boot_modules()?;
     timeline::mark(&format!("modules-loaded {loaded}"));
 
     let partition = root_partition_name(slot);

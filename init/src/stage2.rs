@@ -19,7 +19,7 @@ use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
 use crate::network::{host_files, HostName};
 use crate::services::Services;
-use crate::{cgroup, data_partition, logger, mounts, network, power_button, sys, timeline};
+use crate::{cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline};
 
 const LOOPBACK: &CStr = c"lo";
 
@@ -92,6 +92,10 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
         hostname.name
     );
 
+    match modules::load_late_modules() {
+        Ok(loaded) => timeline::mark(&format!("late-modules-loaded {loaded}")),
+        Err(error) => log::error!("{error}"),
+    }
     let network = match network::start(config.user_data.network.clone(), hostname) {
         Ok(network) => Some(network),
         Err(error) => {

@@ -10,6 +10,12 @@ pub const MODULES_DIR: &str = "/lib/modules";
 /// modules it depends on and after its soft pre-dependencies. Blank lines and lines starting with `#` are ignored.
 pub const MODULE_LOAD_LIST: &str = "/lib/modules/keel.load";
 
+/// Directory, in the root filesystem, of the modules PID 1 loads after `ready` (what only the network and the
+/// containers need), laid out like [`MODULES_DIR`].
+pub const LATE_MODULES_DIR: &str = "/usr/lib/keel/modules";
+/// Their load list, in the format of [`MODULE_LOAD_LIST`].
+pub const LATE_MODULE_LOAD_LIST: &str = "/usr/lib/keel/modules/keel.load";
+
 /// The path, inside the root filesystem, of PID 1 after `switch_root`.
 pub const ROOT_INIT: &str = "/sbin/init";
 
