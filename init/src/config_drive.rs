@@ -64,12 +64,15 @@ pub enum ConfigDriveError {
     Read { device: PathBuf, path: String, source: std::io::Error },
 }
 
-/// The first block device labelled as a config drive, with its filesystem and layout.
+/// The first block device labelled as a config drive, with its filesystem and layout. The boot disk's own
+/// partitions and disks with a partition table are not read: a config drive is a whole-disk filesystem, and
+/// every device read costs boot time.
 pub fn find() -> Option<(PathBuf, LabeledFs, DriveLayout)> {
     let mut devices: Vec<String> = fs::read_dir("/sys/class/block")
         .ok()?
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| may_be_config_drive(name))
         .collect();
     devices.sort();
     devices.into_iter().find_map(|name| {
@@ -77,6 +80,17 @@ pub fn find() -> Option<(PathBuf, LabeledFs, DriveLayout)> {
         let (filesystem, label) = fs_label::probe(&device)?;
         DriveLayout::from_label(&label).map(|layout| (device, filesystem, layout))
     })
+}
+
+/// Whether a block device may hold a config drive: not a partition of a partitioned disk, not a disk that has
+/// partitions.
+fn may_be_config_drive(name: &str) -> bool {
+    let sys = Path::new("/sys/class/block").join(name);
+    let is_partition = sys.join("partition").exists();
+    let has_partitions = fs::read_dir(&sys)
+        .map(|entries| entries.flatten().any(|entry| entry.path().join("partition").exists()))
+        .unwrap_or(false);
+    !is_partition && !has_partitions
 }
 
 /// Mounts the drive read-only, reads its files and unmounts it again.
