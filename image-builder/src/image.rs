@@ -22,7 +22,7 @@ use crate::module_closure::{self, ModuleClosureError};
 use crate::module_index::{ModuleIndex, ModuleIndexError};
 use crate::recipe::{LoadedRecipe, RecipeError};
 use crate::reproducible::{self, DerivedIds, ReproducibleError};
-use crate::root_tree::{self, ExtraFile, GeneratedFile, RootTreeError};
+use crate::root_tree::{self, ExtraFile, GeneratedFile, RootTreeError, RootTreeInputs};
 use crate::vmlinux::{self, VmlinuxError};
 
 /// Where preloaded image archives go in the root filesystem; PID 1 imports what it finds there at boot.
@@ -213,8 +213,14 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         data: packed.load_list.into_bytes(),
         mode: 0o644,
     });
-    root_tree::stage(&root_tree, &request.init, &os_release, &extra_files, &generated, epoch)
-        .map_err(ImageError::RootTree)?;
+    let inputs = RootTreeInputs {
+        init: &request.init,
+        os_release: &os_release,
+        files: &extra_files,
+        generated: &generated,
+        epoch,
+    };
+    root_tree::stage(&root_tree, &inputs).map_err(ImageError::RootTree)?;
     let root_image = work.join("root-a.erofs");
     let root_limit = recipe.recipe.partitions.root << 20;
     let root_size = erofs::make(&root_tree, &root_image, &ids.uuid(&format!("erofs:{root_a_name}")), epoch, root_limit)

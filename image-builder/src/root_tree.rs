@@ -48,43 +48,38 @@ pub struct GeneratedFile {
     pub mode: u32,
 }
 
-/// Fills the empty directory `dir` with the root tree.
-pub fn stage(
-    dir: &Path,
-    init: &Path,
-    os_release: &str,
-    files: &[ExtraFile],
-    generated: &[GeneratedFile],
-    epoch: u64,
-) -> Result<(), RootTreeError> {
-    stage_inner(dir, init, os_release, files, generated, epoch)
-        .map_err(|source| RootTreeError::Stage { dir: dir.into(), source })
+/// What goes into a root tree besides the fixed directories.
+pub struct RootTreeInputs<'a> {
+    /// The static PID 1 binary, installed as `/sbin/init`.
+    pub init: &'a Path,
+    pub os_release: &'a str,
+    pub files: &'a [ExtraFile<'a>],
+    pub generated: &'a [GeneratedFile],
+    pub epoch: u64,
 }
 
-fn stage_inner(
-    dir: &Path,
-    init: &Path,
-    os_release: &str,
-    files: &[ExtraFile],
-    generated: &[GeneratedFile],
-    epoch: u64,
-) -> Result<(), StagingError> {
+/// Fills the empty directory `dir` with the root tree.
+pub fn stage(dir: &Path, inputs: &RootTreeInputs) -> Result<(), RootTreeError> {
+    stage_inner(dir, inputs).map_err(|source| RootTreeError::Stage { dir: dir.into(), source })
+}
+
+fn stage_inner(dir: &Path, inputs: &RootTreeInputs) -> Result<(), StagingError> {
     staging::make_dir(dir, 0o755)?;
     for (path, mode) in DIRECTORIES {
         staging::make_dir(&dir.join(path), mode)?;
     }
-    staging::copy_file(init, &dir.join(ROOT_INIT.trim_start_matches('/')), 0o755)?;
-    staging::write_file(&dir.join("etc/os-release"), os_release.as_bytes(), 0o644)?;
+    staging::copy_file(inputs.init, &dir.join(ROOT_INIT.trim_start_matches('/')), 0o755)?;
+    staging::write_file(&dir.join("etc/os-release"), inputs.os_release.as_bytes(), 0o644)?;
     for name in GENERATED_ETC_FILES {
         staging::make_symlink(&format!("{GENERATED_ETC}/{name}"), &dir.join("etc").join(name))?;
     }
-    for file in files {
+    for file in inputs.files {
         staging::copy_file(file.source, &dir.join(file.path.trim_start_matches('/')), file.mode)?;
     }
-    for file in generated {
+    for file in inputs.generated {
         staging::write_file(&dir.join(file.path.trim_start_matches('/')), &file.data, file.mode)?;
     }
-    staging::set_tree_times(dir, epoch)
+    staging::set_tree_times(dir, inputs.epoch)
 }
 
 /// `/etc/os-release` of a keel version (also used as the initramfs' `/etc/initrd-release`).

@@ -10,8 +10,6 @@ use crate::network::NetworkHandle;
 
 /// How long DHCP clients get to release their leases at shutdown.
 const NETWORK_STOP_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often exits are collected while services stop.
-const REAP_INTERVAL: Duration = Duration::from_millis(20);
 /// How long the syslog relay gets to send what it holds, while the network is still up.
 const SYSLOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -25,24 +23,9 @@ impl Services {
     /// Stops everything on a thread of its own while the caller keeps reaping with `reaper`: stopping a
     /// container waits for its exit, and only the reaper delivers exits.
     pub fn stop_while_reaping(self, reaper: &Reaper) {
-        let stopping = match std::thread::Builder::new().name("stop-services".to_owned()).spawn(move || self.stop()) {
-            Ok(stopping) => stopping,
-            Err(error) => {
-                log::error!("cannot start the thread that stops services: {error}; ending processes without it");
-                return;
-            }
-        };
-        while !stopping.is_finished() {
-            reaper.reap_all();
-            std::thread::sleep(REAP_INTERVAL);
-        }
-        if stopping.join().is_err() {
-            log::error!("stopping services panicked");
-        }
+        reaper.reap_while("stop-services", move || self.stop());
     }
-}
 
-impl Services {
     /// Stops everything, in the reverse order of starting.
     fn stop(self) {
         // Containers first, in reverse dependency order, each with its stop signal and timeout; their last lines

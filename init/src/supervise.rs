@@ -16,14 +16,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread;
 
 use keel_config::UserData;
 use keel_supervisor::supervise::{Supervisor, SupervisorOptions};
 use keel_supervisor::Reaper;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::getpid;
 
 const EXIT_INVALID_CONFIG: u8 = 1;
 const EXIT_USAGE: u8 = 100;
@@ -110,9 +108,8 @@ pub fn main(args: &[String]) -> ExitCode {
 
 fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
     // Before any thread starts, so that every thread inherits the mask and these signals queue for the signalfd.
-    // SIGUSR1 is the shutdown thread telling the main loop that it is done.
     let mut mask = SigSet::empty();
-    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
         mask.add(signal);
     }
     mask.thread_block().map_err(|error| format!("blocking signals: {error}"))?;
@@ -135,8 +132,6 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
     let reaper = Arc::new(Reaper::new());
     let handle = Supervisor::start(options, Arc::clone(&reaper), user_data)
         .map_err(|error| format!("starting the supervisor: {error}"))?;
-    let mut handle = Some(handle);
-    let mut shutting_down = false;
     loop {
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,
@@ -148,21 +143,10 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
             Ok(Signal::SIGCHLD) => {
                 reaper.reap_all();
             }
-            Ok(Signal::SIGTERM | Signal::SIGINT) if !shutting_down => {
+            Ok(Signal::SIGTERM | Signal::SIGINT) => {
                 log::info!("stopping every container");
-                shutting_down = true;
-                let Some(handle) = handle.take() else { continue };
-                // Stopping waits for exits, which only this thread collects: stop on another thread.
-                thread::Builder::new()
-                    .name("shutdown".to_owned())
-                    .spawn(move || {
-                        handle.shutdown();
-                        let _ = kill(getpid(), Signal::SIGUSR1);
-                    })
-                    .map_err(|error| format!("starting the shutdown thread: {error}"))?;
-            }
-            Ok(Signal::SIGUSR1) if shutting_down => {
-                reaper.reap_all();
+                // Stopping waits for exits, which only this thread collects.
+                reaper.reap_while("shutdown", move || handle.shutdown());
                 log::info!("every container stopped");
                 return Ok(());
             }

@@ -12,6 +12,9 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+/// How often [`Reaper::reap_while`] collects exits while its work runs.
+const REAP_WHILE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How a child ended, as a shell (and Docker) reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -70,6 +73,31 @@ impl Reaper {
             };
             reaped += 1;
             self.route(pid, status);
+        }
+    }
+
+    /// Runs `work` on a thread of its own and keeps reaping until it is done; returns its result, or `None` when
+    /// the thread could not start or panicked. For work that waits on child exits (stopping containers) while
+    /// the caller is the one that reaps.
+    pub fn reap_while<T: Send + 'static>(&self, name: &str, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let worker = match std::thread::Builder::new().name(name.to_owned()).spawn(work) {
+            Ok(worker) => worker,
+            Err(error) => {
+                log::error!("cannot start the {name} thread: {error}");
+                return None;
+            }
+        };
+        while !worker.is_finished() {
+            self.reap_all();
+            std::thread::sleep(REAP_WHILE_INTERVAL);
+        }
+        self.reap_all();
+        match worker.join() {
+            Ok(result) => Some(result),
+            Err(_) => {
+                log::error!("the {name} thread panicked");
+                None
+            }
         }
     }
 

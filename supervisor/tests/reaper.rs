@@ -57,4 +57,12 @@ fn routes_every_exit_to_its_spawner_and_collects_orphans() {
         assert_eq!(status, want);
     }
     assert_eq!(reaper.reap_all(), 0, "no children are left");
+
+    // Work that waits for a child's exit, run while the caller reaps: as PID 1 stops containers at shutdown.
+    let reaper = std::sync::Arc::new(reaper);
+    let shared = std::sync::Arc::clone(&reaper);
+    let waited = reaper.reap_while("wait-for-child", move || {
+        spawn_shell(&shared, "sleep 0.1; exit 9").recv_timeout(Duration::from_secs(30)).ok()
+    });
+    assert_eq!(waited, Some(Some(ExitStatus::Exited(9))));
 }
