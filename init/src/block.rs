@@ -69,6 +69,39 @@ fn describe_block_devices() -> String {
     }
 }
 
+/// A block device as sysfs describes it, read without touching the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDevice {
+    /// The kernel's name, also the `/dev` node: `vda`, `vdb2`.
+    pub name: String,
+    /// For a partition, the disk it is on (`vdb` for `vdb2`); `None` for a whole disk.
+    pub disk: Option<String>,
+    /// The GPT partition name, if any.
+    pub partition_name: Option<String>,
+}
+
+/// Every block device the kernel knows now.
+pub fn list_devices() -> Vec<BlockDevice> {
+    let Ok(entries) = fs::read_dir("/sys/class/block") else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let uevent = fs::read_to_string(path.join("uevent")).unwrap_or_default();
+            // A partition's sysfs directory sits inside its disk's: .../block/vdb/vdb2.
+            let disk = path
+                .join("partition")
+                .exists()
+                .then(|| fs::canonicalize(&path).ok())
+                .flatten()
+                .and_then(|real| real.parent()?.file_name().map(|disk| disk.to_string_lossy().into_owned()));
+            let partition_name = uevent_value(&uevent, "PARTNAME").map(str::to_owned);
+            BlockDevice { name, disk, partition_name }
+        })
+        .collect()
+}
+
 fn uevent_value<'a>(uevent: &'a str, key: &str) -> Option<&'a str> {
     uevent.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
 }

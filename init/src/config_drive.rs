@@ -8,6 +8,9 @@ use keel_config::meta_data::{parse_nocloud, parse_openstack};
 use keel_config::MetaData;
 use nix::mount::{umount, MsFlags};
 
+use keel_os_image::{layout, Slot};
+
+use crate::block::{self, BlockDevice};
 use crate::fs_label::{self, LabeledFs};
 use crate::mounts::{Mount, MountError};
 
@@ -64,33 +67,48 @@ pub enum ConfigDriveError {
     Read { device: PathBuf, path: String, source: std::io::Error },
 }
 
-/// The first block device labelled as a config drive, with its filesystem and layout. The boot disk's own
-/// partitions and disks with a partition table are not read: a config drive is a whole-disk filesystem, and
-/// every device read costs boot time.
+/// The first block device labelled as a config drive, with its filesystem and layout.
+///
+/// Like cloud-init's NoCloud, the label is looked for on whole disks and on partitions. Every probe is a device
+/// read before `ready`, so the boot disk (the disk holding keel's own partitions, found from sysfs without any
+/// read) is skipped, and so are keel's own partitions; partitions of the boot disk that keel did not make come
+/// last, after every other disk.
 pub fn find() -> Option<(PathBuf, LabeledFs, DriveLayout)> {
-    let mut devices: Vec<String> = fs::read_dir("/sys/class/block")
-        .ok()?
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| may_be_config_drive(name))
-        .collect();
-    devices.sort();
-    devices.into_iter().find_map(|name| {
-        let device = Path::new("/dev").join(&name);
+    let devices = block::list_devices();
+    candidates(&devices).into_iter().find_map(|name| {
+        let device = Path::new("/dev").join(name);
         let (filesystem, label) = fs_label::probe(&device)?;
         DriveLayout::from_label(&label).map(|layout| (device, filesystem, layout))
     })
 }
 
-/// Whether a block device may hold a config drive: not a partition of a partitioned disk, not a disk that has
-/// partitions.
-fn may_be_config_drive(name: &str) -> bool {
-    let sys = Path::new("/sys/class/block").join(name);
-    let is_partition = sys.join("partition").exists();
-    let has_partitions = fs::read_dir(&sys)
-        .map(|entries| entries.flatten().any(|entry| entry.path().join("partition").exists()))
-        .unwrap_or(false);
-    !is_partition && !has_partitions
+/// The devices worth probing, in the order to probe them.
+fn candidates(devices: &[BlockDevice]) -> Vec<&str> {
+    let is_keel_partition = |device: &BlockDevice| device.partition_name.as_deref().is_some_and(is_keel_partition_name);
+    let boot_disks: Vec<&str> =
+        devices.iter().filter(|d| is_keel_partition(d)).filter_map(|d| d.disk.as_deref()).collect();
+    let on_boot_disk = |device: &BlockDevice| {
+        boot_disks.contains(&device.name.as_str())
+            || device.disk.as_deref().is_some_and(|disk| boot_disks.contains(&disk))
+    };
+    let mut elsewhere: Vec<&str> =
+        devices.iter().filter(|device| !on_boot_disk(device)).map(|device| device.name.as_str()).collect();
+    let mut boot_disk_extras: Vec<&str> = devices
+        .iter()
+        .filter(|device| device.disk.is_some() && on_boot_disk(device) && !is_keel_partition(device))
+        .map(|device| device.name.as_str())
+        .collect();
+    elsewhere.sort_unstable();
+    boot_disk_extras.sort_unstable();
+    elsewhere.extend(boot_disk_extras);
+    elsewhere
+}
+
+/// Whether a GPT partition name is one keel-build gives: the ESP, a root slot or the data partition.
+fn is_keel_partition_name(name: &str) -> bool {
+    name == layout::ESP_PARTITION
+        || name == layout::DATA_PARTITION
+        || Slot::ALL.iter().any(|slot| name == layout::root_partition_name(*slot))
 }
 
 /// Mounts the drive read-only, reads its files and unmounts it again.
@@ -126,4 +144,40 @@ fn read_files(device: &Path, layout: DriveLayout) -> Result<ConfigDrive, ConfigD
         None => MetaData::default(),
     };
     Ok(ConfigDrive { device: device.to_owned(), layout, user_data, meta_data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &str, disk: Option<&str>, partition_name: Option<&str>) -> BlockDevice {
+        BlockDevice {
+            name: name.to_owned(),
+            disk: disk.map(str::to_owned),
+            partition_name: partition_name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn skips_the_boot_disk_and_finds_partitions_elsewhere_first() {
+        let devices = [
+            device("vda", None, None),
+            device("vda1", Some("vda"), Some("esp")),
+            device("vda2", Some("vda"), Some("keel-root-a")),
+            device("vda3", Some("vda"), Some("keel-root-b")),
+            device("vda4", Some("vda"), Some("keel-data")),
+            device("vda5", Some("vda"), Some("seed")),
+            device("vdc", None, None),
+            device("vdb", None, None),
+            device("vdb1", Some("vdb"), None),
+            device("vdb2", Some("vdb"), Some("cidata")),
+        ];
+        assert_eq!(candidates(&devices), ["vdb", "vdb1", "vdb2", "vdc", "vda5"]);
+    }
+
+    #[test]
+    fn without_a_keel_disk_every_device_is_a_candidate() {
+        let devices = [device("sr0", None, None), device("vda", None, None), device("vda1", Some("vda"), None)];
+        assert_eq!(candidates(&devices), ["sr0", "vda", "vda1"]);
+    }
 }

@@ -21,6 +21,9 @@ pub struct SlotError {
 }
 
 impl Slot {
+    /// Both slots, in the order a fresh disk fills them.
+    pub const ALL: [Slot; 2] = [Slot::A, Slot::B];
+
     pub fn name(self) -> &'static str {
         match self {
             Slot::A => "a",

@@ -100,6 +100,33 @@ pub fn set_partition_label(image: &Path, number: u32, label: &str) -> Result<(),
         .arg(label))
 }
 
+/// Writes a GPT disk to `out` with an empty 1 MiB partition named `spare` first and then one partition holding
+/// `filesystem`'s bytes, named `name`: a config drive on the second partition of a data disk, as some clouds and
+/// installers attach it.
+pub fn partitioned_disk(filesystem: &Path, name: &str, out: &Path) -> Result<(), DiskError> {
+    const MIB: u64 = 1 << 20;
+    let len = std::fs::metadata(filesystem)
+        .map_err(|source| DiskError::Stat { path: filesystem.to_path_buf(), source })?
+        .len();
+    let fs_mib = len.div_ceil(MIB);
+    // 1 MiB for the GPT and alignment, 1 MiB spare partition, the filesystem, 1 MiB for the backup GPT.
+    let disk_len = (3 + fs_mib) * MIB;
+    let file = std::fs::File::create(out).map_err(|source| DiskError::Stat { path: out.to_path_buf(), source })?;
+    file.set_len(disk_len).map_err(|source| DiskError::Stat { path: out.to_path_buf(), source })?;
+    drop(file);
+    let script =
+        format!("label: gpt\nstart=2048, size=2048, name=spare\nstart=4096, size={}, name={name}\n", fs_mib * 2048);
+    let mut sfdisk = Command::new("sfdisk");
+    sfdisk.args(["--quiet", "--no-reread", "--no-tell-kernel"]).arg(out);
+    run_with_input(&mut sfdisk, script.as_bytes())?;
+    run(Command::new("dd").arg(format!("if={}", filesystem.display())).arg(format!("of={}", out.display())).args([
+        "bs=1M",
+        "seek=2",
+        "conv=notrunc,sparse",
+        "status=none",
+    ]))
+}
+
 /// Bytes a file really occupies on the host (allocated blocks × 512), which for sparse images is less than its
 /// length.
 pub fn allocated_bytes(path: &Path) -> Result<u64, DiskError> {
@@ -109,6 +136,27 @@ pub fn allocated_bytes(path: &Path) -> Result<u64, DiskError> {
 
 fn run(command: &mut Command) -> Result<(), DiskError> {
     output(command).map(drop)
+}
+
+fn run_with_input(command: &mut Command, input: &[u8]) -> Result<(), DiskError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let shown = format!("{command:?}").replace('"', "");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| DiskError::Spawn { command: shown.clone(), source })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).map_err(|source| DiskError::Spawn { command: shown.clone(), source })?;
+    }
+    let out = child.wait_with_output().map_err(|source| DiskError::Spawn { command: shown.clone(), source })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(DiskError::Failed { command: shown, status: out.status, stderr });
+    }
+    Ok(())
 }
 
 fn output(command: &mut Command) -> Result<Vec<u8>, DiskError> {
