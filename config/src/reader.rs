@@ -18,6 +18,7 @@ pub(crate) struct Reader<'t> {
     text: &'t str,
     line_starts: Vec<usize>,
     errors: Vec<(usize, ConfigError)>,
+    warnings: Vec<(usize, ConfigError)>,
 }
 
 /// A table being read: its key path, where to report missing keys, and its entries.
@@ -38,11 +39,29 @@ impl<'t> Reader<'t> {
     pub fn new(file: &str, text: &'t str) -> Self {
         let line_starts =
             std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect::<Vec<_>>();
-        Reader { file: file.to_owned(), text, line_starts, errors: Vec::new() }
+        Reader { file: file.to_owned(), text, line_starts, errors: Vec::new(), warnings: Vec::new() }
     }
 
     /// Records an error at byte offset `span.start`.
     pub fn error(&mut self, span: Range<usize>, path: &str, message: impl Display) {
+        let placed = self.place(span, path, message);
+        self.errors.push(placed);
+    }
+
+    /// Records a warning: the file is valid, but something in it does not do what its reader may expect.
+    pub fn warning(&mut self, span: Range<usize>, path: &str, message: impl Display) {
+        let placed = self.place(span, path, message);
+        self.warnings.push(placed);
+    }
+
+    /// The warnings so far, in file order.
+    pub fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|(offset, _)| *offset);
+        warnings.into_iter().map(|(_, warning)| warning).collect()
+    }
+
+    fn place(&self, span: Range<usize>, path: &str, message: impl Display) -> (usize, ConfigError) {
         let offset = span.start.min(self.text.len());
         let line_index = self.line_starts.partition_point(|start| *start <= offset).saturating_sub(1);
         let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
@@ -54,7 +73,7 @@ impl<'t> Reader<'t> {
             path: path.to_owned(),
             message: message.to_string(),
         };
-        self.errors.push((offset, error));
+        (offset, error)
     }
 
     /// The errors so far, in file order (a stable sort keeps the order of errors found at one place).

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use crate::api::{self, ApiConfig};
 use crate::containers::{self, dependencies, ContainerConfig};
-use crate::error::ConfigErrors;
+use crate::error::{ConfigError, ConfigErrors};
 use crate::host::{self, HostConfig};
 use crate::network::NetworkConfig;
 use crate::network_section;
@@ -32,6 +32,9 @@ pub struct UserData {
     pub containers: BTreeMap<String, ContainerConfig>,
     /// The container names in the order the file declares them.
     pub container_order: Vec<String>,
+    /// Valid settings that this keel does not act on yet, each placed like an error; shown by `keelctl validate`
+    /// and at boot.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl UserData {
@@ -44,7 +47,8 @@ impl UserData {
             reader.error(span, "", format!("syntax error: {}", error.message()));
         }
         let root = Spanned::new(document.span(), toml::de::DeValue::Table(document.into_inner()));
-        let user_data = read(&mut reader, &Field::root(&root));
+        let mut user_data = read(&mut reader, &Field::root(&root));
+        user_data.warnings = reader.take_warnings();
         if reader.has_errors() {
             Err(ConfigErrors { errors: reader.finish() })
         } else {
@@ -63,6 +67,9 @@ impl UserData {
     }
 }
 
+/// The start of the warning for a section that is accepted (so a config stays valid when it lands) and ignored.
+const NOT_ACTED_ON: &str = "accepted but not acted on yet";
+
 fn read(reader: &mut Reader, root: &Field) -> UserData {
     let mut user_data = UserData::default();
     let Some(table) = reader.table(root, &SECTIONS) else { return user_data };
@@ -77,9 +84,11 @@ fn read(reader: &mut Reader, root: &Field) -> UserData {
     }
     if let Some(field) = table.get("api") {
         user_data.api = api::read(reader, &field);
+        reader.warning(field.node.span(), "api", format!("{NOT_ACTED_ON}: keel has no API server yet"));
     }
     if let Some(field) = table.get("update") {
         user_data.update = update::read(reader, &field);
+        reader.warning(field.node.span(), "update", format!("{NOT_ACTED_ON}: keel cannot install updates yet"));
     }
     if let Some(field) = table.get("registries") {
         user_data.registries = registries::read(reader, &field);

@@ -346,3 +346,21 @@ fn docs_show_the_complete_example() {
     let docs = include_str!("../../docs/config.md");
     assert!(docs.contains(include_str!("data/example.toml")), "docs/config.md no longer holds tests/data/example.toml");
 }
+
+#[test]
+fn sections_not_acted_on_yet_are_valid_with_a_placed_warning() {
+    let text =
+        "[host]\nhostname = \"a\"\n\n[api]\ntcp = \"0.0.0.0:2375\"\n\n[update]\nurl = \"https://u.example/\"\n\n\
+                [containers.web]\nimage = \"nginx\"\nrequired = true\n";
+    let user_data = UserData::parse("user-data", text).unwrap();
+    let warnings: Vec<String> = user_data.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "user-data:4:1: api: accepted but not acted on yet: keel has no API server yet",
+            "user-data:7:1: update: accepted but not acted on yet: keel cannot install updates yet",
+            "user-data:12:12: containers.web.required: accepted but not acted on yet: there is no update health gate yet",
+        ]
+    );
+    assert!(UserData::parse("user-data", "[host]\nhostname = \"a\"\n").unwrap().warnings.is_empty());
+}

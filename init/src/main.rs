@@ -4,8 +4,8 @@
 //! The same static binary runs twice per boot. As `/init` in the initramfs (stage 1) it loads the kernel modules
 //! the image builder listed, finds the root slot the boot loader chose (`keel.slot=`), mounts it read-only and
 //! switches to it. As `/sbin/init` of that root (stage 2) it sets up the runtime filesystems, cgroup2, the data
-//! partition, host name and loopback, prints `keel: ready`, starts the network, and then runs the main loop until
-//! shutdown.
+//! partition, host name and loopback, prints `keel: ready`, starts the network and the container supervisor (from
+//! the config drive's user-data), and then runs the main loop until shutdown.
 //!
 //! # Design
 //! One process, one main thread: it blocks every signal, reads them from a signalfd, reaps every child
@@ -16,8 +16,9 @@
 //! Kernel parameters: `keel.slot=a|b` (required), `keel.rootwait=<seconds>` (default 10), `keel.debug`.
 //!
 //! # Current limitations
-//! No containers yet. Run anywhere but as PID 1, `keel` prints what it is and exits
-//! with status 100 (usage).
+//! No boot assessment and no update install yet (the boot counter in a boot entry's name is not acted on), no API
+//! socket. Run anywhere but as PID 1 and without a subcommand (`keel supervise`), `keel` prints what it is and
+//! exits with status 100 (usage).
 
 mod block;
 mod boot_config;

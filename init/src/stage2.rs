@@ -66,6 +66,10 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
         Ok(None) => {}
         Err(error) => log::error!("syslog relay: {error}"),
     }
+    // After the relay starts, so the receiver sees them too.
+    for warning in &config.user_data.warnings {
+        log::warn!("{warning}");
+    }
     if let Err(error) = nix::unistd::sethostname(&hostname.name) {
         log::error!("cannot set the host name {:?}: {error}", hostname.name);
     }

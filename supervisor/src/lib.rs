@@ -12,8 +12,9 @@
 //! `docs/containers.md` have the details.
 //!
 //! # Current limitations
-//! No Docker API server yet (`keelctl` validates configs only), no bridge networking, no seccomp, no user
-//! namespaces, no TTYs; `docs/containers.md` lists the rest.
+//! No Docker API server yet (`keelctl` validates configs only), no per-container log files (an in-memory buffer
+//! only), no bridge networking, no device cgroup, no seccomp, no user namespaces, no TTYs; `docs/containers.md`
+//! lists the rest.
 
 pub mod error_chain;
 pub mod image;

@@ -1,4 +1,4 @@
-//! `keelctl validate`: the summary and exit 0 for a valid file, every error and exit 1 for a bad one, 111 for an
+//! `keelctl validate`: the summary and exit 0 for a valid file (with warnings for what is not acted on yet), every error and exit 1 for a bad one, 111 for an
 //! unreadable one and 100 for a bad command line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,6 +19,19 @@ fn valid_file_prints_a_summary() {
     let expected =
         format!("{}: ok (hostname web-1; network: DHCP on every ethernet link; containers: web)\n", path.display());
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+}
+
+#[test]
+fn sections_not_acted_on_yet_are_valid_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user-data");
+    std::fs::write(&path, "[api]\ntcp = \"0.0.0.0:2375\"\n").unwrap();
+    let output = keelctl(&["validate", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let expected =
+        format!("warning: {}:1:1: api: accepted but not acted on yet: keel has no API server yet\n", path.display());
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), expected);
+    assert!(String::from_utf8(output.stdout).unwrap().contains(": ok"));
 }
 
 #[test]

@@ -164,6 +164,15 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
         init: bool(reader, "init"),
         required: bool(reader, "required"),
     };
+    if container.required {
+        if let Some(field) = table.get("required") {
+            reader.warning(
+                field.node.span(),
+                &field.path,
+                "accepted but not acted on yet: there is no update health gate yet",
+            );
+        }
+    }
     Some(ContainerConfig { image: image?, ..container })
 }
 

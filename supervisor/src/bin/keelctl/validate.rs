@@ -25,6 +25,9 @@ pub fn run(args: &ValidateArgs) -> Exit {
     };
     match UserData::parse(&name, &text) {
         Ok(user_data) => {
+            for warning in &user_data.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!("{name}: ok{}", summary(&user_data));
             Exit::Success
         }
