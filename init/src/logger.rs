@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use keel_supervisor::supervise::{LogRecord, LogSink, LogStream};
+use keel_supervisor::supervise::{console_line, LogRecord, LogSink, LogStream};
 use keel_supervisor::syslog::{Record, Severity, SyslogRelay};
 
 /// Kernel parameter that turns on debug records.
@@ -28,13 +28,13 @@ pub fn relay_to(relay: SyslogRelay) {
     }
 }
 
-/// A container's output line: on the console as `keel: <container>: <line>`, to syslog with the container's
+/// A container's output line: on the console as `<container> | <line>` (see [`console_line`]), to syslog with the container's
 /// name as APP-NAME (stdout as info, stderr as err, like Docker's syslog driver).
 pub struct ContainerLogSink;
 
 impl LogSink for ContainerLogSink {
     fn record(&self, container: &str, record: &LogRecord) {
-        let _ = writeln!(std::io::stderr().lock(), "keel: {container}: {}", record.line);
+        let _ = writeln!(std::io::stderr().lock(), "{}", console_line(container, &record.line));
         if let Some(relay) = RELAY.get() {
             let severity = match record.stream {
                 LogStream::Stdout => Severity::Informational,

@@ -2,6 +2,8 @@
 
 /// Prefix of every line PID 1 prints.
 const PREFIX: &str = "keel: ";
+/// What follows the container's name on its output lines: `web | <line>`.
+const CONTAINER_SEPARATOR: &str = " | ";
 
 /// One timeline entry: a stage and the CLOCK_BOOTTIME milliseconds at which it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +44,18 @@ impl Timeline {
 /// Parses one timeline line: `keel: 3450ms root-mounted keel-root-a vda2`, or the summary form PID 1 uses for
 /// the ready line, `keel: ready: 4012ms, slot a, …`.
 pub fn parse_line(line: &str) -> Option<Stage> {
-    let rest = &line[line.find(PREFIX)? + PREFIX.len()..];
+    let rest = pid1_text(line)?;
     parse_stamp_first(rest).or_else(|| parse_name_first(rest))
+}
+
+/// The part of a console line after PID 1's `keel: ` prefix; `None` for a container's output line
+/// (`<name> | …`), which may say anything, `keel: 5ms ready` included.
+pub fn pid1_text(line: &str) -> Option<&str> {
+    let at = line.find(PREFIX)?;
+    if line[..at].contains(CONTAINER_SEPARATOR) {
+        return None;
+    }
+    Some(&line[at + PREFIX.len()..])
 }
 
 /// `<ms>ms <stage> [detail]`
@@ -71,7 +83,7 @@ fn parse_name_first(rest: &str) -> Option<Stage> {
 
 /// True for the line announcing that the host is ready: `keel: ready …` or a timeline entry named `ready`.
 pub fn is_ready_line(line: &str) -> bool {
-    line.contains("keel: ready") || parse_line(line).is_some_and(|s| s.name == "ready")
+    pid1_text(line).is_some_and(|rest| rest.starts_with("ready")) || parse_line(line).is_some_and(|s| s.name == "ready")
 }
 
 #[cfg(test)]
@@ -115,5 +127,8 @@ mod tests {
         assert!(is_ready_line("keel: 4100ms ready"));
         assert!(is_ready_line("keel: ready: 4100ms, slot a"));
         assert!(!is_ready_line("keel: 4100ms root-mounted"));
+        assert!(!is_ready_line("web | keel: ready"));
+        assert!(!is_ready_line("web | keel: 5ms ready"));
+        assert_eq!(parse_line("web | keel: 5ms init-started"), None);
     }
 }

@@ -1,5 +1,5 @@
 //! Config drive and network tests: DHCP on QEMU's user network, a static address on a second NIC, drives as vfat
-//! and ISO 9660 in both layouts, the host name from meta-data, and invalid user-data falling back to the last
+//! and ISO 9660 in both layouts, a drive on a partition of a partitioned disk, the host name from meta-data, and invalid user-data falling back to the last
 //! accepted generation, also after a reboot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -58,6 +58,13 @@ mac = "52:54:00:00:77:02"
 addresses = ["192.168.77.9/24", "fd77::9/64"]
 routes = [{ to = "10.77.0.0/16", via = "192.168.77.2" }]
 dns = ["192.168.77.3"]
+
+# Reports the host's routes and name servers as PID 1 configured them: host network, the generated /etc read-only.
+[containers.probe]
+image = "keel/busybox"
+network = "host"
+volumes = ["/run/keel/etc:/hostetc:ro"]
+command = ["sh", "-c", "while true; do echo route: $(ip route | grep 10.77.0.0); echo dns: $(grep nameserver /hostetc/resolv.conf); sleep 2; done"]
 "#;
     // Through the second NIC only: 192.168.77.2 is that user network's gateway, which is the host.
     let server = TcpCollector::start()?;
@@ -76,6 +83,11 @@ dns = ["192.168.77.3"]
     ensure!(line.contains("network eth1 192.168.77.9/24,fd77::9/64 static"), "unexpected: {line}");
     vm.wait_for("network eth0 10.0.2.15/24 dhcp", timeouts::PVH_READY)?;
     ensure!(!vm.console().contains("keel: error"), "errors on the console:\n{}", vm.console());
+    // The first report after both links are configured.
+    let route = vm.wait_for("probe | route:", timeouts::CONTAINER)?;
+    ensure!(route.contains("route: 10.77.0.0/16 via 192.168.77.2 dev eth1"), "static route missing: {route}");
+    let dns = vm.wait_for("probe | dns:", timeouts::CONTAINER)?;
+    ensure!(dns.contains("nameserver 192.168.77.3"), "static name server missing from resolv.conf: {dns}");
     ensure!(
         server.wait_for("network eth1 192.168.77.9/24", timeouts::PVH_READY),
         "nothing reached the host through the static address; it got: {:?}",
@@ -98,6 +110,25 @@ fn config_drives_in_every_format_and_layout() -> Result<()> {
         ensure!(console.contains(&format!("host {hostname}")), "{format}/{layout}: host name not applied:\n{console}");
         ensure!(console.contains("config generation 1 ("), "{format}/{layout}: no generation line:\n{console}");
     }
+    Ok(())
+}
+
+#[test]
+fn config_drive_on_a_partition_of_a_second_disk() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let spec = DriveSpec {
+        user_data: "[host]\nhostname = \"on-a-partition\"\n",
+        meta_data: None,
+        format: "vfat",
+        layout: "nocloud",
+    };
+    let filesystem = config_drive::build(scratch.path(), "partition", &spec)?;
+    let disk = scratch.path().join("partitioned.img");
+    keel_qemu_tests::disk::partitioned_disk(&filesystem, "cidata", &disk)?;
+    let vm = boot_with_drive("config_drive_on_a_partition", &disk, |config| config)?;
+    let console = vm.console();
+    ensure!(console.contains("host on-a-partition"), "the drive on vdb2 was not found:\n{console}");
+    ensure!(console.contains("from /dev/vdb2"), "the config did not come from the second partition:\n{console}");
     Ok(())
 }
 
@@ -165,9 +196,13 @@ fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Resu
             ensure!(last_boot.contains(expected), "{boot}: missing {expected:?} in:\n{last_boot}");
         }
         ensure!(ready.contains("host good-one"), "{boot}: the last accepted generation was not used: {ready}");
-        // Ctrl-Alt-Del reboots; QEMU without -no-reboot starts the guest again with the same disks.
+        // Ctrl-Alt-Del reboots through PID 1's shutdown (the kernel hands the keys to PID 1 as SIGINT), which
+        // unmounts /var before reboot(2); QEMU without -no-reboot starts the guest again with the same disks.
         let ctrl_alt_del = ["ctrl", "alt", "delete"].map(|key| json!({"type": "qcode", "data": key}));
         vm.qmp(json!({"execute": "send-key", "arguments": {"keys": ctrl_alt_del}}))?;
+        vm.wait_for("keel: shutdown: reboot (Ctrl-Alt-Del)", timeouts::SHUTDOWN)?;
+        vm.wait_for("keel: unmounted /var", timeouts::SHUTDOWN)?;
+        vm.wait_for("keel: rebooting", timeouts::SHUTDOWN)?;
     }
     Ok(())
 }

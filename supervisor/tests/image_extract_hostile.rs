@@ -31,9 +31,14 @@ fn scene() -> Scene {
     Scene { _temp: temp, root, outside, base }
 }
 
-/// Extracts `entries` and asserts the result is an error naming `entry_name`, with nothing changed outside.
+/// Extracts `entries` into a fresh scene and asserts the result is an error naming `entry_name`, with nothing
+/// changed outside.
 fn assert_refused(entries: &[RawEntry<'_>], entry_name: &str) -> ExtractError {
-    let scene = scene();
+    assert_refused_in(&scene(), entries, entry_name)
+}
+
+/// The same in a given scene, for layers that point at the scene's own outside directory.
+fn assert_refused_in(scene: &Scene, entries: &[RawEntry<'_>], entry_name: &str) -> ExtractError {
     let before = tree(&scene.base).into_iter().filter(|path| !path.starts_with("root")).collect::<Vec<_>>();
     let error = extract_layer(&raw_tar(entries)[..], &scene.root, &ExtractOptions::default())
         .expect_err("hostile layer must be refused");
@@ -49,7 +54,8 @@ fn assert_refused(entries: &[RawEntry<'_>], entry_name: &str) -> ExtractError {
 fn dot_dot_path_is_refused() {
     let error = assert_refused(&[RawEntry::File("../outside/evil", b"x")], "../outside/evil");
     assert!(matches!(error, ExtractError::DotDotPath { .. }), "{error:?}");
-    assert_refused(&[RawEntry::Dir("a/"), RawEntry::File("a/../../evil", b"x")], "a/../../evil");
+    let error = assert_refused(&[RawEntry::Dir("a/"), RawEntry::File("a/../../evil", b"x")], "a/../../evil");
+    assert!(matches!(error, ExtractError::DotDotPath { .. }), "{error:?}");
 }
 
 #[test]
@@ -61,22 +67,30 @@ fn absolute_path_is_refused() {
 #[test]
 fn write_through_symlink_to_outside_is_refused() {
     let scene = scene();
+    // Absolute symlink to the real directory outside the root, then a write through it: an extractor that
+    // followed the link would create outside/file, which the scene's before/after comparison catches.
     let target = scene.outside.to_str().unwrap().to_string();
-    drop(scene);
-    // Absolute symlink to a real directory outside, then a write through it.
-    let error = assert_refused(&[RawEntry::Symlink("link", &target), RawEntry::File("link/file", b"x")], "link/file");
+    let entries = [RawEntry::Symlink("link", &target), RawEntry::File("link/file", b"x")];
+    let error = assert_refused_in(&scene, &entries, "link/file");
     assert!(matches!(error, ExtractError::EscapesRoot { .. }), "{error:?}");
-    // Relative symlink climbing out.
-    assert_refused(&[RawEntry::Symlink("up", "../outside"), RawEntry::File("up/file", b"x")], "up/file");
+    assert!(!scene.outside.join("file").exists());
+    // Relative symlink climbing out to the same directory.
+    let error = assert_refused(&[RawEntry::Symlink("up", "../outside"), RawEntry::File("up/file", b"x")], "up/file");
+    assert!(matches!(error, ExtractError::EscapesRoot { .. }), "{error:?}");
 }
 
 #[test]
 fn hardlink_to_outside_is_refused() {
     let error = assert_refused(&[RawEntry::Hardlink("passwd", "../outside/sentinel")], "passwd");
     assert!(matches!(error, ExtractError::HardlinkOutside { .. }), "{error:?}");
-    assert_refused(&[RawEntry::Hardlink("passwd", "/etc/passwd")], "passwd");
-    // Through a symlink that leads outside.
-    assert_refused(&[RawEntry::Symlink("out", "../outside"), RawEntry::Hardlink("stolen", "out/sentinel")], "stolen");
+    let error = assert_refused(&[RawEntry::Hardlink("passwd", "/etc/passwd")], "passwd");
+    assert!(matches!(error, ExtractError::HardlinkOutside { .. }), "{error:?}");
+    // Through a symlink that leads outside: the sentinel would gain a second link.
+    let scene = scene();
+    let entries = [RawEntry::Symlink("out", "../outside"), RawEntry::Hardlink("stolen", "out/sentinel")];
+    let error = assert_refused_in(&scene, &entries, "stolen");
+    assert!(matches!(error, ExtractError::HardlinkOutside { .. } | ExtractError::EscapesRoot { .. }), "{error:?}");
+    assert_eq!(std::fs::metadata(scene.outside.join("sentinel")).unwrap().nlink(), 1);
 }
 
 #[test]
@@ -91,10 +105,11 @@ fn symlink_chain_escaping_is_refused() {
         "a/x",
     );
     assert!(matches!(error, ExtractError::EscapesRoot { .. }), "{error:?}");
-    assert_refused(
+    let error = assert_refused(
         &[RawEntry::Symlink("a", "b"), RawEntry::Symlink("b", "../.."), RawEntry::File("a/outside/x", b"x")],
         "a/outside/x",
     );
+    assert!(matches!(error, ExtractError::EscapesRoot { .. }), "{error:?}");
 }
 
 #[test]

@@ -206,7 +206,12 @@ fn basic_auth_registry() {
     let error = anonymous.expect_err("pull without credentials must fail");
     assert!(error_chain(&error).contains("401"), "{}", error_chain(&error));
     let wrong = insecure(&registry.host(), Some(("keel", "wrong")));
-    assert!(pull_image(&wrong, &store, &reference, &PullOptions::default(), &NoProgress).is_err());
+    let error = pull_image(&wrong, &store, &reference, &PullOptions::default(), &NoProgress)
+        .expect_err("pull with a wrong password must fail");
+    let message = error_chain(&error);
+    // The registry refused the credentials: not a network error, not a missing image.
+    assert!(message.contains("HTTP 401: the registry refused the credentials of user \"keel\""), "{message}");
+    assert!(!store.is_complete(&reference));
 
     let client = insecure(&registry.host(), Some(("keel", "s3cret")));
     pull_image(&client, &store, &reference, &PullOptions::default(), &NoProgress).unwrap();
@@ -227,7 +232,16 @@ fn bearer_token_flow() {
 
     let without_credentials =
         pull_image(&insecure(&proxy.host(), None), &store, &reference, &PullOptions::default(), &NoProgress);
-    assert!(without_credentials.is_err(), "the token endpoint must refuse anonymous requests");
+    let error = without_credentials.expect_err("the token endpoint must refuse anonymous requests");
+    let message = error_chain(&error);
+    assert!(message.contains("/token") && message.contains("needs credentials and none are configured"), "{message}");
+    assert!(!store.is_complete(&reference));
+
+    let wrong = insecure(&proxy.host(), Some(("keel", "wrong")));
+    let error = pull_image(&wrong, &store, &reference, &PullOptions::default(), &NoProgress)
+        .expect_err("the token endpoint must refuse a wrong password");
+    let message = error_chain(&error);
+    assert!(message.contains("HTTP 401: the registry refused the credentials of user \"keel\""), "{message}");
 
     let client = insecure(&proxy.host(), Some(("keel", "t0ken-pass")));
     pull_image(&client, &store, &reference, &PullOptions::default(), &NoProgress).unwrap();

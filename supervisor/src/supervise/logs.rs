@@ -35,13 +35,34 @@ pub trait LogSink: Send + Sync {
     fn record(&self, container: &str, record: &LogRecord);
 }
 
-/// Echoes each line to the log as `<container>: <line>` (PID 1 turns this on for the console).
+/// Echoes each line to stderr as [`console_line`] shows it (`keel supervise --echo-logs`).
 pub struct EchoSink;
 
 impl LogSink for EchoSink {
     fn record(&self, container: &str, record: &LogRecord) {
-        log::info!("{container}: {}", record.line);
+        use std::io::Write;
+        // A failed write is dropped: a console line is never worth failing the reader for.
+        let _ = writeln!(std::io::stderr().lock(), "{}", console_line(container, &record.line));
     }
+}
+
+/// How a container's line appears on a console: `<container> | <line>`, with control characters escaped.
+///
+/// keel's own lines start with `keel: `, and a container's can never do so: its output cannot pass for a
+/// supervisor event or a boot stage. Escaping keeps it from moving the cursor, clearing the screen or hiding
+/// text on the terminal that shows the console.
+pub fn console_line(container: &str, line: &str) -> String {
+    let mut out = String::with_capacity(container.len() + 3 + line.len());
+    out.push_str(container);
+    out.push_str(" | ");
+    for c in line.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last [`MAX_LINES`] lines or [`MAX_BYTES`] bytes of a container's output, across its restarts.
@@ -121,5 +142,12 @@ mod tests {
         buffer.push(record(&big));
         buffer.push(record(&big));
         assert_eq!(buffer.records().len(), 1);
+    }
+
+    #[test]
+    fn console_lines_cannot_pass_for_keel_or_drive_the_terminal() {
+        assert_eq!(console_line("web", "keel: db: started (pid 1)"), "web | keel: db: started (pid 1)");
+        assert_eq!(console_line("web", "a\rkeel: 5ms ready"), "web | a\\u{d}keel: 5ms ready");
+        assert_eq!(console_line("web", "\u{1b}[2J\tcleared\u{85}"), "web | \\u{1b}[2J\tcleared\\u{85}");
     }
 }

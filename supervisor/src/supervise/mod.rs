@@ -32,7 +32,7 @@ use crate::reaper::Reaper;
 use crate::runtime::RuntimeDirs;
 
 pub use images::EnsureImageError;
-pub use logs::{EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
+pub use logs::{console_line, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
 pub use reconcile::{Definition, ReconcilePlan};
 pub use status::ContainerStatus;
 

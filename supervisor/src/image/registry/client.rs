@@ -43,6 +43,10 @@ pub enum RegistryError {
     Status { url: String, status: u16, body: String },
     #[error("GET {url}: HTTP 401 and no usable challenge ({challenge:?})")]
     Unauthorized { url: String, challenge: Option<String> },
+    #[error("GET {url}: HTTP 401: {registry} needs credentials and none are configured ([registries.\"{registry}\"])")]
+    CredentialsRequired { url: String, registry: String },
+    #[error("GET {url}: HTTP 401: the registry refused the credentials of user {username:?}")]
+    CredentialsRefused { url: String, username: String },
     #[error("token from {realm}: response has neither `token` nor `access_token`")]
     TokenMissing { realm: String },
     #[error("GET {url}: reading the response body failed")]
@@ -142,7 +146,9 @@ impl RegistryClient {
                 let challenge_text = header(&response, "www-authenticate");
                 let challenge = challenge_text.as_deref().and_then(parse_challenge);
                 let new_authorization = match challenge {
-                    Some(Challenge::Basic) => self.basic_authorization(reference),
+                    Some(Challenge::Basic) => {
+                        Some(self.basic_authorization(reference).ok_or_else(|| self.unauthorized(reference, url))?)
+                    }
                     Some(Challenge::Bearer { realm, service, scope }) => {
                         let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", reference.repository()));
                         Some(self.fetch_token(reference, &realm, service.as_deref(), &scope)?)
@@ -158,10 +164,23 @@ impl RegistryClient {
                     .insert(auth_key.clone(), new_authorization);
                 continue;
             }
+            if status == 401 {
+                return Err(self.unauthorized(reference, url));
+            }
             if !(200..300).contains(&status) {
                 return Err(status_error(url, response));
             }
             return Ok(response);
+        }
+    }
+
+    /// The error for a 401 that answering the challenge did not cure: refused credentials, or none to send.
+    fn unauthorized(&self, reference: &ImageReference, url: &str) -> RegistryError {
+        match self.settings_for(reference).username {
+            Some(username) => RegistryError::CredentialsRefused { url: url.to_string(), username },
+            None => {
+                RegistryError::CredentialsRequired { url: url.to_string(), registry: reference.registry().to_string() }
+            }
         }
     }
 
@@ -188,6 +207,9 @@ impl RegistryClient {
         }
         let basic = self.basic_authorization(reference);
         let mut response = self.get_with_retries(&url, None, basic.as_deref())?;
+        if response.status().as_u16() == 401 {
+            return Err(self.unauthorized(reference, &url));
+        }
         if !response.status().is_success() {
             return Err(status_error(&url, response));
         }
