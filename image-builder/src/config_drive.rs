@@ -97,8 +97,11 @@ pub fn build(request: &ConfigDriveRequest) -> Result<Vec<DriveFile>, ConfigDrive
     };
     let user_data = read(&request.user_data)?;
     let name = request.user_data.display().to_string();
-    UserData::parse(&name, &user_data)
+    let parsed = UserData::parse(&name, &user_data)
         .map_err(|errors| ConfigDriveError::InvalidUserData { path: request.user_data.clone(), errors })?;
+    for warning in &parsed.warnings {
+        eprintln!("keel-build: warning: {warning}");
+    }
     let meta_data = match &request.meta_data {
         Some(path) => Some((path, read(path)?)),
         None => None,

@@ -17,6 +17,15 @@ pub enum ConsoleError {
     Closed { what: String, tail: String },
 }
 
+/// Where a wait looks for its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Lines after the previous match only, moving the cursor.
+    AfterCursor,
+    /// Every line so far and later ones, without moving the cursor.
+    Everything,
+}
+
 /// Which QEMU output stream a reader thread forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -126,16 +135,45 @@ impl Console {
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
     ) -> Result<String, ConsoleError> {
+        self.wait_matching(what, timeout, matches, Scan::AfterCursor)
+    }
+
+    /// Waits for any line since the start of the console satisfying `matches`, also one the cursor has passed
+    /// (output of a container that runs alongside the lines a test waited for), and leaves the cursor alone.
+    pub fn wait_line_anywhere(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<String, ConsoleError> {
+        self.wait_matching(what, timeout, matches, Scan::Everything)
+    }
+
+    fn wait_matching(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+        scan: Scan,
+    ) -> Result<String, ConsoleError> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
+        let mut scanned = match scan {
+            Scan::AfterCursor => state.cursor,
+            Scan::Everything => 0,
+        };
         loop {
-            let found = state.lines[state.cursor..].iter().position(|l| matches(l));
-            if let Some(offset) = found {
-                let index = state.cursor + offset;
-                state.cursor = index + 1;
+            if let Some(offset) = state.lines[scanned..].iter().position(|l| matches(l)) {
+                let index = scanned + offset;
+                if scan == Scan::AfterCursor {
+                    state.cursor = index + 1;
+                }
                 return Ok(state.lines[index].clone());
             }
-            state.cursor = state.lines.len();
+            scanned = state.lines.len();
+            if scan == Scan::AfterCursor {
+                state.cursor = scanned;
+            }
             if state.closed {
                 return Err(ConsoleError::Closed { what: what.to_owned(), tail: tail(&state) });
             }

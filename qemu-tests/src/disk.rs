@@ -24,6 +24,12 @@ pub enum DiskError {
         #[source]
         source: io::Error,
     },
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("reading the size of {}", path.display())]
     Stat {
         path: PathBuf,
@@ -111,14 +117,19 @@ pub fn partitioned_disk(filesystem: &Path, name: &str, out: &Path) -> Result<(),
     let fs_mib = len.div_ceil(MIB);
     // 1 MiB for the GPT and alignment, 1 MiB spare partition, the filesystem, 1 MiB for the backup GPT.
     let disk_len = (3 + fs_mib) * MIB;
-    let file = std::fs::File::create(out).map_err(|source| DiskError::Stat { path: out.to_path_buf(), source })?;
-    file.set_len(disk_len).map_err(|source| DiskError::Stat { path: out.to_path_buf(), source })?;
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DiskError::Write { path, source }
+    };
+    let file = std::fs::File::create(out).map_err(write_error(out))?;
+    file.set_len(disk_len).map_err(write_error(out))?;
     drop(file);
     let script =
         format!("label: gpt\nstart=2048, size=2048, name=spare\nstart=4096, size={}, name={name}\n", fs_mib * 2048);
-    let mut sfdisk = Command::new("sfdisk");
-    sfdisk.args(["--quiet", "--no-reread", "--no-tell-kernel"]).arg(out);
-    run_with_input(&mut sfdisk, script.as_bytes())?;
+    let script_path = out.with_extension("sfdisk");
+    std::fs::write(&script_path, script).map_err(write_error(&script_path))?;
+    let script_file = std::fs::File::open(&script_path).map_err(write_error(&script_path))?;
+    run(Command::new("sfdisk").args(["--quiet", "--no-reread", "--no-tell-kernel"]).arg(out).stdin(script_file))?;
     run(Command::new("dd").arg(format!("if={}", filesystem.display())).arg(format!("of={}", out.display())).args([
         "bs=1M",
         "seek=2",
@@ -136,27 +147,6 @@ pub fn allocated_bytes(path: &Path) -> Result<u64, DiskError> {
 
 fn run(command: &mut Command) -> Result<(), DiskError> {
     output(command).map(drop)
-}
-
-fn run_with_input(command: &mut Command, input: &[u8]) -> Result<(), DiskError> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let shown = format!("{command:?}").replace('"', "");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| DiskError::Spawn { command: shown.clone(), source })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(|source| DiskError::Spawn { command: shown.clone(), source })?;
-    }
-    let out = child.wait_with_output().map_err(|source| DiskError::Spawn { command: shown.clone(), source })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        return Err(DiskError::Failed { command: shown, status: out.status, stderr });
-    }
-    Ok(())
 }
 
 fn output(command: &mut Command) -> Result<Vec<u8>, DiskError> {

@@ -178,6 +178,14 @@ impl Vm {
         self.wait_for_line(&format!("`{marker}`"), timeout, |line| line.contains(marker))
     }
 
+    /// Waits until some console line since boot contains `marker`, also one printed before the lines waited for
+    /// so far; the cursor of [`Vm::wait_for`] stays where it is.
+    pub fn wait_for_anywhere(&self, marker: &str, timeout: Duration) -> Result<String, VmError> {
+        self.console
+            .wait_line_anywhere(&format!("`{marker}`"), timeout, |line| line.contains(marker))
+            .map_err(|source| VmError::Console { name: self.name.clone(), source })
+    }
+
     /// Waits for the next console line satisfying `matches`; `what` describes it in the error.
     pub fn wait_for_line(
         &self,
