@@ -4,8 +4,10 @@
 //! Both sides are whole commands a user types, timed from spawn to exit: keel's static binary (`keel run`, which
 //! creates the container, runs it and removes it) and runc (`runc run`, which deletes the container after it
 //! exits) plus the overlay runc needs, mounted and unmounted by this bench around each run (as `mount`(2), not a
-//! `mount` process, so runc is charged the syscalls and not an extra exec). Both get new mount, PID, UTS, IPC and
-//! network namespaces with only `lo`, a read-only root, /dev/null as stdin and stdout.
+//! `mount` process, so runc is charged the syscalls and not an extra exec). Both get new mount, PID, UTS, IPC,
+//! cgroup and network namespaces (only `lo`), a read-only root, /dev/null as stdin and stdout. Besides wall time
+//! the table shows each side's CPU time (its processes' user + system), which the machine's other load does not
+//! inflate.
 //!
 //! Run as root. `KEEL_BENCH_RUNS` sets the runs per side (default 50); `KEEL_BIN` the `keel` binary (default: the
 //! musl release build, else the host release build, under the workspace's `target/`).
