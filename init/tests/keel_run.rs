@@ -85,3 +85,30 @@ fn failures_have_dockers_exit_codes_and_leave_nothing() {
     assert_eq!(output.status.code(), Some(125));
     assert!(text(&output.stderr).contains("usage: keel run"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn sigint_is_passed_on_to_the_container() {
+    let host = TestHost::new(Path::new(CACHE));
+    let mut keel = Command::new(KEEL);
+    keel.arg("run").arg("--state-dir").arg(&host.state_dir).args(["--name", "run-signal"]);
+    if let Some(root) = cgroup_root() {
+        keel.arg("--cgroup-root").arg(root);
+    }
+    let script = "trap 'echo got INT; exit 3' INT; sleep 30 & wait";
+    let running = keel.args([BUSYBOX, "sh", "-c", script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // The trap is set once sh has started `sleep`: two processes in the container's cgroup.
+    match cgroup_root() {
+        Some(root) => {
+            let procs = root.join("keel/run-signal/cgroup.procs");
+            wait_for("sh and sleep in the container", Duration::from_secs(10), || {
+                std::fs::read_to_string(&procs).ok().filter(|pids| pids.lines().count() >= 2)
+            });
+        }
+        None => std::thread::sleep(Duration::from_secs(1)),
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(running.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = running.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(text(&output.stdout), "got INT\n");
+    assert_nothing_left(&host, "run-signal");
+}
