@@ -144,9 +144,11 @@ fn compare(layout: &support::images::Layout, work: &Path, rounds: usize) -> Resu
         keel.wall.as_secs_f64() / theirs.wall.as_secs_f64(),
         keel.cpu.as_secs_f64() / theirs.cpu.as_secs_f64()
     );
+    let pressure = support::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
     println!(
         "(wall: the side's whole work; cpu: user + system time of keel's threads in this process, of skopeo and \
-         umoci for theirs; the other engineers' load on this machine inflates wall, not cpu)"
+         umoci for theirs; other load on this machine inflates wall, not cpu; CPU pressure over the last minute: \
+         {pressure} of the time a task waited for a CPU)"
     );
     println!(
         "keel: pull_image in this process into an empty store: manifest, config, each layer streamed once \

@@ -186,9 +186,10 @@ fn run() -> Result<(), Box<dyn Error>> {
         ratio(keel.min, runc.min),
         ratio(keel.cpu_p50, runc.cpu_p50)
     );
+    let pressure = support::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
     println!(
-        "(wall: spawn to exit; cpu: user + system time of the side's processes, which the other engineers' load on \
-         this machine does not inflate)"
+        "(wall: spawn to exit; cpu: user + system time of the side's processes, which other load on this machine \
+         does not inflate; CPU pressure over the last minute: {pressure} of the time a task waited for a CPU)"
     );
     // runc's cgroup manager follows the host: one cgroup2 cgroup on a unified host, one cgroup per v1 hierarchy
     // plus the unified one on a hybrid host. keel makes one cgroup2 leaf either way.
