@@ -44,11 +44,13 @@ lint: deps
 test: image lint
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo test --locked --workspace -- --test-threads=2
 
-# Each bench prints a table with the peer measured side by side in the same run.
+# Each bench prints a table with the peer measured side by side in the same run, and one line per side saying
+# exactly what was timed. The start bench times the shipped static binary (`keel run`) against `runc run`.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-supervisor --bin keel-image-bench
-	cargo run --locked --release -p keel-supervisor --bin keel-start-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
+		cargo run --locked --release -p keel-supervisor --bin keel-start-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

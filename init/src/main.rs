@@ -15,10 +15,13 @@
 //! Signals: SIGTERM and SIGPWR (also the ACPI power button) power off, SIGINT (Ctrl-Alt-Del) reboots.
 //! Kernel parameters: `keel.slot=a|b` (required), `keel.rootwait=<seconds>` (default 10), `keel.debug`.
 //!
+//! Not PID 1, the binary has two development and bench modes: `keel supervise` (the supervisor on an ordinary
+//! host, `supervise.rs`) and `keel run` (one container to its exit, `run.rs`); anything else prints what it is
+//! and exits with status 100 (usage).
+//!
 //! # Current limitations
 //! No boot assessment and no update install yet (the boot counter in a boot entry's name is not acted on), no API
-//! socket. Run anywhere but as PID 1 and without a subcommand (`keel supervise`), `keel` prints what it is and
-//! exits with status 100 (usage).
+//! socket.
 
 mod block;
 mod boot_config;
@@ -34,6 +37,7 @@ mod mounts;
 mod network;
 mod pid1;
 mod power_button;
+mod run;
 mod services;
 mod shutdown;
 mod signals;
@@ -63,8 +67,10 @@ fn main() -> ExitCode {
     logger::init(false);
     if std::process::id() != 1 {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Some(("supervise", rest)) = args.split_first().map(|(first, rest)| (first.as_str(), rest)) {
-            return supervise::main(rest);
+        match args.split_first().map(|(first, rest)| (first.as_str(), rest)) {
+            Some(("supervise", rest)) => return supervise::main(rest),
+            Some(("run", rest)) => return run::main(rest),
+            _ => {}
         }
         eprintln!("keel {}: PID 1 of a keel host; boot it as the init of a keel image", env!("CARGO_PKG_VERSION"));
         return ExitCode::from(EXIT_USAGE);

@@ -66,7 +66,7 @@ fn parse_arguments(args: &[String]) -> Result<Arguments, String> {
 
 /// Where this host mounts cgroup2 with the `cgroup.procs` interface: `/sys/fs/cgroup`, or the `unified`
 /// mount of a hybrid host.
-fn detect_cgroup_root() -> Option<PathBuf> {
+pub(crate) fn detect_cgroup_root() -> Option<PathBuf> {
     ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
         .into_iter()
         .map(PathBuf::from)

@@ -38,7 +38,7 @@ const TMPFS_OPTIONS: [&str; 13] =
     ["size", "mode", "uid", "gid", "nr_inodes", "ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"];
 
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, Docker's rule for container and volume names.
-pub(crate) fn is_docker_name(name: &str) -> bool {
+pub fn is_docker_name(name: &str) -> bool {
     name.bytes().next().is_some_and(|byte| byte.is_ascii_alphanumeric())
         && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"_.-".contains(&byte))
 }

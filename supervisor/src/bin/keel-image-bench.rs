@@ -1,7 +1,15 @@
 //! `make bench` for images: pull + unpack of a ~200 MB, 5-layer image from a loopback registry, keel against
-//! `skopeo copy` + `umoci unpack`, side by side; prints a table.
+//! `skopeo copy` + `umoci raw unpack`, round by round with the side that goes first alternating; prints every round,
+//! the medians and their ratio.
+//!
+//! Like for like: each round starts both from an empty directory on the same filesystem; both end with the data on
+//! disk (keel's pull syncs as it goes, theirs gets one `syncfs` inside the timed region); both keep the compressed
+//! blobs in an OCI layout and the files unpacked once. umoci's `unpack` would also hash every file for an mtree,
+//! which keel does not do, so `raw unpack` is measured. keel's layers stay separate (overlayfs lowerdirs), umoci
+//! flattens them; the bench image's layers write disjoint paths, so the same files are written either way.
 //!
 //! The image is built once with umoci under `build/bench/` (files from /usr plus pseudo-random bytes) and reused.
+//! `KEEL_BENCH_ROUNDS` sets the rounds (default 5).
 //! Exit codes: 0 done, 111 a step failed (the message says which).
 
 // The test fixtures (registry on loopback, umoci/skopeo helpers) are shared with the bench, not duplicated.
@@ -23,7 +31,8 @@ const LAYERS: usize = 5;
 /// Per layer: this much copied from /usr and this much pseudo-random data, ~40 MB together.
 const USR_BYTES_PER_LAYER: u64 = 28 << 20;
 const RANDOM_BYTES_PER_LAYER: usize = 12 << 20;
-const ROUNDS: usize = 2;
+/// Rounds per side unless `KEEL_BENCH_ROUNDS` says otherwise.
+const DEFAULT_ROUNDS: usize = 5;
 
 fn main() -> ExitCode {
     match run() {
@@ -44,56 +53,162 @@ fn run() -> Result<(), Box<dyn Error>> {
     let work = build.join(format!("run-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
-    let result = compare(&layout, &work);
+    let rounds =
+        std::env::var("KEEL_BENCH_ROUNDS").ok().and_then(|rounds| rounds.parse().ok()).unwrap_or(DEFAULT_ROUNDS).max(1);
+    let result = compare(&layout, &work, rounds);
     let _ = fs::remove_dir_all(&work);
     result
 }
 
-fn compare(layout: &support::images::Layout, work: &Path) -> Result<(), Box<dyn Error>> {
+fn compare(layout: &support::images::Layout, work: &Path, rounds: usize) -> Result<(), Box<dyn Error>> {
     let registry = support::registry::Registry::start(&work.join("registry"));
     layout.push("bench", &registry.host(), "keel/bench:latest", None);
     let reference: ImageReference = format!("{}/keel/bench:latest", registry.host()).parse()?;
     let settings = RegistrySettings { insecure: true, username: None, password: None };
-    let compressed: u64 =
-        layout.layer_digests("bench").iter().map(|digest| layout.read_blob(digest).len() as u64).sum();
+    let digests = layout.layer_digests("bench");
+    let compressed: u64 = digests.iter().map(|digest| layout.read_blob(digest).len() as u64).sum();
+    // The registry serves from the page cache for every round, the first included.
+    for digest in &digests {
+        fs::read(registry.blob_data_path(digest.trim_start_matches("sha256:")))?;
+    }
 
-    let mut keel_times = Vec::new();
-    let mut theirs_times = Vec::new();
-    for round in 0..ROUNDS {
+    let keel_once = |round: usize| -> Result<Sample, Box<dyn Error>> {
         let keel_dir = work.join(format!("keel-{round}"));
+        let cpu_before = cpu_time(libc::RUSAGE_SELF);
         let started = Instant::now();
         let store = ImageStore::open(&keel_dir.join("images"), &keel_dir.join("layers"))?;
         let client = RegistryClient::new(HashMap::from([(registry.host(), settings.clone())]));
         pull_image(&client, &store, &reference, &PullOptions::default(), &NoProgress)?;
-        keel_times.push(started.elapsed());
+        let sample = Sample { wall: started.elapsed(), cpu: cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before) };
         fs::remove_dir_all(&keel_dir)?;
-
+        Ok(sample)
+    };
+    let theirs_once = |round: usize| -> Result<Sample, Box<dyn Error>> {
         let their_dir = work.join(format!("theirs-{round}"));
         fs::create_dir_all(&their_dir)?;
-        let started = Instant::now();
         let source = format!("docker://{}/keel/bench:latest", registry.host());
         let oci = format!("oci:{}:bench", their_dir.join("layout").display());
-        command("skopeo", &["copy", "--quiet", "--src-tls-verify=false", &source, &oci])?;
         let image = format!("{}:bench", their_dir.join("layout").display());
-        command("umoci", &["unpack", "--image", &image, their_dir.join("bundle").to_str().unwrap_or_default()])?;
-        theirs_times.push(started.elapsed());
+        let rootfs = their_dir.join("rootfs").display().to_string();
+        let cpu_before = cpu_time(libc::RUSAGE_CHILDREN);
+        let started = Instant::now();
+        command("skopeo", &["copy", "--quiet", "--src-tls-verify=false", &source, &oci])?;
+        command("umoci", &["raw", "unpack", "--image", &image, &rootfs])?;
+        // keel's pull returns with everything on disk; this makes theirs as durable before the clock stops.
+        syncfs(&their_dir)?;
+        let sample =
+            Sample { wall: started.elapsed(), cpu: cpu_time(libc::RUSAGE_CHILDREN).saturating_sub(cpu_before) };
         fs::remove_dir_all(&their_dir)?;
-    }
-    let keel = best(&keel_times);
-    let theirs = best(&theirs_times);
+        Ok(sample)
+    };
+
     println!(
-        "image pull + unpack, {LAYERS} layers, {:.0} MB compressed, loopback registry, best of {ROUNDS}",
+        "image pull + unpack, {LAYERS} layers, {:.0} MB compressed, loopback registry, {rounds} rounds, first side \
+         alternating",
         compressed as f64 / 1e6
     );
-    println!("{:<32} {:>10}", "tool", "wall (s)");
-    println!("{:<32} {:>10.2}", "keel (pull_image)", keel.as_secs_f64());
-    println!("{:<32} {:>10.2}", "skopeo copy + umoci unpack", theirs.as_secs_f64());
-    println!("{:<32} {:>10.2}x  (target <= 0.60x)", "ratio keel / theirs", keel.as_secs_f64() / theirs.as_secs_f64());
+    let header = ["round", "first", "keel (s)", "skopeo + umoci (s)", "keel cpu (s)", "theirs cpu (s)"];
+    println!(
+        "{:<8} {:<8} {:>10} {:>20} {:>14} {:>16}",
+        header[0], header[1], header[2], header[3], header[4], header[5]
+    );
+    let row = |label: &str, first: &str, keel: &Sample, theirs: &Sample| {
+        println!(
+            "{label:<8} {first:<8} {:>10.2} {:>20.2} {:>14.2} {:>16.2}",
+            keel.wall.as_secs_f64(),
+            theirs.wall.as_secs_f64(),
+            keel.cpu.as_secs_f64(),
+            theirs.cpu.as_secs_f64()
+        );
+    };
+    let mut keel_samples = Vec::with_capacity(rounds);
+    let mut theirs_samples = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let keel_first = round % 2 == 0;
+        let (keel, theirs) = if keel_first {
+            let keel = keel_once(round)?;
+            (keel, theirs_once(round)?)
+        } else {
+            let theirs = theirs_once(round)?;
+            (keel_once(round)?, theirs)
+        };
+        row(&(round + 1).to_string(), if keel_first { "keel" } else { "theirs" }, &keel, &theirs);
+        keel_samples.push(keel);
+        theirs_samples.push(theirs);
+    }
+    let keel = Sample::median(&keel_samples);
+    let theirs = Sample::median(&theirs_samples);
+    row("median", "", &keel, &theirs);
+    println!(
+        "ratio keel / theirs (medians): wall {:.2}x  (target <= 0.60x), cpu {:.2}x",
+        keel.wall.as_secs_f64() / theirs.wall.as_secs_f64(),
+        keel.cpu.as_secs_f64() / theirs.cpu.as_secs_f64()
+    );
+    let pressure = support::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
+    println!(
+        "(wall: the side's whole work; cpu: user + system time of keel's threads in this process, of skopeo and \
+         umoci for theirs; other load on this machine inflates wall, not cpu; CPU pressure over the last minute: \
+         {pressure} of the time a task waited for a CPU)"
+    );
+    println!(
+        "keel: pull_image in this process into an empty store: manifest, config, each layer streamed once \
+         (digest + diff_id verified, blob kept in the OCI layout, unpacked to its own directory ready for overlayfs), \
+         an fsync per blob and per directory it commits, one syncfs per layer"
+    );
+    println!(
+        "theirs: `skopeo copy docker://… oci:DIR` into an empty layout (digests verified, an fsync per blob), then \
+         `umoci raw unpack` (every layer applied into one flattened rootfs, no mtree, no fsync), then one syncfs; \
+         this image's layers write disjoint paths, so both end states hold the same files"
+    );
     Ok(())
 }
 
-fn best(times: &[Duration]) -> Duration {
-    times.iter().copied().min().unwrap_or_default()
+/// One side's round: wall time and the CPU time its work used.
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Sample {
+    /// Wall and CPU medians, each on its own.
+    fn median(samples: &[Sample]) -> Sample {
+        Sample {
+            wall: median(samples.iter().map(|sample| sample.wall).collect()),
+            cpu: median(samples.iter().map(|sample| sample.cpu).collect()),
+        }
+    }
+}
+
+/// The middle time (the mean of the two middle ones for an even count).
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    match times.len() {
+        0 => Duration::ZERO,
+        len if len % 2 == 1 => times[len / 2],
+        len => (times[len / 2 - 1] + times[len / 2]) / 2,
+    }
+}
+
+/// User + system time of this process (`RUSAGE_SELF`, all threads) or of its waited-for children.
+fn cpu_time(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    unsafe { libc::getrusage(who, &mut usage) };
+    let time = |value: libc::timeval| {
+        Duration::from_secs(value.tv_sec.max(0) as u64) + Duration::from_micros(value.tv_usec.max(0) as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// `syncfs(2)` of the filesystem holding `dir`: what `sync -f DIR` does, without a process.
+fn syncfs(dir: &Path) -> Result<(), Box<dyn Error>> {
+    let handle = fs::File::open(dir)?;
+    // SAFETY: the fd is open for the duration of the call.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&handle)) } != 0 {
+        return Err(format!("syncfs {}: {}", dir.display(), std::io::Error::last_os_error()).into());
+    }
+    Ok(())
 }
 
 fn command(program: &str, args: &[&str]) -> Result<(), Box<dyn Error>> {

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::Receiver;
 use std::time::SystemTime;
 
@@ -22,6 +22,12 @@ pub enum StartError {
         container: String,
         #[source]
         source: nix::Error,
+    },
+    #[error("container {container}: duplicating the stdout or stderr it is given")]
+    DuplicateStdio {
+        container: String,
+        #[source]
+        source: io::Error,
     },
     #[error("container {container}: cloning its first process")]
     Clone {
@@ -82,16 +88,49 @@ impl Container {
     pub fn start(&self, reaper: &Reaper) -> Result<RunningContainer, StartError> {
         let (stdout_read, stdout_write) = cloexec_pipe(&self.name)?;
         let (stderr_read, stderr_write) = cloexec_pipe(&self.name)?;
+        let oom_kills_at_start = self.cgroup.as_ref().and_then(|cgroup| cgroup.oom_kills());
+        // The write ends are dropped inside: our copies must go, or readers never see the end.
+        let (pid, exit, started_at) = self.clone_first_process(reaper, stdout_write, stderr_write)?;
+        Ok(RunningContainer {
+            pid,
+            exit,
+            stdout: File::from(stdout_read),
+            stderr: File::from(stderr_read),
+            started_at,
+            oom_kills_at_start,
+        })
+    }
+
+    /// Like [`start`](Container::start), but the container writes straight to `stdout` and `stderr` (for
+    /// `keel run`: this process's own, as `docker run` attached without a terminal), so nobody has to relay
+    /// pipes. Returns the container's PID 1 and the receiver of its exit.
+    pub fn start_attached(
+        &self,
+        reaper: &Reaper,
+        stdout: BorrowedFd<'_>,
+        stderr: BorrowedFd<'_>,
+    ) -> Result<(Pid, Receiver<ExitStatus>), StartError> {
+        // Duplicates close on exec in the child; the child dups them onto 1 and 2 itself.
+        let duplicate = |fd: BorrowedFd<'_>| {
+            fd.try_clone_to_owned()
+                .map_err(|source| StartError::DuplicateStdio { container: self.name.clone(), source })
+        };
+        let (pid, exit, _) = self.clone_first_process(reaper, duplicate(stdout)?, duplicate(stderr)?)?;
+        Ok((pid, exit))
+    }
+
+    /// Clones the first process with `stdout` and `stderr` as its 1 and 2 and waits until it has exec'd.
+    fn clone_first_process(
+        &self,
+        reaper: &Reaper,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<(Pid, Receiver<ExitStatus>, SystemTime), StartError> {
         let (failure_read, failure_write) = cloexec_pipe(&self.name)?;
         // Allocated now: the child may not allocate.
         let argv = NullTerminated::new(self.plan.process.argv.iter().map(CString::as_c_str));
         let envp = NullTerminated::new(self.plan.process.env.iter().map(CString::as_c_str));
-        let fds = ChildFds {
-            stdout: stdout_write.as_raw_fd(),
-            stderr: stderr_write.as_raw_fd(),
-            error: failure_write.as_raw_fd(),
-        };
-        let oom_kills_at_start = self.cgroup.as_ref().and_then(|cgroup| cgroup.oom_kills());
+        let fds = ChildFds { stdout: stdout.as_raw_fd(), stderr: stderr.as_raw_fd(), error: failure_write.as_raw_fd() };
         let plan = &self.plan;
         let (pid, exit) = reaper
             .spawn_with(|| match sys::clone_process(plan.namespaces) {
@@ -101,8 +140,8 @@ impl Container {
             })
             .map_err(|source| StartError::Clone { container: self.name.clone(), source })?;
         let started_at = SystemTime::now();
-        // Our copies of the write ends must go, or the reads below never see the end.
-        drop((stdout_write, stderr_write, failure_write));
+        // Our copies of the write ends must go, or the read below never sees the end.
+        drop((stdout, stderr, failure_write));
         let failure = read_failure(failure_read)
             .map_err(|source| StartError::ReadResult { container: self.name.clone(), source })?;
         if let Some(failure) = failure {
@@ -113,13 +152,6 @@ impl Container {
                 exit_code: failure.exit_code(),
             });
         }
-        Ok(RunningContainer {
-            pid,
-            exit,
-            stdout: File::from(stdout_read),
-            stderr: File::from(stderr_read),
-            started_at,
-            oom_kills_at_start,
-        })
+        Ok((pid, exit, started_at))
     }
 }

@@ -44,3 +44,11 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The share of the last minute in which some runnable task waited for a CPU (`/proc/pressure/cpu`, `some
+/// avg60`), for benches to print next to wall times on a shared machine.
+pub fn cpu_pressure_percent() -> Option<f64> {
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = pressure.lines().find(|line| line.starts_with("some "))?;
+    some.split_whitespace().find_map(|field| field.strip_prefix("avg60="))?.parse().ok()
+}
