@@ -20,6 +20,12 @@ pub enum ArtifactsError {
     Build { workspace: PathBuf, build_dir: PathBuf, message: String },
     #[error("{what} is missing at {} (run `make image` in the workspace)", path.display())]
     Missing { what: &'static str, path: PathBuf },
+    #[error("reading the kernel description from {} (built before keel-build wrote it? run `make image`)", path.display())]
+    ReadKernel {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("reading the kernel command line from {}", path.display())]
     ReadCmdline {
         path: PathBuf,
@@ -56,6 +62,15 @@ impl Artifacts {
             .trim()
             .to_owned();
         Ok(Self { build_dir: build_dir.to_path_buf(), image, vmlinux, initrd, cmdline })
+    }
+
+    /// The kernel in the image, as `keel-build` wrote it to `boot/kernel`: package, Debian version and release,
+    /// e.g. `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`. Read on demand, so artifacts built before
+    /// the file existed still locate.
+    pub fn kernel_description(&self) -> Result<String, ArtifactsError> {
+        let path = self.build_dir.join("boot/kernel");
+        let text = std::fs::read_to_string(&path).map_err(|source| ArtifactsError::ReadKernel { path, source })?;
+        Ok(text.trim().to_owned())
     }
 
     /// Directory for per-test console logs.
