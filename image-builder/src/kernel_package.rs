@@ -46,6 +46,11 @@ pub enum KernelPackageError {
     },
     #[error("{path} has sha256 {found}, but {source_of_truth} says {expected}; delete the file if it is damaged")]
     HashMismatch { path: PathBuf, expected: String, found: String, source_of_truth: String },
+    #[error(
+        "the mirror's {spec} has sha256 {found}, but {source_of_truth} says {expected}; it was not put in the cache \
+         (was the lock edited by hand?)"
+    )]
+    DownloadHashMismatch { spec: String, expected: String, found: String, source_of_truth: String },
     #[error("asking apt's index about {package} failed")]
     Index {
         package: String,
@@ -55,7 +60,7 @@ pub enum KernelPackageError {
     #[error("apt's index has no {package}{}; is it a Debian kernel package (`apt-cache search linux-image`)?",
         version.as_ref().map(|version| format!(" {version}")).unwrap_or_default())]
     NotInIndex { package: String, version: Option<String> },
-    #[error("apt's index entry for {package} lacks a valid `{field}` field")]
+    #[error("the description of {package} (apt's index or the .deb's control) lacks a valid `{field}` field")]
     IndexField { package: String, field: &'static str },
     #[error("`apt-get update` failed")]
     Update(#[source] CommandError),
@@ -226,14 +231,13 @@ fn fetch_locked(
         check_hash(&cached, &locked.sha256, &source_of_truth)?;
         return Ok(Some(cached));
     }
-    let mut refreshed = false;
     loop {
-        match download(cache, &locked.package, Some(&locked.version), Some((&locked.sha256, &source_of_truth))) {
-            Ok(downloaded) => return Ok(Some(downloaded.path)),
+        match download(cache, locked, &source_of_truth) {
+            Ok(path) => return Ok(Some(path)),
             Err(KernelPackageError::Download { source, .. }) if is_gone(apt, locked, &source)? => {
+                // A stale index may not know a package the mirror has: look again once, with a fresh one.
                 let why = format!("{} {} is not in the index or on the mirror", locked.package, locked.version);
-                if !refreshed && apt.refresh(&why)? {
-                    refreshed = true;
+                if apt.refresh(&why)? {
                     continue;
                 }
                 return Ok(None);
@@ -284,8 +288,8 @@ fn try_fetch_current(apt: &Apt, cache: &Path, name: &str) -> Result<(LockedKerne
         check_hash(&cached, &kernel.sha256, &source_of_truth)?;
         return Ok((kernel, cached));
     }
-    let downloaded = download(cache, &kernel.package, Some(&kernel.version), Some((&kernel.sha256, &source_of_truth)))?;
-    Ok((kernel, downloaded.path))
+    let path = download(cache, &kernel, &source_of_truth)?;
+    Ok((kernel, path))
 }
 
 fn refuse_older(name: &str, current: &LockedKernel, locked: &LockedKernel) -> Result<(), KernelPackageError> {
@@ -310,23 +314,10 @@ fn version_less(a: &str, b: &str) -> Result<bool, KernelPackageError> {
     }
 }
 
-struct Downloaded {
-    path: PathBuf,
-}
-
-/// Downloads `package[=version]` into a private directory in `cache`, checks the result is that package and, when
-/// `expected` is given, that it has that sha256 (named after where that hash comes from), then renames it into
-/// the cache.
-fn download(
-    cache: &Path,
-    package: &str,
-    version: Option<&str>,
-    expected: Option<(&str, &str)>,
-) -> Result<Downloaded, KernelPackageError> {
-    let spec = match version {
-        Some(version) => format!("{package}={version}"),
-        None => package.to_owned(),
-    };
+/// Downloads `kernel.package=kernel.version` into a private directory in `cache`, checks that it is that package
+/// with `kernel.sha256` (which `source_of_truth` vouches for), then renames it into the cache.
+fn download(cache: &Path, kernel: &LockedKernel, source_of_truth: &str) -> Result<PathBuf, KernelPackageError> {
+    let spec = format!("{}={}", kernel.package, kernel.version);
     let dir_error = |path: &Path| {
         let path = path.to_owned();
         move |source| KernelPackageError::DownloadDir { path, source }
@@ -357,18 +348,24 @@ fn download(
         .run()
         .map_err(|source| KernelPackageError::Control { deb: deb.clone(), source })?;
     let control = Paragraph(String::from_utf8_lossy(&control).into_owned());
-    let found = (control.field("Package")?, control.field("Version")?);
-    if found.0 != package || version.is_some_and(|version| version != found.1) {
+    let (package, version) = (control.field("Package")?, control.field("Version")?);
+    if package != kernel.package || version != kernel.version {
         return Err(KernelPackageError::WrongPackage {
             deb: deb.clone(),
             expected: spec,
-            found: format!("{} {}", found.0, found.1),
+            found: format!("{package} {version}"),
         });
     }
-    if let Some((sha256, source_of_truth)) = expected {
-        check_hash(deb, sha256, source_of_truth)?;
+    let found = sha256_file(deb)?;
+    if found != kernel.sha256 {
+        return Err(KernelPackageError::DownloadHashMismatch {
+            spec,
+            expected: kernel.sha256.clone(),
+            found,
+            source_of_truth: source_of_truth.into(),
+        });
     }
-    let target = cache.join(deb_file_name(&found.0, &found.1));
+    let target = cache.join(deb_file_name(&kernel.package, &kernel.version));
     // Same filesystem, so atomic: a concurrent build sees the whole file or none; two builds renaming the same
     // checked bytes over each other is harmless.
     std::fs::rename(deb, &target).map_err(|source| KernelPackageError::Publish {
@@ -376,7 +373,7 @@ fn download(
         to: target.clone(),
         source,
     })?;
-    Ok(Downloaded { path: target })
+    Ok(target)
 }
 
 fn check_hash(path: &Path, expected: &str, source_of_truth: &str) -> Result<(), KernelPackageError> {

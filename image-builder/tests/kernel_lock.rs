@@ -72,6 +72,7 @@ fn a_vanished_kernel_moves_to_the_current_one_and_the_next_build_is_identical() 
         lock.display()
     );
     assert!(stderr.contains(&line), "expected the line\n{line}in\n{stderr}");
+    eprint!("{line}");
     let summary = stdout.lines().find(|line| line.starts_with("kernel:")).expect("a kernel line in the summary");
     let release = moved.package.strip_prefix("linux-image-").unwrap();
     assert_eq!(summary, format!("kernel:        {} {} ({release})", moved.package, moved.version));
