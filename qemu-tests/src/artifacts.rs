@@ -140,3 +140,25 @@ fn existing(what: &'static str, path: PathBuf) -> Result<PathBuf, ArtifactsError
         Err(ArtifactsError::Missing { what, path })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_description_is_the_boot_dir_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts {
+            build_dir: dir.path().to_owned(),
+            image: dir.path().join("keel.img"),
+            vmlinux: dir.path().join("boot/vmlinux"),
+            initrd: dir.path().join("boot/initrd.img"),
+            cmdline: String::new(),
+        };
+        assert!(matches!(artifacts.kernel_description(), Err(ArtifactsError::ReadKernel { .. })));
+        std::fs::create_dir(dir.path().join("boot")).unwrap();
+        let line = "linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)";
+        std::fs::write(dir.path().join("boot/kernel"), format!("{line}\n")).unwrap();
+        assert_eq!(artifacts.kernel_description().unwrap(), line);
+    }
+}
