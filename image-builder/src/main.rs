@@ -25,7 +25,9 @@
 //! * `kernel`: makes the locked kernel ready in the cache; with `--update`, first moves the lock to Debian's
 //!   current kernel (running `apt-get update` when root).
 //! * `--boot-dir`: also writes `vmlinux` (uncompressed ELF, for direct PVH boot), `initrd.img` (the ESP's bytes)
-//!   and `cmdline` (slot a's kernel command line, one line) for tests.
+//!   and `cmdline` (slot a's kernel command line, one line) for tests, and `kernel` (one line:
+//!   `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`, also in the summary and `/etc/os-release` as
+//!   `KEEL_KERNEL`) for `make bench`.
 //! * `--format qcow2`: `--out` is a qcow2 made with `qemu-img convert`; the raw image is kept next to it as
 //!   `<out without extension>.raw`.
 //! * `config-drive`: the user-data must pass keel's validation (every error is printed, exit 100). NoCloud puts
@@ -43,7 +45,7 @@
 //! | Code | Meaning |
 //! |---|---|
 //! | 0 | image or config drive built |
-//! | 100 | usage error: bad command line, bad recipe, invalid user-data or meta-data |
+//! | 100 | usage error: bad command line, bad recipe or lock file, invalid user-data or meta-data |
 //! | 111 | system error: a tool, the cache or a file operation failed |
 //!
 //! # Current limitations
@@ -56,7 +58,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use keel_image_builder::config_drive::{self, ConfigDriveError, ConfigDriveRequest, DriveFormat, DriveLayout};
 use keel_image_builder::image::{self, ImageError, ImageFormat, ImageRequest};
-use keel_image_builder::kernel_package;
+use keel_image_builder::kernel_lock::KernelLockError;
+use keel_image_builder::kernel_package::{self, KernelPackageError};
 
 #[derive(Parser)]
 #[command(name = "keel-build", version, about = "Builds keel disk images from a recipe")]
@@ -135,7 +138,7 @@ struct ImageArgs {
     /// Kernel package cache directory.
     #[arg(long, default_value = "build/cache")]
     cache: PathBuf,
-    /// Also write vmlinux, initrd.img and cmdline here, for direct kernel boot.
+    /// Also write vmlinux, initrd.img, cmdline (for direct kernel boot) and kernel (its description) here.
     #[arg(long)]
     boot_dir: Option<PathBuf>,
     /// An image archive (docker save or OCI archive) for /usr/share/keel/images, imported at boot. Repeatable.
@@ -165,8 +168,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("keel-build: error: {error:#}");
-            let usage = matches!(error.downcast_ref::<ImageError>(), Some(ImageError::Recipe(_)))
-                || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
+            let usage = matches!(
+                error.downcast_ref::<ImageError>(),
+                Some(
+                    ImageError::Recipe(_)
+                        | ImageError::KernelPackage(KernelPackageError::Lock(
+                            KernelLockError::Parse { .. } | KernelLockError::Invalid { .. }
+                        ))
+                )
+            ) || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_SYSTEM })
         }
     }
