@@ -10,7 +10,7 @@ RECIPE     := os-image/keel.toml
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1764374400)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all deps init builder image run test lint bench clean
+.PHONY: all deps init builder image kernel-update run test lint bench clean
 
 all: image
 
@@ -32,6 +32,11 @@ $(PRELOAD): scripts/make-busybox-image.sh
 image: init builder $(PRELOAD)
 	$(KEEL_BUILD) image --recipe $(RECIPE) --out $(BUILD)/keel.img --init $(KEEL_BIN) \
 		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot --preload $(PRELOAD)
+
+# Moves the recipe's kernel lock (os-image/keel.lock) to Debian's current kernel; commit the lock afterwards.
+# `make image` moves it by itself only when the locked package has left the mirror.
+kernel-update: builder
+	$(KEEL_BUILD) kernel --recipe $(RECIPE) --cache $(BUILD)/cache --update
 
 run: image
 	./scripts/run-qemu.sh $(BUILD)

@@ -17,7 +17,9 @@ use crate::erofs::{self, ErofsError};
 use crate::esp::{self, EspError, EspFile, EspSource};
 use crate::gpt::{self, GptError};
 use crate::initramfs::{self, InitramfsError, InitramfsInputs};
-use crate::kernel_cache::{self, KernelCacheError};
+use crate::kernel_cache::{self, KernelCacheError, KernelTree};
+use crate::kernel_lock;
+use crate::kernel_package::{self, KernelDeb, KernelPackageError};
 use crate::module_closure::{self, ModuleClosureError};
 use crate::module_index::{ModuleIndex, ModuleIndexError};
 use crate::recipe::{LoadedRecipe, RecipeError};
@@ -75,6 +77,8 @@ pub struct ImageSummary {
     pub bytes_used: u64,
     pub apparent_size: u64,
     pub modules: Vec<String>,
+    /// The kernel in the image: `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`.
+    pub kernel: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,8 @@ pub enum ImageError {
     RawPathClash { raw: PathBuf },
     #[error("the preloaded image archive {path} is not a readable file, or another archive has its file name")]
     Preload { path: PathBuf },
+    #[error("finding the kernel package failed")]
+    KernelPackage(#[source] KernelPackageError),
     #[error("preparing the kernel cache failed")]
     KernelCache(#[source] KernelCacheError),
     #[error("reading the kernel's module index failed")]
@@ -149,9 +155,8 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     let ids = DerivedIds::new(version);
     step(&format!("recipe {} (keel {version}, epoch {epoch})", request.recipe.display()));
 
-    let kernel_package = &recipe.recipe.kernel.package;
-    let kernel = kernel_cache::prepare(&request.cache, kernel_package).map_err(ImageError::KernelCache)?;
-    step(&format!("kernel {} {} (release {})", kernel.package, kernel.deb_version, kernel.release));
+    let (kernel, _) = prepare_kernel(&recipe, &request.cache, kernel_package::Mode::Locked)?;
+    step(&format!("kernel {}", kernel.description()));
     let index = ModuleIndex::load(&kernel.modules_dir()).map_err(ImageError::ModuleIndex)?;
     let modules =
         module_closure::load_order(&index, &recipe.recipe.kernel.modules).map_err(ImageError::ModuleClosure)?;
@@ -175,7 +180,7 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     let work = tempfile::Builder::new().prefix(".keel-build-").tempdir_in(&out_dir).map_err(work_error)?;
     let work = work.path();
 
-    let os_release = root_tree::os_release(version);
+    let os_release = root_tree::os_release(version, &kernel.description());
     let initrd = initramfs::build(&InitramfsInputs {
         init: &request.init,
         release: &os_release,
@@ -313,8 +318,8 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
 
     if let Some(boot_dir) = &request.boot_dir {
         let vmlinux = vmlinux::cached_vmlinux(&kernel).map_err(ImageError::Vmlinux)?;
-        boot_dir::write(boot_dir, &vmlinux, &initrd, &cmdline).map_err(ImageError::BootDir)?;
-        step(&format!("boot directory {} (vmlinux, initrd.img, cmdline)", boot_dir.display()));
+        boot_dir::write(boot_dir, &vmlinux, &initrd, &cmdline, &kernel.description()).map_err(ImageError::BootDir)?;
+        step(&format!("boot directory {} (vmlinux, initrd.img, cmdline, kernel)", boot_dir.display()));
     }
 
     let metadata =
@@ -326,5 +331,46 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         bytes_used: metadata.blocks() * 512,
         apparent_size: metadata.len(),
         modules: module_names,
+        kernel: kernel.description(),
+    })
+}
+
+/// The kernel of `recipe`, as its lock says or moved as `mode` and the mirror require (the lock then rewritten,
+/// which one line says), extracted in `cache`.
+fn prepare_kernel(
+    recipe: &LoadedRecipe,
+    cache: &Path,
+    mode: kernel_package::Mode,
+) -> Result<(KernelTree, KernelDeb), ImageError> {
+    let lock_path = kernel_lock::lock_path(&recipe.path);
+    let deb = kernel_package::fetch(&recipe.recipe.kernel.package, &lock_path, cache, mode)
+        .map_err(ImageError::KernelPackage)?;
+    if let Some(message) = deb.change_message(&lock_path) {
+        step(&message);
+    }
+    let kernel = kernel_cache::prepare(cache, &deb.kernel.package, &deb.kernel.version, &deb.path)
+        .map_err(ImageError::KernelCache)?;
+    Ok((kernel, deb))
+}
+
+/// What `keel-build kernel` reports.
+#[derive(Debug, Clone)]
+pub struct KernelSummary {
+    /// `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`.
+    pub kernel: String,
+    pub lock: PathBuf,
+    /// Whether the lock file was written.
+    pub lock_changed: bool,
+}
+
+/// The `kernel` command: makes the recipe's locked kernel ready in the cache (downloaded, checked, extracted), or with
+/// [`kernel_package::Mode::Update`] moves the lock to Debian's current kernel first.
+pub fn kernel(recipe: &Path, cache: &Path, mode: kernel_package::Mode) -> Result<KernelSummary, ImageError> {
+    let recipe = LoadedRecipe::load(recipe).map_err(ImageError::Recipe)?;
+    let (kernel, deb) = prepare_kernel(&recipe, cache, mode)?;
+    Ok(KernelSummary {
+        kernel: kernel.description(),
+        lock: kernel_lock::lock_path(&recipe.path),
+        lock_changed: deb.change != kernel_package::LockChange::Unchanged,
     })
 }

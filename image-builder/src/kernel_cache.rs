@@ -1,14 +1,15 @@
-//! Keeps the Debian kernel package downloaded, extracted and `depmod`-ed in the cache directory, once.
+//! Keeps the Debian kernel package extracted and `depmod`-ed in the cache directory, once.
 //!
 //! Cache layout, for package `P` at Debian version `V`:
 //!
 //! | Path | What | Written |
 //! |---|---|---|
-//! | `<cache>/P_V_amd64.deb` | the package | by `apt-get download` if no `P_*.deb` exists |
+//! | `<cache>/P_V_amd64.deb` | the package, its sha256 checked on every build | by [`crate::kernel_package`], renamed into place |
 //! | `<cache>/P-V/` | `dpkg-deb -x` of it, plus `depmod` output | once, into `.P-V.partial-<pid>/`, then renamed |
 //! | `<cache>/P-V.vmlinux` | the kernel as an uncompressed ELF | once, by [`crate::vmlinux`], when asked for |
 //!
-//! A populated cache is only read, so an unprivileged user can build from a cache that root filled.
+//! A populated cache is only read, so an unprivileged user can build from a cache that root filled. Older
+//! packages stay in the cache until someone deletes them; builds only look at the one the lock names.
 
 use std::path::{Path, PathBuf};
 
@@ -16,34 +17,11 @@ use crate::command::{CommandError, Tool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelCacheError {
-    #[error("cannot create the cache directory {path}")]
-    CreateCache {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot list the cache directory {path}")]
     ListCache {
         path: PathBuf,
         #[source]
         source: std::io::Error,
-    },
-    #[error("downloading {package} into {cache} failed")]
-    Download {
-        package: String,
-        cache: PathBuf,
-        #[source]
-        source: CommandError,
-    },
-    #[error("no {package}_*.deb in {cache} after apt-get download")]
-    NoPackage { package: String, cache: PathBuf },
-    #[error("several packages for {package} in {cache}: {found:?}; remove all but one")]
-    SeveralPackages { package: String, cache: PathBuf, found: Vec<String> },
-    #[error("reading the version of {deb} failed")]
-    ReadVersion {
-        deb: PathBuf,
-        #[source]
-        source: CommandError,
     },
     #[error("extracting {deb} into {dir} failed")]
     Extract {
@@ -100,68 +78,39 @@ impl KernelTree {
         self.root.join("boot").join(format!("vmlinuz-{}", self.release))
     }
 
+    /// `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`: package, Debian version and kernel release, as
+    /// the builder's summary, `/etc/os-release` and the boot directory show it.
+    pub fn description(&self) -> String {
+        format!("{} {} ({})", self.package, self.deb_version, self.release)
+    }
+
     /// Where the uncompressed kernel is cached.
     pub fn vmlinux_cache_path(&self) -> PathBuf {
         self.cache.join(format!("{}-{}.vmlinux", self.package, self.deb_version))
     }
 }
 
-/// Returns the extracted kernel package, downloading and extracting it first if the cache lacks it.
-pub fn prepare(cache: &Path, package: &str) -> Result<KernelTree, KernelCacheError> {
-    if !cache.is_dir() {
-        std::fs::create_dir_all(cache)
-            .map_err(|source| KernelCacheError::CreateCache { path: cache.into(), source })?;
-    }
-    let mut debs = find_debs(cache, package)?;
-    if debs.is_empty() {
-        eprintln!("keel-build: downloading {package} into {}", cache.display());
-        Tool::new("apt-get")
-            .args(["download", package])
-            .current_dir(cache)
-            .run()
-            .map_err(|source| KernelCacheError::Download { package: package.into(), cache: cache.into(), source })?;
-        debs = find_debs(cache, package)?;
-    }
-    let deb = match debs.as_slice() {
-        [] => return Err(KernelCacheError::NoPackage { package: package.into(), cache: cache.into() }),
-        [deb] => cache.join(deb),
-        _ => {
-            return Err(KernelCacheError::SeveralPackages { package: package.into(), cache: cache.into(), found: debs })
-        }
-    };
-    let version = Tool::new("dpkg-deb")
-        .arg("-f")
-        .arg(&deb)
-        .arg("Version")
-        .run()
-        .map_err(|source| KernelCacheError::ReadVersion { deb: deb.clone(), source })?;
-    let deb_version = String::from_utf8_lossy(&version).trim().to_owned();
+/// Returns the extracted kernel package `package` `deb_version`, extracting `deb` (from
+/// [`crate::kernel_package::fetch`], hash checked) first if the cache lacks it.
+pub fn prepare(cache: &Path, package: &str, deb_version: &str, deb: &Path) -> Result<KernelTree, KernelCacheError> {
     let root = cache.join(format!("{package}-{deb_version}"));
     if !root.is_dir() {
-        extract(&deb, cache, &root)?;
+        extract(deb, cache, &root)?;
     }
     let release = kernel_release(&root)?;
-    let tree = KernelTree { package: package.into(), deb_version, root: root.clone(), release, cache: cache.into() };
+    let tree = KernelTree {
+        package: package.into(),
+        deb_version: deb_version.into(),
+        root: root.clone(),
+        release,
+        cache: cache.into(),
+    };
     for needed in [tree.modules_dir().join("modules.dep"), tree.vmlinuz()] {
         if !needed.is_file() {
             return Err(KernelCacheError::Incomplete { path: needed, dir: root });
         }
     }
     Ok(tree)
-}
-
-fn find_debs(cache: &Path, package: &str) -> Result<Vec<String>, KernelCacheError> {
-    let list_error = |source| KernelCacheError::ListCache { path: cache.into(), source };
-    let prefix = format!("{package}_");
-    let mut debs = Vec::new();
-    for entry in std::fs::read_dir(cache).map_err(list_error)? {
-        let name = entry.map_err(list_error)?.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(".deb") {
-            debs.push(name);
-        }
-    }
-    debs.sort();
-    Ok(debs)
 }
 
 /// Extracts into a private directory and renames it into place, so an interrupted extraction is never used.

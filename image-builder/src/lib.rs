@@ -13,6 +13,8 @@ pub mod gpt;
 pub mod image;
 pub mod initramfs;
 pub mod kernel_cache;
+pub mod kernel_lock;
+pub mod kernel_package;
 pub mod module_closure;
 pub mod module_index;
 pub mod module_signature;

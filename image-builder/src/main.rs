@@ -11,13 +11,23 @@
 //! keel-build image --recipe os-image/keel.toml --out build/keel.img \
 //!     --init target/x86_64-unknown-linux-musl/release/keel [--cache build/cache] [--boot-dir build/boot] \
 //!     [--format raw|qcow2]
+//! keel-build kernel --recipe os-image/keel.toml [--cache build/cache] [--update]
 //! keel-build config-drive --user-data FILE [--meta-data FILE] [--format vfat|iso9660] \
 //!     [--layout nocloud|config-2] --out FILE
 //! ```
 //! * `--cache`: the Debian kernel package is downloaded (`apt-get download`) and extracted there once (~400 MB),
 //!   see [`keel_image_builder::kernel_cache`]. A populated cache is only read.
+//! * The recipe's `kernel.package` names the kernel the way Debian users do (`linux-image-amd64`, or a flavour such
+//!   as `linux-image-cloud-amd64`); the lock file beside the recipe (`os-image/keel.lock`,
+//!   [`keel_image_builder::kernel_lock`]) records the package, version and sha256 a build used. Builds use the
+//!   locked package (hash checked; from the cache without network); when it has left the mirror, a build moves to
+//!   the current one, says so in one line and rewrites the lock. See [`keel_image_builder::kernel_package`].
+//! * `kernel`: makes the locked kernel ready in the cache; with `--update`, first moves the lock to Debian's
+//!   current kernel (running `apt-get update` when root).
 //! * `--boot-dir`: also writes `vmlinux` (uncompressed ELF, for direct PVH boot), `initrd.img` (the ESP's bytes)
-//!   and `cmdline` (slot a's kernel command line, one line) for tests.
+//!   and `cmdline` (slot a's kernel command line, one line) for tests, and `kernel` (one line:
+//!   `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`, also in the summary and `/etc/os-release` as
+//!   `KEEL_KERNEL`) for `make bench`.
 //! * `--format qcow2`: `--out` is a qcow2 made with `qemu-img convert`; the raw image is kept next to it as
 //!   `<out without extension>.raw`.
 //! * `config-drive`: the user-data must pass keel's validation (every error is printed, exit 100). NoCloud puts
@@ -35,7 +45,7 @@
 //! | Code | Meaning |
 //! |---|---|
 //! | 0 | image or config drive built |
-//! | 100 | usage error: bad command line, bad recipe, invalid user-data or meta-data |
+//! | 100 | usage error: bad command line, bad recipe or lock file, invalid user-data or meta-data |
 //! | 111 | system error: a tool, the cache or a file operation failed |
 //!
 //! # Current limitations
@@ -48,6 +58,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use keel_image_builder::config_drive::{self, ConfigDriveError, ConfigDriveRequest, DriveFormat, DriveLayout};
 use keel_image_builder::image::{self, ImageError, ImageFormat, ImageRequest};
+use keel_image_builder::kernel_lock::KernelLockError;
+use keel_image_builder::kernel_package::{self, KernelPackageError};
 
 #[derive(Parser)]
 #[command(name = "keel-build", version, about = "Builds keel disk images from a recipe")]
@@ -60,8 +72,23 @@ struct Cli {
 enum Command {
     /// Build a disk image.
     Image(ImageArgs),
+    /// Download, check and extract the recipe's locked kernel; with --update, move the lock to the current one.
+    Kernel(KernelArgs),
     /// Build a config drive (NoCloud or OpenStack config-2) from a user-data file.
     ConfigDrive(ConfigDriveArgs),
+}
+
+#[derive(clap::Args)]
+struct KernelArgs {
+    /// The recipe (TOML); its lock file is beside it, with the extension .lock.
+    #[arg(long)]
+    recipe: PathBuf,
+    /// Kernel package cache directory.
+    #[arg(long, default_value = "build/cache")]
+    cache: PathBuf,
+    /// Move the lock to Debian's current kernel package for the recipe's kernel.package.
+    #[arg(long)]
+    update: bool,
 }
 
 #[derive(clap::Args)]
@@ -111,7 +138,7 @@ struct ImageArgs {
     /// Kernel package cache directory.
     #[arg(long, default_value = "build/cache")]
     cache: PathBuf,
-    /// Also write vmlinux, initrd.img and cmdline here, for direct kernel boot.
+    /// Also write vmlinux, initrd.img, cmdline (for direct kernel boot) and kernel (its description) here.
     #[arg(long)]
     boot_dir: Option<PathBuf>,
     /// An image archive (docker save or OCI archive) for /usr/share/keel/images, imported at boot. Repeatable.
@@ -141,8 +168,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("keel-build: error: {error:#}");
-            let usage = matches!(error.downcast_ref::<ImageError>(), Some(ImageError::Recipe(_)))
-                || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
+            let usage = matches!(
+                error.downcast_ref::<ImageError>(),
+                Some(
+                    ImageError::Recipe(_)
+                        | ImageError::KernelPackage(KernelPackageError::Lock(
+                            KernelLockError::Parse { .. } | KernelLockError::Invalid { .. }
+                        ))
+                )
+            ) || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_SYSTEM })
         }
     }
@@ -152,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let args = match cli.command {
         Command::Image(args) => args,
         Command::ConfigDrive(args) => return build_config_drive(args),
+        Command::Kernel(args) => return kernel(args),
     };
     let request = ImageRequest {
         recipe: args.recipe,
@@ -172,6 +207,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     println!("bytes used:    {} ({:.1} MiB)", summary.bytes_used, summary.bytes_used as f64 / 1048576.0);
     println!("apparent size: {} ({:.1} MiB)", summary.apparent_size, summary.apparent_size as f64 / 1048576.0);
+    println!("kernel:        {}", summary.kernel);
+    Ok(())
+}
+
+fn kernel(args: KernelArgs) -> anyhow::Result<()> {
+    let mode = if args.update { kernel_package::Mode::Update } else { kernel_package::Mode::Locked };
+    let summary = image::kernel(&args.recipe, &args.cache, mode)?;
+    println!("kernel:        {}", summary.kernel);
+    let state = if summary.lock_changed { "written" } else { "unchanged" };
+    println!("lock:          {} ({state})", summary.lock.display());
     Ok(())
 }
 

@@ -37,7 +37,9 @@ pub struct Recipe {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSpec {
-    /// The Debian kernel package, e.g. `linux-image-6.1.0-56-amd64`.
+    /// The Debian kernel package as Debian users name it, e.g. `linux-image-amd64` or `linux-image-cloud-amd64`;
+    /// the builder resolves it to the current ABI package and pins that in the lock file (see `kernel_package`).
+    /// An ABI package (`linux-image-6.1.0-57-amd64`) works too, but cannot move on when it leaves the mirror.
     pub package: String,
     /// Kernel command line; the builder appends `keel.slot=<slot>`.
     pub cmdline: String,
@@ -116,8 +118,8 @@ fn check(path: &Path, recipe: &Recipe) -> Result<(), RecipeError> {
         // `+` would read as systemd-boot's boot counter in the entry name; `/` and spaces break paths.
         return Err(invalid("version", "must be non-empty and use only letters, digits, '.', '_', '~' and '-'"));
     }
-    if recipe.kernel.package.trim().is_empty() {
-        return Err(invalid("kernel.package", "must name a Debian kernel package"));
+    if !crate::kernel_lock::is_package_name(&recipe.kernel.package) {
+        return Err(invalid("kernel.package", "must name a Debian kernel package, e.g. \"linux-image-amd64\""));
     }
     if recipe.kernel.cmdline.contains(&format!("{}=", keel_os_image::slot::SLOT_PARAMETER)) {
         return Err(invalid("kernel.cmdline", "must not set keel.slot: the builder appends it per slot"));
@@ -167,7 +169,7 @@ mod tests {
     const GOOD: &str = r#"
 version = "0.1.0"
 [kernel]
-package = "linux-image-6.1.0-56-amd64"
+package = "linux-image-amd64"
 cmdline = "console=ttyS0"
 modules = ["erofs"]
 [partitions]
@@ -211,6 +213,7 @@ mode = 0o644
             (GOOD.replace("path = \"/etc/passwd\"", "path = \"/etc/hostname\""), "files[0].path"),
             (GOOD.replace("mode = 0o644", "mode = 0o10644"), "files[0].mode"),
             (GOOD.replace("root = 64", "root = 0"), "partitions.root"),
+            (GOOD.replace("linux-image-amd64", "Linux Image"), "kernel.package"),
         ];
         for (text, key) in cases {
             match load(&text) {

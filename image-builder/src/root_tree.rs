@@ -82,7 +82,12 @@ fn stage_inner(dir: &Path, inputs: &RootTreeInputs) -> Result<(), StagingError> 
     staging::set_tree_times(dir, inputs.epoch)
 }
 
-/// `/etc/os-release` of a keel version (also used as the initramfs' `/etc/initrd-release`).
-pub fn os_release(version: &str) -> String {
-    format!("NAME=keel\nID=keel\nVERSION_ID={version}\nVERSION=\"{version}\"\nPRETTY_NAME=\"keel {version}\"\n")
+/// `/etc/os-release` of a keel version (also used as the initramfs' `/etc/initrd-release`). `KEEL_KERNEL` is the
+/// kernel's description (`linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`): package names, versions and
+/// releases hold no character that needs escaping inside double quotes.
+pub fn os_release(version: &str, kernel: &str) -> String {
+    format!(
+        "NAME=keel\nID=keel\nVERSION_ID={version}\nVERSION=\"{version}\"\nPRETTY_NAME=\"keel {version}\"\n\
+         KEEL_KERNEL=\"{kernel}\"\n"
+    )
 }

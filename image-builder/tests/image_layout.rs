@@ -93,7 +93,12 @@ fn image_has_the_keel_layout() {
     let tree = dir.path().join("root-tree");
     run_ok(Command::new("fsck.erofs").arg(format!("--extract={}", tree.display())).arg(&root));
     assert_eq!(std::fs::read(tree.join("sbin/init")).unwrap(), std::fs::read(&env.init).unwrap());
-    assert!(std::fs::read_to_string(tree.join("etc/os-release")).unwrap().contains("VERSION_ID=0.1.0\n"));
+    let os_release = std::fs::read_to_string(tree.join("etc/os-release")).unwrap();
+    assert!(os_release.contains("VERSION_ID=0.1.0\n"), "{os_release}");
+    // The kernel's description, the same one line the boot directory holds for `make bench`.
+    let kernel = std::fs::read_to_string(boot_dir.join("kernel")).unwrap();
+    assert!(kernel.starts_with("linux-image-") && kernel.ends_with("-amd64)\n"), "{kernel}");
+    assert!(os_release.contains(&format!("KEEL_KERNEL=\"{}\"\n", kernel.trim_end())), "{os_release}");
     for mount_point in ["proc", "sys", "dev", "run", "tmp", "var", "usr/share/keel"] {
         assert!(tree.join(mount_point).is_dir(), "/{mount_point} missing from the root");
     }

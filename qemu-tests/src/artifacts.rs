@@ -20,6 +20,12 @@ pub enum ArtifactsError {
     Build { workspace: PathBuf, build_dir: PathBuf, message: String },
     #[error("{what} is missing at {} (run `make image` in the workspace)", path.display())]
     Missing { what: &'static str, path: PathBuf },
+    #[error("reading the kernel description from {} (built before keel-build wrote it? run `make image`)", path.display())]
+    ReadKernel {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("reading the kernel command line from {}", path.display())]
     ReadCmdline {
         path: PathBuf,
@@ -56,6 +62,15 @@ impl Artifacts {
             .trim()
             .to_owned();
         Ok(Self { build_dir: build_dir.to_path_buf(), image, vmlinux, initrd, cmdline })
+    }
+
+    /// The kernel in the image, as `keel-build` wrote it to `boot/kernel`: package, Debian version and release,
+    /// e.g. `linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`. Read on demand, so artifacts built before
+    /// the file existed still locate.
+    pub fn kernel_description(&self) -> Result<String, ArtifactsError> {
+        let path = self.build_dir.join("boot/kernel");
+        let text = std::fs::read_to_string(&path).map_err(|source| ArtifactsError::ReadKernel { path, source })?;
+        Ok(text.trim().to_owned())
     }
 
     /// Directory for per-test console logs.
@@ -123,5 +138,27 @@ fn existing(what: &'static str, path: PathBuf) -> Result<PathBuf, ArtifactsError
         Ok(path)
     } else {
         Err(ArtifactsError::Missing { what, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_description_is_the_boot_dir_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts {
+            build_dir: dir.path().to_owned(),
+            image: dir.path().join("keel.img"),
+            vmlinux: dir.path().join("boot/vmlinux"),
+            initrd: dir.path().join("boot/initrd.img"),
+            cmdline: String::new(),
+        };
+        assert!(matches!(artifacts.kernel_description(), Err(ArtifactsError::ReadKernel { .. })));
+        std::fs::create_dir(dir.path().join("boot")).unwrap();
+        let line = "linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)";
+        std::fs::write(dir.path().join("boot/kernel"), format!("{line}\n")).unwrap();
+        assert_eq!(artifacts.kernel_description().unwrap(), line);
     }
 }

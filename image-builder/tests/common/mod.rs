@@ -36,11 +36,16 @@ pub fn build_env() -> BuildEnv {
 impl BuildEnv {
     /// The keel-build command for `out`, with the fixed epoch.
     pub fn command(&self, out: &Path, extra: &[&str]) -> Command {
+        self.command_with_recipe(&self.recipe, out, extra)
+    }
+
+    /// The keel-build command for `out` from another recipe (a scratch copy), with the fixed epoch.
+    pub fn command_with_recipe(&self, recipe: &Path, out: &Path, extra: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keel-build"));
         command
             .arg("image")
             .arg("--recipe")
-            .arg(&self.recipe)
+            .arg(recipe)
             .arg("--out")
             .arg(out)
             .arg("--init")
