@@ -1,7 +1,8 @@
-//! Parses the boot timeline (`keel: <ms>ms <stage>` lines) that PID 1 prints on the serial console.
+//! Parses the boot timeline (`keel: <ms>ms <stage>` lines) that PID 1 prints on the serial console; `make bench`'s
+//! peer host prints the same format with its own prefix (`peer: `).
 
 /// Prefix of every line PID 1 prints.
-const PREFIX: &str = "keel: ";
+pub const PREFIX: &str = "keel: ";
 
 /// One timeline entry: a stage and the CLOCK_BOOTTIME milliseconds at which it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,17 @@ impl Timeline {
     ///
     /// The marker may sit anywhere in a line, because kernel messages can share a line with PID 1's output.
     pub fn parse(console: &str) -> Self {
-        Self { stages: console.lines().filter_map(parse_line).collect() }
+        Self::parse_prefixed(console, PREFIX)
+    }
+
+    /// Collects every `<prefix><ms>ms <stage>` line in `console` (e.g. the bench's peer host, `peer: `).
+    pub fn parse_prefixed(console: &str, prefix: &str) -> Self {
+        Self { stages: console.lines().filter_map(|line| parse_line_prefixed(line, prefix)).collect() }
+    }
+
+    /// Milliseconds of the first entry named `stage` whose detail's first word is `word` (e.g. a container name).
+    pub fn ms_of(&self, stage: &str, word: &str) -> Option<u64> {
+        self.stages.iter().find(|s| s.name == stage && s.detail.split_whitespace().next() == Some(word)).map(|s| s.ms)
     }
 
     /// Milliseconds of the first entry named `stage`.
@@ -42,7 +53,12 @@ impl Timeline {
 /// Parses one timeline line: `keel: 3450ms root-mounted keel-root-a vda2`, or the summary form PID 1 uses for
 /// the ready line, `keel: ready: 4012ms, slot a, …`.
 pub fn parse_line(line: &str) -> Option<Stage> {
-    let rest = &line[line.find(PREFIX)? + PREFIX.len()..];
+    parse_line_prefixed(line, PREFIX)
+}
+
+/// [`parse_line`] for lines that start with `prefix` instead of `keel: `.
+pub fn parse_line_prefixed(line: &str, prefix: &str) -> Option<Stage> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
     parse_stamp_first(rest).or_else(|| parse_name_first(rest))
 }
 
@@ -107,6 +123,16 @@ mod tests {
         assert_eq!(stage.as_ref().map(|s| (s.name.as_str(), s.ms)), Some(("ready", 4012)));
         assert_eq!(stage.map(|s| s.detail).as_deref(), Some("slot a, keel 0.1.0, host keel"));
         assert_eq!(parse_line("keel: ready: 4012ms").map(|s| s.ms), Some(4012));
+    }
+
+    #[test]
+    fn parses_other_prefixes_and_details() {
+        let console = "peer: 2450ms init-started\nkeel: 9ms ready\npeer: 41000ms container-started hello (docker)\n";
+        let t = Timeline::parse_prefixed(console, "peer: ");
+        assert_eq!(t.stages.len(), 2);
+        assert_eq!(t.ms("ready"), None);
+        assert_eq!(t.ms_of("container-started", "hello"), Some(41000));
+        assert_eq!(t.ms_of("container-started", "hell"), None);
     }
 
     #[test]
