@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 
 use super::memory::{parse_sample, Sample};
-use super::workload::{Workload, HELLO, LOGGERS};
+use super::workload::{Workload, HELLO, LOGGERS, METER};
 use crate::artifacts::Artifacts;
 use crate::config_drive::{self, DriveSpec};
 use crate::disk::DiskFormat;
@@ -17,8 +17,6 @@ use crate::vm::{Vm, VmConfig};
 /// How PID 1 shows a container's output line on the console, as (before the name, after the name): today
 /// `keel: <name>: <line>`. The one place to change when that format changes (e.g. to `("", " | ")`).
 pub const CONTAINER_OUTPUT: (&str, &str) = ("keel: ", ": ");
-/// The container that reads the host's /proc for the memory figure.
-pub const METER: &str = "meter";
 
 /// The text of `line` after the output prefix of container `name`, if it is one of that container's lines.
 pub fn container_output<'a>(line: &'a str, name: &str) -> Option<&'a str> {

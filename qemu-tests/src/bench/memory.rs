@@ -78,18 +78,18 @@ pub fn mib(kib: u64) -> String {
 
 /// keel: PID 1 plus every child of PID 1 (the `init = true` forks sit in their container's cgroup; any other
 /// child would be a helper too). The meter's own fork is left out: it exists only to take the measurement.
-pub fn keel_breakdown(samples: &[Sample], meter: &str) -> Breakdown {
+///
+/// The meter reads `/proc/<pid>/cgroup` from inside its own cgroup namespace, so paths are relative to its
+/// cgroup: `0::/` is the meter itself, `0::/../log1` the container `log1`, and PID 1 sits further up.
+pub fn keel_breakdown(samples: &[Sample]) -> Breakdown {
     let mut breakdown = Breakdown::default();
-    let meter_cgroup = format!("0::/keel/{meter}");
     for sample in samples {
         if sample.pid == 1 {
             breakdown.add("PID 1".to_owned(), sample.pss_kib, true);
         } else if sample.ppid == 1 {
             match sample.cgroup.as_deref() {
-                Some(cgroup) if cgroup == meter_cgroup => {
-                    breakdown.add("meter's init".to_owned(), sample.pss_kib, false)
-                }
-                Some(cgroup) if cgroup.starts_with("0::/keel/") => {
+                Some("0::/") => breakdown.add("meter's init".to_owned(), sample.pss_kib, false),
+                Some(cgroup) if cgroup.starts_with("0::/../") && !cgroup.starts_with("0::/../../") => {
                     breakdown.add("init fork".to_owned(), sample.pss_kib, true)
                 }
                 _ => breakdown.add(format!("other child {}", sample.comm), sample.pss_kib, true),
@@ -131,16 +131,16 @@ mod tests {
     #[test]
     fn keel_counts_pid1_and_its_children_except_the_meter() {
         let samples: Vec<Sample> = [
-            "1 0 9000 0::/keel-init init",
-            "300 1 1100 0::/keel/hello worker-hello",
-            "301 1 1000 0::/keel/log1 worker-log1",
-            "302 1 1200 0::/keel/meter worker-meter",
-            "303 300 200 0::/keel/hello sh",
+            "1 0 9000 0::/../../init init",
+            "300 1 1100 0::/../hello container-hello",
+            "301 1 1000 0::/../log1 container-log1",
+            "302 1 1200 0::/ container-meter",
+            "303 300 200 0::/../hello sh",
         ]
         .iter()
         .filter_map(|w| parse_sample(w, true))
         .collect();
-        let b = keel_breakdown(&samples, "meter");
+        let b = keel_breakdown(&samples);
         assert_eq!(b.total_kib, 11100);
         assert_eq!(b.parts["init fork"], (2, 2100));
         assert_eq!(b.not_counted["meter's init"], (1, 1200));

@@ -17,6 +17,8 @@ pub const HELLO: &str = "hello";
 pub const LOGGERS: usize = 20;
 /// A logger's command: a line a second, one fork (`sleep`) a second.
 pub const LOGGER_CMD: &str = r#"i=0; while true; do i=$((i + 1)); echo "line $i"; sleep 1; done"#;
+/// keel's container that reads the host's /proc for the memory figure.
+pub const METER: &str = "meter";
 /// The image both sides run (keel preloads it; the peer `docker load`s the same archive).
 pub const IMAGE: &str = "keel/busybox";
 
@@ -71,7 +73,7 @@ impl Workload {
         }
         let _ = write!(
             text,
-            "\n[containers.meter]\nimage = \"{IMAGE}\"\ncommand = [\"sh\", \"-c\", '''{METER}''']\n\
+            "\n[containers.{METER}]\nimage = \"{IMAGE}\"\ncommand = [\"sh\", \"-c\", '''{METER_SCRIPT}''']\n\
              volumes = [\"/proc:/hostproc:ro\"]\ncap_add = [\"SYS_PTRACE\"]\ninit = true\n"
         );
         text
@@ -80,9 +82,9 @@ impl Workload {
 
 /// The meter's script (busybox sh, builtins only in the loop so that it barely disturbs what it measures).
 /// smaps_rollup needs ptrace read access to PID 1: hence SYS_PTRACE.
-const METER: &str = "while true; do sleep 30; echo pss-begin; \
+const METER_SCRIPT: &str = "while true; do sleep 30; echo pss-begin; \
 for d in /hostproc/[0-9]*; do p=${d#/hostproc/}; pp=; \
-while read -r k v _; do [ \"$k\" = PPid: ] && pp=$v; done < $d/status; \
+while read -r k v _; do [ \"$k\" = PPid: ] && pp=$v; done 2>/dev/null < $d/status; \
 [ \"$p\" = 1 ] || [ \"$pp\" = 1 ] || continue; \
 pss=; while read -r k v _; do [ \"$k\" = Pss: ] && pss=$v; done < $d/smaps_rollup; \
 read -r cg < $d/cgroup; read -r comm < $d/comm; echo \"pss $p $pp $pss $cg $comm\"; done; \

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use keel_qemu_tests::bench::memory::{keel_breakdown, mib, peer_breakdown};
-use keel_qemu_tests::bench::workload::{Workload, DEMO_USER_DATA, HELLO, LOGGERS, LOGGER_CMD};
+use keel_qemu_tests::bench::workload::{Workload, DEMO_USER_DATA, HELLO, LOGGERS, LOGGER_CMD, METER};
 use keel_qemu_tests::bench::{keel, peer};
 use keel_qemu_tests::timeline::Timeline;
 use keel_qemu_tests::{artifacts, disk};
@@ -55,10 +55,8 @@ fn run() -> Result<()> {
         );
     }
     eprintln!("keel-bench: memory boots ({LOGGERS} loggers beside {HELLO})");
-    let keel_memory = keel_breakdown(
-        &keel::memory(&artifacts, scratch.path(), &workload).context("keel's memory boot")?,
-        keel::METER,
-    );
+    let keel_memory =
+        keel_breakdown(&keel::memory(&artifacts, scratch.path(), &workload).context("keel's memory boot")?);
     let peer_memory = peer_breakdown(&peer::memory(&artifacts, &peer_image).context("the peer's memory boot")?);
 
     let keel_timelines: Vec<&Timeline> = keel_boots.iter().map(|b| &b.timeline).collect();
@@ -176,8 +174,8 @@ fn run() -> Result<()> {
     print_table(&rows);
     println!();
     println!(
-        "keel: Debian kernel, PVH `-kernel vmlinux`, keel's initramfs (the keel binary as /init) → erofs root slot a; \
-         demo config drive ({DEMO_USER_DATA}, NoCloud vfat) attached; `{HELLO}` from the preloaded keel/busybox \
+        "keel: Debian kernel, PVH `-kernel vmlinux`, QEMU q35/TCG/1 vCPU/512 MiB, qcow2 overlay over keel.img on \
+         virtio-blk, user-net NIC; keel's initramfs (the keel binary as /init) → erofs root slot a; demo config drive ({DEMO_USER_DATA}, NoCloud vfat) attached; `{HELLO}` from the preloaded keel/busybox \
          (imported at boot); DHCP on eth0; figures from PID 1's `keel: <ms>ms <stage>` console lines \
          (CLOCK_BOOTTIME): container-started when the start returned after the command's exec, container-output \
          when PID 1's log reader read the first line."
@@ -190,17 +188,24 @@ fn run() -> Result<()> {
          with `docker run -d --restart always --memory 32m --init keel/busybox sh -c <the demo's script>`, so that \
          dockerd restarts it at boot; each boot from a fresh qcow2 overlay; figures printed on its console after the \
          boot from systemd's monotonic stamps (ready = `Startup finished`, network = networking.service active), \
-         Docker's StartedAt and the json-file time of the first line of this boot (wall clock → uptime), /init and \
-         root mounted from the initramfs.",
+         Docker's StartedAt and the json-file time of the first line of this boot (wall clock → uptime, offset read \
+         to ±50 ms), /init and root mounted from the initramfs's /proc/uptime.",
         peer_image.versions
     );
     println!(
         "memory: one boot per side with `{HELLO}` and {LOGGERS} loggers (`sh -c '{LOGGER_CMD}'`, memory 32m, init), \
-         PSS from /proc/<pid>/smaps_rollup after all run ≥ 30 s."
+         PSS from /proc/<pid>/smaps_rollup after all run ≥ 30 s; keel starts them from its config drive and reads \
+         PSS through the `{METER}` container (host /proc bound read-only, SYS_PTRACE); the peer's loggers were \
+         created in the preparation boot and are started with one `docker start` after boot, PSS read by its report \
+         unit."
     );
-    println!("  keel: {} (PID 1 and all its children; not counted: {})", keel_memory.summary(), keel_memory.excluded());
     println!(
-        "  peer: {} (not counted: {}; read by the report unit in the guest)",
+        "  keel: {} (PID 1 and all its children; not counted: {}; nor the containers' own processes)",
+        keel_memory.summary(),
+        keel_memory.excluded()
+    );
+    println!(
+        "  peer: {} (not counted: {}; nor the containers' own processes)",
         peer_memory.summary(),
         peer_memory.excluded()
     );
