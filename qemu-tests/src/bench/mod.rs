@@ -4,4 +4,5 @@
 pub mod keel;
 pub mod memory;
 pub mod peer;
+pub mod root_files;
 pub mod workload;

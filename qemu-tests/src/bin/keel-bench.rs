@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use keel_qemu_tests::bench::memory::{keel_breakdown, mib, peer_breakdown};
 use keel_qemu_tests::bench::workload::{Workload, DEMO_USER_DATA, HELLO, LOGGERS, LOGGER_CMD, METER};
-use keel_qemu_tests::bench::{keel, peer};
+use keel_qemu_tests::bench::{keel, peer, root_files};
 use keel_qemu_tests::timeline::Timeline;
 use keel_qemu_tests::{artifacts, disk};
 
@@ -74,6 +74,7 @@ fn run() -> Result<()> {
     disk::convert_to_qcow2(&artifacts.image, &keel_qcow2)?;
     let peer_qcow2 = scratch_qcow2("peer.qcow2");
     disk::convert_to_qcow2(&peer_image.root, &peer_qcow2)?;
+    let keel_root = root_files::keel_root_files(&artifacts.image, scratch.path()).context("keel's root files")?;
     let used = |path: &std::path::Path| -> Result<String> {
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         Ok(format!("{:.1} MiB (of {:.0} MiB)", disk::allocated_bytes(path)? as f64 / MIB, len as f64 / MIB))
@@ -161,7 +162,7 @@ fn run() -> Result<()> {
         },
         Row {
             figure: "root fs files, userland (apparent / allocated)",
-            keel: String::new(),
+            keel: format!("{:.1} / {:.1} MiB", keel_root.0 as f64 / MIB, keel_root.1 as f64 / MIB),
             target: "",
             peer: format!(
                 "{:.0} / {:.0} MiB, {} packages",
@@ -191,6 +192,13 @@ fn run() -> Result<()> {
          Docker's StartedAt and the json-file time of the first line of this boot (wall clock → uptime, offset read \
          to ±50 ms), /init and root mounted from the initramfs's /proc/uptime.",
         peer_image.versions
+    );
+    println!(
+        "images: keel.img is the whole disk (ESP with kernel and initramfs, two erofs root slots, data partition); \
+         the peer's root.img is its ext4 root alone, as built (its kernel and initramfs come from QEMU's -kernel and \
+         -initrd). Root fs files: keel's slot a extracted from keel.img (PID 1, its late modules, the preloaded \
+         image); the peer's tree as mmdebstrap left it, before the bench's payload (no kernel modules: those are in \
+         its initramfs)."
     );
     println!(
         "memory: one boot per side with `{HELLO}` and {LOGGERS} loggers (`sh -c '{LOGGER_CMD}'`, memory 32m, init), \
