@@ -50,7 +50,9 @@ test: image lint
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo test --locked --workspace -- --test-threads=2
 
 # Each bench prints a table with the peer measured side by side in the same run, and one line per side saying
-# exactly what was timed. The start bench times the shipped static binary (`keel run`) against `runc run`.
+# exactly what was timed. keel-bench builds the peer host (Debian 12 + systemd + Docker, scripts/make-peer-image.sh:
+# mmdebstrap from Debian's mirror) once per recipe under $(BUILD)/bench/peer/, and boots each side four times under
+# TCG: 10–30 minutes. The start bench times the shipped static binary (`keel run`) against `runc run`.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-supervisor --bin keel-image-bench

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod artifacts;
+pub mod bench;
 pub mod config_drive;
 pub mod console;
 pub mod disk;

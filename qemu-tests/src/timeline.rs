@@ -1,9 +1,10 @@
-//! Parses the boot timeline (`keel: <ms>ms <stage>` lines) that PID 1 prints on the serial console.
+//! Parses the boot timeline (`keel: <ms>ms <stage>` lines) that PID 1 prints on the serial console; `make bench`'s
+//! peer host prints the same format with its own prefix (`peer: `).
 
 /// Prefix of every line PID 1 prints.
-const PREFIX: &str = "keel: ";
+pub const PREFIX: &str = "keel: ";
 /// What follows the container's name on its output lines: `web | <line>`.
-const CONTAINER_SEPARATOR: &str = " | ";
+pub const CONTAINER_SEPARATOR: &str = " | ";
 
 /// One timeline entry: a stage and the CLOCK_BOOTTIME milliseconds at which it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,17 @@ impl Timeline {
     ///
     /// The marker may sit anywhere in a line, because kernel messages can share a line with PID 1's output.
     pub fn parse(console: &str) -> Self {
-        Self { stages: console.lines().filter_map(parse_line).collect() }
+        Self::parse_prefixed(console, PREFIX)
+    }
+
+    /// Collects every `<prefix><ms>ms <stage>` line in `console` (e.g. the bench's peer host, `peer: `).
+    pub fn parse_prefixed(console: &str, prefix: &str) -> Self {
+        Self { stages: console.lines().filter_map(|line| parse_line_prefixed(line, prefix)).collect() }
+    }
+
+    /// Milliseconds of the first entry named `stage` whose detail's first word is `word` (e.g. a container name).
+    pub fn ms_of(&self, stage: &str, word: &str) -> Option<u64> {
+        self.stages.iter().find(|s| s.name == stage && s.detail.split_whitespace().next() == Some(word)).map(|s| s.ms)
     }
 
     /// Milliseconds of the first entry named `stage`.
@@ -44,18 +55,28 @@ impl Timeline {
 /// Parses one timeline line: `keel: 3450ms root-mounted keel-root-a vda2`, or the summary form PID 1 uses for
 /// the ready line, `keel: ready: 4012ms, slot a, …`.
 pub fn parse_line(line: &str) -> Option<Stage> {
-    let rest = pid1_text(line)?;
+    parse_line_prefixed(line, PREFIX)
+}
+
+/// [`parse_line`] for lines that start with `prefix` instead of `keel: `. A container's output line
+/// (`<name> | …`) is never a stage, whatever it says.
+pub fn parse_line_prefixed(line: &str, prefix: &str) -> Option<Stage> {
+    let rest = text_after_prefix(line, prefix)?;
     parse_stamp_first(rest).or_else(|| parse_name_first(rest))
 }
 
 /// The part of a console line after PID 1's `keel: ` prefix; `None` for a container's output line
 /// (`<name> | …`), which may say anything, `keel: 5ms ready` included.
 pub fn pid1_text(line: &str) -> Option<&str> {
-    let at = line.find(PREFIX)?;
+    text_after_prefix(line, PREFIX)
+}
+
+fn text_after_prefix<'l>(line: &'l str, prefix: &str) -> Option<&'l str> {
+    let at = line.find(prefix)?;
     if line[..at].contains(CONTAINER_SEPARATOR) {
         return None;
     }
-    Some(&line[at + PREFIX.len()..])
+    Some(&line[at + prefix.len()..])
 }
 
 /// `<ms>ms <stage> [detail]`
@@ -119,6 +140,16 @@ mod tests {
         assert_eq!(stage.as_ref().map(|s| (s.name.as_str(), s.ms)), Some(("ready", 4012)));
         assert_eq!(stage.map(|s| s.detail).as_deref(), Some("slot a, keel 0.1.0, host keel"));
         assert_eq!(parse_line("keel: ready: 4012ms").map(|s| s.ms), Some(4012));
+    }
+
+    #[test]
+    fn parses_other_prefixes_and_details() {
+        let console = "peer: 2450ms init-started\nkeel: 9ms ready\npeer: 41000ms container-started hello (docker)\n";
+        let t = Timeline::parse_prefixed(console, "peer: ");
+        assert_eq!(t.stages.len(), 2);
+        assert_eq!(t.ms("ready"), None);
+        assert_eq!(t.ms_of("container-started", "hello"), Some(41000));
+        assert_eq!(t.ms_of("container-started", "hell"), None);
     }
 
     #[test]

@@ -1,27 +1,26 @@
-//! `make bench`: boots keel three times (PVH, TCG), then prints boot-stage medians and the image size.
+//! `make bench`: boots keel and the Debian 12 + systemd + Docker peer three times each under the same kernel and
+//! QEMU (PVH, TCG), both with the demo container, then one memory boot each, and prints one table of both sides.
 //!
-//! Exit codes: 0 figures printed, 1 a boot or measurement failed (the message says which step).
+//! Exit codes: 0 figures printed, 1 a build, boot or measurement failed (the message says which step).
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
-use keel_qemu_tests::config_drive::{self, DriveSpec};
-use keel_qemu_tests::disk::DiskFormat;
+use keel_qemu_tests::bench::memory::{keel_breakdown, mib, peer_breakdown};
+use keel_qemu_tests::bench::workload::{Workload, DEMO_USER_DATA, HELLO, LOGGERS, LOGGER_CMD, METER};
+use keel_qemu_tests::bench::{keel, peer, root_files};
 use keel_qemu_tests::timeline::Timeline;
-use keel_qemu_tests::vm::{Vm, VmConfig};
-use keel_qemu_tests::{artifacts, disk, timeouts};
+use keel_qemu_tests::{artifacts, disk};
 
 const BOOTS: usize = 3;
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// One row of the table: a figure, keel's value, its target and the peer host's value.
+/// One row of the table: a figure, keel's value, its target and the peer's value.
 struct Row {
     figure: &'static str,
     keel: String,
     target: &'static str,
-    peer: &'static str,
+    peer: String,
 }
 
 fn main() -> ExitCode {
@@ -36,138 +35,200 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let artifacts = artifacts::ensure_built().context("locating the keel artifacts")?;
-    let mut boots = Vec::new();
-    for n in 1..=BOOTS {
-        eprintln!("keel-bench: boot {n}/{BOOTS}");
-        let config = VmConfig::pvh(format!("bench-{n}"), &artifacts).network();
-        boots.push(boot_once(&config).with_context(|| format!("boot {n}"))?);
-    }
-    let stage = |f: &dyn Fn(&Timeline) -> Option<u64>, what: &str| -> Result<Vec<u64>> {
-        boots.iter().map(|b| f(&b.timeline).with_context(|| format!("no {what} in the timeline"))).collect()
-    };
-    let init = stage(&|t| t.ms("init-started"), "`init-started`")?;
-    let root = stage(&|t| t.between("init-started", "root-mounted"), "`init-started`..`root-mounted`")?;
-    let ready_after_root = stage(&|t| t.between("root-mounted", "ready"), "`root-mounted`..`ready`")?;
-    let init_to_ready = stage(&|t| t.between("init-started", "ready"), "`init-started`..`ready`")?;
-    let root_abs = stage(&|t| t.ms("root-mounted"), "`root-mounted`")?;
-    let ready_abs = stage(&|t| t.ms("ready"), "`ready`")?;
-    let wall: Vec<u64> = boots.iter().map(|b| b.wall_ms).collect();
-    let init_to_network = stage(&|t| t.between("init-started", "network"), "`init-started`..`network`")?;
-    let link_to_network = stage(&|t| t.between("link", "network"), "`link`..`network`")?;
+    let kernel = artifacts.kernel_description().context("the kernel the image was built with")?;
+    let workload = Workload::load()?;
+    let scratch = tempfile::tempdir().context("creating a temp dir")?;
+    let peer_image = peer::ensure_image(&artifacts, &workload).context("the peer image")?;
 
-    let scratch = tempfile::tempdir().context("creating a temp dir for the qcow2 copy")?;
-    eprintln!("keel-bench: boot with {RSS_CONTAINERS} containers");
-    let pid1_rss_kib = pid1_rss_with_containers(&artifacts, scratch.path()).context("PID 1 RSS with containers")?;
-    let qcow2 = scratch.path().join("keel.qcow2");
-    disk::convert_to_qcow2(&artifacts.image, &qcow2)?;
-    let raw_used = disk::allocated_bytes(&artifacts.image)?;
-    let qcow2_used = disk::allocated_bytes(&qcow2)?;
-    let raw_len = std::fs::metadata(&artifacts.image).map(|m| m.len()).unwrap_or(0);
+    // keel and the peer alternate, so that a change in the machine's load falls on both sides alike.
+    let drive = keel::demo_drive(scratch.path(), &workload).context("the demo config drive")?;
+    let mut keel_boots = Vec::new();
+    let mut peer_boots = Vec::new();
+    for n in 1..=BOOTS {
+        eprintln!("keel-bench: keel boot {n}/{BOOTS}");
+        keel_boots.push(
+            keel::boot(&artifacts, &drive, &format!("bench-keel-{n}")).with_context(|| format!("keel boot {n}"))?,
+        );
+        eprintln!("keel-bench: peer boot {n}/{BOOTS}");
+        peer_boots.push(
+            peer::boot(&artifacts, &peer_image, &format!("bench-peer-{n}"))
+                .with_context(|| format!("peer boot {n}"))?,
+        );
+    }
+    eprintln!("keel-bench: memory boots ({LOGGERS} loggers beside {HELLO})");
+    let keel_memory =
+        keel_breakdown(&keel::memory(&artifacts, scratch.path(), &workload).context("keel's memory boot")?);
+    let peer_memory = peer_breakdown(&peer::memory(&artifacts, &peer_image).context("the peer's memory boot")?);
+
+    let keel_timelines: Vec<&Timeline> = keel_boots.iter().map(|b| &b.timeline).collect();
+    let k = |f: &dyn Fn(&Timeline) -> Option<u64>, what: &str| figure(&keel_timelines, f, "keel", what);
+    let p = |f: &dyn Fn(&Timeline) -> Option<u64>, what: &str| {
+        figure(&peer_boots.iter().collect::<Vec<_>>(), f, "peer", what)
+    };
+    let started = |t: &Timeline| t.ms_of("container-started", HELLO);
+    let output = |t: &Timeline| t.ms_of("container-output", HELLO);
+    let network = |t: &Timeline| t.ms_of("network", "eth0");
+    let wall: Vec<u64> = keel_boots.iter().map(|b| b.wall_ms).collect();
+
+    let scratch_qcow2 = |name: &str| scratch.path().join(name);
+    let keel_qcow2 = scratch_qcow2("keel.qcow2");
+    disk::convert_to_qcow2(&artifacts.image, &keel_qcow2)?;
+    let peer_qcow2 = scratch_qcow2("peer.qcow2");
+    disk::convert_to_qcow2(&peer_image.root, &peer_qcow2)?;
+    let keel_root = root_files::keel_root_files(&artifacts.image, scratch.path()).context("keel's root files")?;
+    let used = |path: &std::path::Path| -> Result<String> {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Ok(format!("{:.1} MiB (of {:.0} MiB)", disk::allocated_bytes(path)? as f64 / MIB, len as f64 / MIB))
+    };
 
     let rows = [
-        Row { figure: "kernel start → /init", keel: ms_stats(&init), target: "", peer: "" },
-        Row { figure: "/init → root mounted", keel: ms_stats(&root), target: "", peer: "" },
-        Row { figure: "root mounted → ready", keel: ms_stats(&ready_after_root), target: "", peer: "" },
-        Row { figure: "/init → ready", keel: ms_stats(&init_to_ready), target: "≤ 900 ms", peer: "" },
+        Row {
+            figure: "kernel start → first container running",
+            keel: k(&started, "container-started")?,
+            target: "",
+            peer: p(&started, "container-started")?,
+        },
+        Row {
+            figure: "kernel start → its first output line",
+            keel: k(&output, "container-output")?,
+            target: "",
+            peer: p(&output, "container-output")?,
+        },
+        Row {
+            figure: "kernel start → /init",
+            keel: k(&|t| t.ms("init-started"), "init-started")?,
+            target: "",
+            peer: p(&|t| t.ms("init-started"), "init-started")?,
+        },
+        Row {
+            figure: "/init → root mounted",
+            keel: k(&|t| t.between("init-started", "root-mounted"), "root-mounted")?,
+            target: "",
+            peer: p(&|t| t.between("init-started", "root-mounted"), "root-mounted")?,
+        },
+        Row {
+            figure: "root mounted → ready",
+            keel: k(&|t| t.between("root-mounted", "ready"), "ready")?,
+            target: "",
+            peer: p(&|t| t.between("root-mounted", "ready"), "ready")?,
+        },
+        Row {
+            figure: "/init → ready",
+            keel: k(&|t| t.between("init-started", "ready"), "ready")?,
+            target: "≤ 900 ms",
+            peer: p(&|t| t.between("init-started", "ready"), "ready")?,
+        },
         Row {
             figure: "kernel start → root mounted (stage 2 starts)",
-            keel: ms_stats(&root_abs),
+            keel: k(&|t| t.ms("root-mounted"), "root-mounted")?,
             target: "",
-            peer: "4990 ms (stage-1 init execs /sbin/init)",
+            peer: p(&|t| t.ms("root-mounted"), "root-mounted")?,
         },
         Row {
             figure: "kernel start → ready",
-            keel: ms_stats(&ready_abs),
+            keel: k(&|t| t.ms("ready"), "ready")?,
             target: "",
-            peer: "34120 ms (systemd `Startup finished`)",
+            peer: p(&|t| t.ms("ready"), "ready")?,
         },
         Row {
             figure: "/init → network configured (DHCP, QEMU user net)",
-            keel: ms_stats(&init_to_network),
+            keel: k(&|t| network(t)?.checked_sub(t.ms("init-started")?), "network")?,
             target: "",
-            peer: "",
+            peer: p(&|t| network(t)?.checked_sub(t.ms("init-started")?), "network")?,
         },
         Row {
-            figure: "link up → DHCP lease applied", keel: ms_stats(&link_to_network), target: "≤ 300 ms", peer: ""
+            figure: "link up → DHCP lease applied",
+            keel: k(&|t| t.between("link", "network"), "link")?,
+            target: "≤ 300 ms",
+            peer: String::new(),
         },
-        Row { figure: "QEMU start → ready line (host wall)", keel: ms_stats(&wall), target: "", peer: "" },
+        Row { figure: "QEMU start → ready line (host wall)", keel: ms_stats(&wall), target: "", peer: String::new() },
         Row {
-            figure: "PID 1 RSS, 20 containers running (VmRSS)",
-            keel: format!("{:.1} MiB", pid1_rss_kib as f64 / 1024.0),
+            figure: "memory: PSS of the host's processes (below)",
+            keel: mib(keel_memory.total_kib),
             target: "≤ 12 MiB",
-            peer: "11.6 MiB systemd + 148 MiB dockerd, containerd, shim",
+            peer: mib(peer_memory.total_kib),
         },
         Row {
             figure: "raw image, used (of its length)",
-            keel: format!("{:.1} MiB (of {:.0} MiB)", raw_used as f64 / MIB, raw_len as f64 / MIB),
+            keel: used(&artifacts.image)?,
             target: "≤ 40 MiB",
-            peer: "401 MiB (root fs files, userland only)",
+            peer: used(&peer_image.root)?,
         },
         Row {
             figure: "qcow2 image, used",
-            keel: format!("{:.1} MiB", qcow2_used as f64 / MIB),
+            keel: format!("{:.1} MiB", disk::allocated_bytes(&keel_qcow2)? as f64 / MIB),
             target: "≤ 40 MiB",
-            peer: "",
+            peer: format!("{:.1} MiB", disk::allocated_bytes(&peer_qcow2)? as f64 / MIB),
+        },
+        Row {
+            figure: "root fs files, userland (apparent / allocated)",
+            keel: format!("{:.1} / {:.1} MiB", keel_root.0 as f64 / MIB, keel_root.1 as f64 / MIB),
+            target: "",
+            peer: format!(
+                "{:.0} / {:.0} MiB, {} packages",
+                peer_image.rootfs_apparent as f64 / MIB,
+                peer_image.rootfs_allocated as f64 / MIB,
+                peer_image.packages
+            ),
         },
     ];
-    print_table(&rows, artifacts.image.as_path());
+    print_table(&rows);
+    println!();
+    println!(
+        "keel: Debian kernel {kernel}, PVH `-kernel vmlinux`, QEMU q35/TCG/1 vCPU/512 MiB, qcow2 overlay over keel.img on \
+         virtio-blk, user-net NIC; keel's initramfs (the keel binary as /init) → erofs root slot a; demo config drive ({DEMO_USER_DATA}, NoCloud vfat) attached; `{HELLO}` from the preloaded keel/busybox \
+         (imported at boot); DHCP on eth0; figures from PID 1's `keel: <ms>ms <stage>` console lines \
+         (CLOCK_BOOTTIME): container-started when the start returned after the command's exec, container-output \
+         when PID 1's log reader read the first line."
+    );
+    println!(
+        "peer: same kernel, QEMU q35/TCG/1 vCPU/512 MiB, virtio-blk, user-net NIC; busybox initramfs (/init shell \
+         script: insmod of the disk, ext4, NIC and Docker modules, mount /dev/vda ext4 rw, switch_root) → Debian 12 \
+         minbase (mmdebstrap) + {}, apparmor, ifupdown+dhclient (DHCP on eth0), serial-getty and getty-static masked; \
+         prepared once by a boot that `docker load`s the same busybox image (as docker-archive) and runs `{HELLO}` \
+         with `docker run -d --restart always --memory 32m --init keel/busybox sh -c <the demo's script>`, so that \
+         dockerd restarts it at boot; each boot from a fresh qcow2 overlay; figures printed on its console after the \
+         boot from systemd's monotonic stamps (ready = `Startup finished`, network = networking.service active), \
+         Docker's StartedAt and the json-file time of the first line of this boot (wall clock → uptime, offset read \
+         to ±50 ms), /init and root mounted from the initramfs's /proc/uptime.",
+        peer_image.versions
+    );
+    println!(
+        "images: keel.img is the whole disk (ESP with kernel and initramfs, two erofs root slots, data partition); \
+         the peer's root.img is its ext4 root alone, as built (its kernel and initramfs come from QEMU's -kernel and \
+         -initrd). Root fs files: keel's slot a extracted from keel.img (PID 1, its late modules, the preloaded \
+         image); the peer's tree as mmdebstrap left it, before the bench's payload (no kernel modules: those are in \
+         its initramfs)."
+    );
+    println!(
+        "memory: one boot per side with `{HELLO}` and {LOGGERS} loggers (`sh -c '{LOGGER_CMD}'`, memory 32m, init), \
+         PSS from /proc/<pid>/smaps_rollup after all run ≥ 30 s; keel starts them from its config drive and reads \
+         PSS through the `{METER}` container (host /proc bound read-only, SYS_PTRACE); the peer's loggers were \
+         created in the preparation boot and are started with one `docker start` after boot, PSS read by its report \
+         unit."
+    );
+    println!(
+        "  keel: {} (PID 1 and all its children; not counted: {}; nor the containers' own processes)",
+        keel_memory.summary(),
+        keel_memory.excluded()
+    );
+    println!(
+        "  peer: {} (not counted: {}; nor the containers' own processes)",
+        peer_memory.summary(),
+        peer_memory.excluded()
+    );
     Ok(())
 }
 
-/// Containers running while PID 1's memory is read.
-const RSS_CONTAINERS: usize = 20;
-
-/// Boots with [`RSS_CONTAINERS`] idle containers plus one that reads the host's `/proc/1/status` through a
-/// read-only bind of the host's /proc, and returns PID 1's VmRSS in KiB once all of them run.
-fn pid1_rss_with_containers(artifacts: &artifacts::Artifacts, scratch: &Path) -> Result<u64> {
-    let mut user_data = String::new();
-    for n in 1..=RSS_CONTAINERS {
-        user_data.push_str(&format!(
-            "[containers.idle{n}]\nimage = \"keel/busybox\"\ncommand = [\"sleep\", \"3600\"]\ninit = true\n\n"
-        ));
-    }
-    let reader = "while true; do sleep 5; echo pid1 $(grep VmRSS /hostproc/1/status); done";
-    user_data.push_str(&format!(
-        "[containers.meter]\nimage = \"keel/busybox\"\ncommand = [\"sh\", \"-c\", \"{reader}\"]\n\
-         volumes = [\"/proc:/hostproc:ro\"]\ninit = true\n"
-    ));
-    let spec = DriveSpec { user_data: &user_data, meta_data: None, format: "vfat", layout: "nocloud" };
-    let drive = config_drive::build(scratch, "rss", &spec)?;
-    let vm = Vm::start(VmConfig::pvh("bench-rss", artifacts).disk_file(&drive, DiskFormat::Raw))?;
-    vm.wait_for_ready(timeouts::PVH_READY)?;
-    // Workers start containers on their own threads, so the start lines come in any order.
-    let deadline = Instant::now() + timeouts::CONTAINER;
-    while (1..=RSS_CONTAINERS).any(|n| !vm.console().contains(&format!("keel: idle{n}: started"))) {
-        anyhow::ensure!(Instant::now() < deadline, "not all {RSS_CONTAINERS} containers started");
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    // The first report may predate the last start; the second comes after all of them.
-    vm.wait_for("keel: meter: pid1 VmRSS", timeouts::CONTAINER)?;
-    let line = vm.wait_for("keel: meter: pid1 VmRSS", timeouts::CONTAINER)?;
-    let kib = line
-        .split_whitespace()
-        .find_map(|word| word.parse::<u64>().ok())
-        .with_context(|| format!("no number in {line:?}"))?;
-    vm.power_down()?;
-    vm.wait_for_exit(timeouts::SHUTDOWN)?;
-    Ok(kib)
-}
-
-/// What one boot yields: the parsed timeline and the host wall time from QEMU start to the ready line.
-struct Boot {
-    timeline: Timeline,
-    wall_ms: u64,
-}
-
-fn boot_once(config: &VmConfig) -> Result<Boot> {
-    let started = Instant::now();
-    let vm = Vm::start(config.clone())?;
-    vm.wait_for_ready(timeouts::PVH_READY)?;
-    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    vm.wait_for("network eth0", timeouts::PVH_READY)?;
-    vm.power_down()?;
-    vm.wait_for_exit(timeouts::SHUTDOWN)?;
-    Ok(Boot { timeline: Timeline::parse(&vm.console()), wall_ms })
+/// `median ms [min–max]` of `f` over the boots; an error names the side and the missing stage.
+fn figure(timelines: &[&Timeline], f: &dyn Fn(&Timeline) -> Option<u64>, side: &str, what: &str) -> Result<String> {
+    let values: Vec<u64> = timelines
+        .iter()
+        .enumerate()
+        .map(|(n, t)| f(t).with_context(|| format!("{side} boot {}: no `{what}` in its timeline", n + 1)))
+        .collect::<Result<_>>()?;
+    Ok(ms_stats(&values))
 }
 
 /// `median ms [min–max]`.
@@ -180,9 +241,9 @@ fn ms_stats(values: &[u64]) -> String {
     }
 }
 
-fn print_table(rows: &[Row], image: &Path) {
-    let header = ["figure", "keel: median [min–max]", "target", "peer (from notes)"];
-    let cells: Vec<[&str; 4]> = rows.iter().map(|r| [r.figure, r.keel.as_str(), r.target, r.peer]).collect();
+fn print_table(rows: &[Row]) {
+    let header = ["figure", "keel: median [min–max]", "target", "peer (same run): median [min–max]"];
+    let cells: Vec<[&str; 4]> = rows.iter().map(|r| [r.figure, r.keel.as_str(), r.target, r.peer.as_str()]).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| cells.iter().map(|c| c[i]).chain([header[i]]).map(|s| s.chars().count()).max().unwrap_or(0))
         .collect();
@@ -190,8 +251,7 @@ fn print_table(rows: &[Row], image: &Path) {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("| {} |", padded.join(" | "));
     };
-    println!("keel boot figures: {BOOTS} PVH boots under TCG, guest CLOCK_BOOTTIME; image {}", image.display());
-    println!("peer: Debian 12 + systemd + Docker, same kernel and QEMU (notes/peer-systemd-docker.md)\n");
+    println!("{BOOTS} boots per side, alternating, PVH under TCG; times in guest ms since kernel start\n");
     line(header);
     let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     line([&rules[0], &rules[1], &rules[2], &rules[3]]);

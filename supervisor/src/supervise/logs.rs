@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::SystemTime;
 
+use super::timeline::FirstEvents;
+
 /// The buffer keeps at most this many lines…
 pub const MAX_LINES: usize = 10_000;
 /// …and at most this many bytes of them.
@@ -89,13 +91,14 @@ impl LogBuffer {
     }
 }
 
-/// Reads `pipe` line by line until its end, into `buffer` and every sink.
+/// Reads `pipe` line by line until its end, into `buffer` and every sink; `first` marks the first line.
 pub fn spawn_reader(
     container: String,
     stream: LogStream,
     pipe: File,
     buffer: Arc<LogBuffer>,
     sinks: Arc<Vec<Arc<dyn LogSink>>>,
+    first: Arc<FirstEvents>,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new().name(format!("log-{container}")).spawn(move || {
         let mut reader = BufReader::new(pipe);
@@ -106,6 +109,7 @@ pub fn spawn_reader(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            first.output(&container);
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
             }

@@ -16,6 +16,7 @@ mod probe;
 pub mod reconcile;
 pub mod state_file;
 pub mod status;
+mod timeline;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};

@@ -18,6 +18,7 @@ use super::logs::{spawn_reader, LogBuffer, LogStream};
 use super::machine::{Action, Event, Machine, State};
 use super::state_file::{from_millis, to_millis, PersistedState};
 use super::status::ContainerStatus;
+use super::timeline::FirstEvents;
 use super::Shared;
 use crate::error_chain;
 use crate::image::ImageReference;
@@ -74,6 +75,7 @@ pub(crate) struct Worker {
     machine: Machine,
     status: Arc<Mutex<ContainerStatus>>,
     logs: Arc<LogBuffer>,
+    first_events: Arc<FirstEvents>,
     paths: ContainerPaths,
     fingerprint: String,
     /// Counts runs, so that late messages from an earlier run are recognised and dropped.
@@ -130,6 +132,7 @@ impl Worker {
             machine,
             status,
             logs,
+            first_events: Arc::default(),
             paths,
             fingerprint: persisted.fingerprint,
             run: 0,
@@ -352,14 +355,21 @@ impl Worker {
         let container = Container::create(&self.name, &self.config, &image, &image_config, &self.shared.dirs)
             .map_err(|error| failed(error_chain(&error)))?;
         let running = container.start(&self.shared.reaper).map_err(|error| (error.exit_code(), error_chain(&error)))?;
+        // The command has been exec'd by now (start waits for it): the container is running.
+        self.first_events.started(&self.name);
 
         self.run += 1;
         let run = self.run;
         let sinks = Arc::clone(&self.shared.sinks);
         for (stream, pipe) in [(LogStream::Stdout, running.stdout), (LogStream::Stderr, running.stderr)] {
-            if let Err(error) =
-                spawn_reader(self.name.clone(), stream, pipe, Arc::clone(&self.logs), Arc::clone(&sinks))
-            {
+            if let Err(error) = spawn_reader(
+                self.name.clone(),
+                stream,
+                pipe,
+                Arc::clone(&self.logs),
+                Arc::clone(&sinks),
+                Arc::clone(&self.first_events),
+            ) {
                 log::warn!("{}: cannot start a log reader: {error}", self.name);
             }
         }
