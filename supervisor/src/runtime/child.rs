@@ -307,8 +307,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
 pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, fds: ChildFds) -> ! {
     let error_fd = fds.error;
     if let Some(procs) = &plan.cgroup_procs {
-        // Best effort: a probe still runs if the container's cgroup is gone.
-        let _ = sys::write_file(procs, b"0");
+        // Mandatory: the cgroup carries the device filter, and a running container's cgroup cannot be gone.
+        if let Err(errno) = sys::write_file(procs, b"0") {
+            fail(error_fd, Stage::JoinCgroup, 0, errno);
+        }
     }
     for (index, (fd, kind)) in plan.namespaces.iter().enumerate() {
         if let Err(errno) = sys::setns(*fd, *kind) {

@@ -13,6 +13,7 @@ use super::capabilities::{capability_mask, last_capability, own_permitted};
 use super::cgroup::ContainerCgroup;
 use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
+use super::device_filter::{self, DeviceFilterError};
 use super::image_config::ImageRunConfig;
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
@@ -54,6 +55,8 @@ pub enum CreateError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    DeviceFilter(#[from] DeviceFilterError),
     #[error("container {container}")]
     Path {
         container: String,
@@ -101,14 +104,21 @@ impl Container {
             spec.env.push(format!("HOME={}", user.home));
         }
 
-        let cgroup =
-            dirs.cgroup_root.as_deref().and_then(|root| match ContainerCgroup::create(root, name, &config.resources) {
-                Ok(cgroup) => Some(cgroup),
-                Err(error) => {
-                    log::warn!("{error}; running it without a cgroup");
-                    None
-                }
-            });
+        // The device filter goes on the cgroup before any process of the container can join it; without one
+        // only a privileged container may run (docs/containers.md, "Isolation").
+        let device_rules = device_filter::container_rules(name, config)?;
+        let cgroup = dirs.cgroup_root.as_deref().map(|root| ContainerCgroup::create(root, name, &config.resources));
+        let cgroup = match cgroup.transpose() {
+            Ok(cgroup) => {
+                device_filter::install(name, &device_rules, Ok(cgroup.as_ref()))?;
+                cgroup
+            }
+            Err(error) => {
+                device_filter::install(name, &device_rules, Err(error.to_string()))?;
+                log::warn!("{error}; running it (privileged) without a cgroup");
+                None
+            }
+        };
 
         let mut mounts = Vec::new();
         for (file, contents) in [
