@@ -105,3 +105,15 @@ fn a_configured_device_gets_exactly_its_permissions() {
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("write=0"), "{} / {}", out.stdout, out.stderr);
 }
+
+#[test]
+fn privileged_containers_get_every_host_device() {
+    let host = TestHost::new(Path::new(CACHE));
+    let disk = LoopDevice::new(host.temp.path(), "disk.img", SECRET);
+    // As `docker run --privileged`: the host's nodes are in /dev with the host's mode, and all of them open.
+    let script = format!("ls -l {0}; head -c {1} {0}; echo read=$?", disk.path.display(), SECRET.len());
+    let out = shell(&host, &host.busybox(), &script, "privileged = true");
+    assert!(out.stdout.starts_with("brw-------"), "{} / {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(secret_text()), "{} / {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("read=0"), "{}", out.stdout);
+}

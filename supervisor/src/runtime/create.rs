@@ -14,6 +14,7 @@ use super::cgroup::ContainerCgroup;
 use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
 use super::device_filter::{self, DeviceFilterError};
+use super::host_devices;
 use super::image_config::ImageRunConfig;
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
@@ -176,6 +177,10 @@ impl Container {
         let path_error = |source| CreateError::Path { container: name.to_owned(), source };
         let mut planner = MountPlanner::default();
         planner.docker_defaults(config.privileged).map_err(path_error)?;
+        if config.privileged {
+            // Docker's privileged /dev: every host device, on top of the standard nodes.
+            planner.host_devices(&host_devices::host_nodes(Path::new("/dev"))).map_err(path_error)?;
+        }
         planner.user_mounts(&mounts).map_err(path_error)?;
         // Created now, like Docker does at create time: later the root may be read-only.
         planner.dir(&spec.workdir, 0o755).map_err(path_error)?;

@@ -19,6 +19,7 @@ pub mod container;
 pub mod create;
 pub mod device_filter;
 pub mod exec;
+pub mod host_devices;
 pub mod image_config;
 pub mod kill;
 pub mod mounts;
