@@ -117,3 +117,27 @@ fn privileged_containers_get_every_host_device() {
     assert!(out.stdout.contains(secret_text()), "{} / {}", out.stdout, out.stderr);
     assert!(out.stdout.contains("read=0"), "{}", out.stdout);
 }
+
+#[test]
+fn without_a_cgroup_a_container_is_refused_rather_than_run_open() {
+    let host = TestHost::new(Path::new(CACHE));
+    let mut dirs = host.runtime_dirs();
+    dirs.cgroup_root = None;
+    let stored = host.store.image(&host.busybox()).unwrap();
+    let image_config = ImageRunConfig::load(&host.store, &stored).unwrap();
+    let text = format!(
+        "[containers.open]\nimage = \"{0}\"\ncommand = [\"true\"]\n\n[containers.root]\nimage = \"{0}\"\n\
+         command = [\"true\"]\nprivileged = true\n",
+        support::containers::BUSYBOX
+    );
+    let mut containers = UserData::parse("test", &text).unwrap().containers;
+    let open = containers.remove("open").unwrap();
+    let Err(error) = Container::create("open", &open, &stored, &image_config, &dirs) else {
+        panic!("a container without a device filter was created");
+    };
+    let message = error.to_string();
+    assert!(message.contains("container open") && message.contains("device filter"), "{message}");
+    // A privileged container may open every device anyway: it needs no filter.
+    let root = containers.remove("root").unwrap();
+    assert!(Container::create("root", &root, &stored, &image_config, &dirs).is_ok());
+}
