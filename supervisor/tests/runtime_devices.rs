@@ -70,6 +70,24 @@ fn root_cannot_read_a_host_disk_through_mknod() {
 }
 
 #[test]
+fn a_containers_files_are_roots_alone_on_the_host() {
+    let host = TestHost::new(Path::new(CACHE));
+    let dirs = host.runtime_dirs();
+    let config = UserData::parse("test", &format!("[containers.c]\nimage = \"{}\"\n", support::containers::BUSYBOX))
+        .unwrap()
+        .containers
+        .remove("c")
+        .unwrap();
+    let stored = host.store.image(&host.busybox()).unwrap();
+    let image_config = ImageRunConfig::load(&host.store, &stored).unwrap();
+    let Ok(_container) = Container::create("c", &config, &stored, &image_config, &dirs) else { panic!("create") };
+    // The upper layer keeps the nodes a container makes; no host user but root may walk into it.
+    let dir = std::fs::metadata(dirs.containers_dir.join("c")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&dir.permissions()) & 0o777, 0o700);
+    keel_supervisor::runtime::remove_container(&dirs.containers_dir, "c", dirs.cgroup_root.as_deref()).unwrap();
+}
+
+#[test]
 fn a_layer_cannot_ship_an_open_block_node() {
     let host = TestHost::new(Path::new(CACHE));
     let disk = LoopDevice::new(host.temp.path(), "disk.img", SECRET);
@@ -84,6 +102,9 @@ fn a_layer_cannot_ship_an_open_block_node() {
     assert!(out.stdout.contains("65534\n"), "{}", out.stdout);
     assert!(out.stdout.contains("read=1"), "{}", out.stdout);
     assert!(out.stderr.contains(EPERM), "{}", out.stderr);
+    // On the host the node sits in the unpacked layer: only root may reach it there.
+    let layers = std::fs::metadata(host.state_dir.join("layers")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&layers.permissions()) & 0o777, 0o700);
 }
 
 #[test]

@@ -95,6 +95,10 @@ impl Container {
         for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.etc] {
             create_dir(dir)?;
         }
+        // The upper layer holds whatever nodes the container made (mknod is allowed, as in Docker): no host user
+        // but root may reach them.
+        fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|source| CreateError::CreateDir { container: name.to_owned(), path: paths.dir.clone(), source })?;
         let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
         let view = view_of(&paths.upper, &image.layer_dirs);
