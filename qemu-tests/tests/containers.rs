@@ -1,6 +1,7 @@
 //! Containers under the real kernel, where cgroup limits work: an OOM kill reported as Docker does while the host
 //! and the other containers go on, a fork bomb stopped at `pids.max`, `cpu.max` capping a busy loop, and a
-//! crash-looping `always` container backing off as Docker does. Images come preloaded in the OS image; a
+//! crash-looping `always` container backing off as Docker does, and root in a container failing to read the host's
+//! disk through a node it made (the device cgroup). Images come preloaded in the OS image; a
 //! `watch` container reads the cgroup files through a read-only bind of /sys/fs/cgroup and reports on the console.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -120,5 +121,39 @@ volumes = ["/sys/fs/cgroup:/cg:ro"]
     let percent = number_after(&line, "percent").context("share")?;
     // cpus = 0.5 is cpu.max "50000 100000": half a CPU, within ±20 % of it.
     ensure!((40..=60).contains(&percent), "busy loop got {percent} % of a CPU, not 50 ± 10: {line}");
+    Ok(())
+}
+
+#[test]
+fn a_root_container_cannot_read_the_host_disk() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    // The raw-disk attack: root (with Docker's CAP_MKNOD) reads the host disk's numbers from sysfs, creates a
+    // node for it and reads its first sector. The device cgroup lets the node be made and refuses the open.
+    let user_data = r#"
+[containers.steady]
+image = "keel/busybox"
+command = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"]
+init = true
+
+[containers.raw]
+image = "keel/busybox"
+command = ["sh", "-c", "d=$(cat /sys/class/block/vda/dev); echo vda is $d; mknod /tmp/vda b ${d%:*} ${d#*:} && echo mknod done; head -c 512 /tmp/vda > /tmp/sector 2> /tmp/error; echo read status $? bytes $(wc -c < /tmp/sector): $(cat /tmp/error)"]
+"#;
+    let vm = boot_with_user_data("a_root_container_cannot_read_the_host_disk", scratch.path(), user_data)?;
+    vm.wait_for_anywhere("raw | vda is", timeouts::CONTAINER)?;
+    vm.wait_for_anywhere("raw | mknod done", timeouts::CONTAINER)?;
+    let line = vm.wait_for_anywhere("raw | read status", timeouts::CONTAINER)?;
+    ensure!(line.contains("read status 1 bytes 0:"), "the container read the host disk: {line}");
+    ensure!(line.contains("Operation not permitted"), "not refused by the device cgroup: {line}");
+
+    // The host goes on: the other container still ticks, and the power button ends everything cleanly.
+    let tick = vm.wait_for("steady | tick", timeouts::CONTAINER)?;
+    let now = number_after(&tick, "tick").context("tick number")?;
+    vm.wait_for(&format!("steady | tick {}", now + 2), timeouts::CONTAINER)?;
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    let console = vm.console();
+    ensure!(console.contains("keel: unmounted /var"), "no clean shutdown:\n{console}");
+    ensure!(!console.contains("Kernel panic"), "kernel panic:\n{console}");
     Ok(())
 }

@@ -96,6 +96,10 @@ impl ImageStore {
         let layout = OciLayout::open(images_root).map_err(StoreError::Open)?;
         fs::create_dir_all(layers_root)
             .map_err(|source| StoreError::CreateLayersRoot { path: layers_root.to_path_buf(), source })?;
+        // Layers keep their device nodes (a 0666 block node included): only root on the host may reach them.
+        if let Err(error) = fs::set_permissions(layers_root, std::os::unix::fs::PermissionsExt::from_mode(0o700)) {
+            log::warn!("cannot make {} private (0700): {error}", layers_root.display());
+        }
         Ok(ImageStore {
             layout,
             layers_root: layers_root.to_path_buf(),

@@ -98,8 +98,12 @@ pub enum Step {
     },
     Mknod {
         path: CString,
+        /// File type and permission bits.
+        mode: u32,
         major: u32,
         minor: u32,
+        /// `(uid, gid)` to give the node; `None` leaves it root's.
+        owner: Option<(u32, u32)>,
     },
     Symlink {
         target: CString,
@@ -307,8 +311,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
 pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, fds: ChildFds) -> ! {
     let error_fd = fds.error;
     if let Some(procs) = &plan.cgroup_procs {
-        // Best effort: a probe still runs if the container's cgroup is gone.
-        let _ = sys::write_file(procs, b"0");
+        // Mandatory: the cgroup carries the device filter, and a running container's cgroup cannot be gone.
+        if let Err(errno) = sys::write_file(procs, b"0") {
+            fail(error_fd, Stage::JoinCgroup, 0, errno);
+        }
     }
     for (index, (fd, kind)) in plan.namespaces.iter().enumerate() {
         if let Err(errno) = sys::setns(*fd, *kind) {
@@ -348,7 +354,13 @@ fn run_step(step: &Step) -> sys::SysResult {
         Step::Remount { target, flags } => {
             sys::mount(None, target, None, libc::MS_REMOUNT | libc::MS_BIND | *flags, None)
         }
-        Step::Mknod { path, major, minor } => sys::mknod(path, libc::S_IFCHR | 0o666, *major, *minor),
+        Step::Mknod { path, mode, major, minor, owner } => {
+            sys::mknod(path, *mode, *major, *minor)?;
+            match owner {
+                Some((uid, gid)) => sys::chown(path, *uid, *gid),
+                None => Ok(()),
+            }
+        }
         Step::Symlink { target, link } => sys::symlink(target, link),
         Step::Mask { path } => match sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
             Ok(()) | Err(libc::ENOENT) => Ok(()),

@@ -13,6 +13,8 @@ use super::capabilities::{capability_mask, last_capability, own_permitted};
 use super::cgroup::ContainerCgroup;
 use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
+use super::device_filter::{self, DeviceFilterError};
+use super::host_devices;
 use super::image_config::ImageRunConfig;
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
@@ -54,6 +56,8 @@ pub enum CreateError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    DeviceFilter(#[from] DeviceFilterError),
     #[error("container {container}")]
     Path {
         container: String,
@@ -91,6 +95,10 @@ impl Container {
         for dir in [&paths.upper, &paths.work, &paths.rootfs, &paths.etc] {
             create_dir(dir)?;
         }
+        // The upper layer holds whatever nodes the container made (mknod is allowed, as in Docker): no host user
+        // but root may reach them.
+        fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|source| CreateError::CreateDir { container: name.to_owned(), path: paths.dir.clone(), source })?;
         let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
         let view = view_of(&paths.upper, &image.layer_dirs);
@@ -101,14 +109,21 @@ impl Container {
             spec.env.push(format!("HOME={}", user.home));
         }
 
-        let cgroup =
-            dirs.cgroup_root.as_deref().and_then(|root| match ContainerCgroup::create(root, name, &config.resources) {
-                Ok(cgroup) => Some(cgroup),
-                Err(error) => {
-                    log::warn!("{error}; running it without a cgroup");
-                    None
-                }
-            });
+        // The device filter goes on the cgroup before any process of the container can join it; without one
+        // only a privileged container may run (docs/containers.md, "Isolation").
+        let device_rules = device_filter::container_rules(name, config)?;
+        let cgroup = dirs.cgroup_root.as_deref().map(|root| ContainerCgroup::create(root, name, &config.resources));
+        let cgroup = match cgroup.transpose() {
+            Ok(cgroup) => {
+                device_filter::install(name, &device_rules, Ok(cgroup.as_ref()))?;
+                cgroup
+            }
+            Err(error) => {
+                device_filter::install(name, &device_rules, Err(error.to_string()))?;
+                log::warn!("{error}; running it (privileged) without a cgroup");
+                None
+            }
+        };
 
         let mut mounts = Vec::new();
         for (file, contents) in [
@@ -166,6 +181,10 @@ impl Container {
         let path_error = |source| CreateError::Path { container: name.to_owned(), source };
         let mut planner = MountPlanner::default();
         planner.docker_defaults(config.privileged).map_err(path_error)?;
+        if config.privileged {
+            // Docker's privileged /dev: every host device, on top of the standard nodes.
+            planner.host_devices(&host_devices::host_nodes(Path::new("/dev"))).map_err(path_error)?;
+        }
         planner.user_mounts(&mounts).map_err(path_error)?;
         // Created now, like Docker does at create time: later the root may be read-only.
         planner.dir(&spec.workdir, 0o755).map_err(path_error)?;

@@ -11,12 +11,15 @@
 //! One operation per file: [`create`](Container::create), [`start`](Container::start),
 //! [`exec`](Container::exec), [`kill_container`], [`remove_container`].
 
+mod bpf;
 pub mod capabilities;
 pub mod cgroup;
 mod child;
 pub mod container;
 pub mod create;
+pub mod device_filter;
 pub mod exec;
+pub mod host_devices;
 pub mod image_config;
 pub mod kill;
 pub mod mounts;

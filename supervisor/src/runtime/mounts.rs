@@ -142,7 +142,8 @@ impl MountPlanner {
         self.dir("/dev/mqueue", 0o755)?;
         self.mount("mqueue", "/dev/mqueue", Some("mqueue"), hardened, None)?;
         for (name, major, minor) in DEVICES {
-            self.steps.push(Step::Mknod { path: cstring(&format!("/dev/{name}"))?, major, minor });
+            let path = cstring(&format!("/dev/{name}"))?;
+            self.steps.push(Step::Mknod { path, mode: libc::S_IFCHR | 0o666, major, minor, owner: None });
         }
         for (link, target) in [
             ("/dev/ptmx", "pts/ptmx"),

@@ -102,6 +102,12 @@ pub fn mknod(path: &CStr, mode: u32, major: u32, minor: u32) -> SysResult {
     }
 }
 
+/// `lchown`: never follows a symlink, so a node's owner is set on the node itself.
+pub fn chown(path: &CStr, uid: uid_t, gid: gid_t) -> SysResult {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    check(unsafe { libc::lchown(path.as_ptr(), uid, gid) }).map(drop)
+}
+
 pub fn symlink(target: &CStr, link: &CStr) -> SysResult {
     // SAFETY: both pointers are NUL-terminated strings that outlive the call.
     match check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }) {

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod containers;
+pub mod devices;
 pub mod images;
 pub mod registry;
 pub mod rsyslog;
