@@ -17,11 +17,12 @@
 //! lists the rest.
 
 pub mod error_chain;
-pub mod image;
 pub mod reaper;
 pub mod runtime;
 pub mod supervise;
 pub mod syslog;
 
 pub use error_chain::error_chain;
+/// Moved to its own crate; the old path stays until every user imports `keel_images`.
+pub use keel_images as image;
 pub use reaper::{ExitStatus, Reaper};

@@ -11,8 +11,8 @@ use ureq::{Agent, Body};
 
 use super::auth::{basic_header, parse_challenge, Challenge, TokenResponse};
 use super::manifest::MANIFEST_ACCEPT;
-use crate::image::digest::Digest;
-use crate::image::reference::ImageReference;
+use crate::digest::Digest;
+use crate::reference::ImageReference;
 
 /// Manifests larger than this are not manifests (the distribution spec suggests 4 MiB).
 const MANIFEST_LIMIT_BYTES: u64 = 4 << 20;
