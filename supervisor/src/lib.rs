@@ -16,13 +16,11 @@
 //! only), no bridge networking, no device cgroup, no seccomp, no user namespaces, no TTYs; `docs/containers.md`
 //! lists the rest.
 
-pub mod error_chain;
 pub mod reaper;
 pub mod runtime;
 pub mod supervise;
-pub mod syslog;
 
-pub use error_chain::error_chain;
 /// Moved to its own crate; the old path stays until every user imports `keel_images`.
 pub use keel_images as image;
+pub use keel_logs::{error_chain, syslog};
 pub use reaper::{ExitStatus, Reaper};

@@ -10,7 +10,6 @@
 pub mod backoff;
 pub mod health;
 mod images;
-pub mod logs;
 pub mod machine;
 mod probe;
 pub mod reconcile;
@@ -32,7 +31,7 @@ use crate::reaper::Reaper;
 use crate::runtime::RuntimeDirs;
 
 pub use images::EnsureImageError;
-pub use logs::{console_line, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
+pub use keel_logs::{console_line, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
 pub use reconcile::{Definition, ReconcilePlan};
 pub use status::ContainerStatus;
 

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use keel_config::containers::restart::RestartPolicy;
 use keel_config::values::signal::parse_signal;
 use keel_config::ContainerConfig;
+use keel_logs::{spawn_reader, LogBuffer, LogStream};
 use nix::unistd::Pid;
 use sha2::{Digest as _, Sha256};
 
 use super::health::{Health, HealthSettings, ProbeRecord};
 use super::images::ensure_image;
-use super::logs::{spawn_reader, LogBuffer, LogStream};
 use super::machine::{Action, Event, Machine, State};
 use super::state_file::{from_millis, to_millis, PersistedState};
 use super::status::ContainerStatus;

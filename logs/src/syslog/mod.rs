@@ -20,7 +20,7 @@
 //! # Example
 //! ```no_run
 //! use keel_config::{Facility, SyslogConfig, SyslogTarget};
-//! use keel_supervisor::syslog::{Record, Severity, SyslogRelay};
+//! use keel_logs::syslog::{Record, Severity, SyslogRelay};
 //!
 //! let config = SyslogConfig {
 //!     target: Some(SyslogTarget::Tcp { host: "10.0.0.1".into(), port: 601 }),
