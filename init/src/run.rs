@@ -27,9 +27,9 @@ use keel_config::{ContainerConfig, NetworkMode};
 use keel_supervisor::error_chain;
 use keel_supervisor::image::{ImageReference, ImageStore, StoreError};
 use keel_supervisor::runtime::{
-    kill_container, remove_container, Container, CreateError, ImageConfigError, ImageRunConfig, RemoveError,
-    RuntimeDirs, StartError,
+    kill_container, remove_container, Container, CreateError, RemoveError, RuntimeDirs, StartError,
 };
+use keel_supervisor::supervise::{image_run_config, ImageConfigError};
 use keel_supervisor::{ExitStatus, Reaper};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -166,7 +166,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
         return Err(RunError::NotInStore(reference.to_string()));
     }
     let image = store.image(&reference).map_err(RunError::Image)?;
-    let image_config = ImageRunConfig::load(&store, &image)?;
+    let image_config = image_run_config(&store, &image)?;
     let dirs = RuntimeDirs {
         layers_root: state_dir.join("layers"),
         containers_dir: state_dir.join("containers"),
@@ -180,7 +180,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
     }
     let config = container_config(&arguments);
     let reaper = Reaper::new();
-    let outcome = Container::create(&name, &config, &image, &image_config, &dirs)
+    let outcome = Container::create(&name, &config, &image.layer_dirs, &image_config, &dirs)
         .map_err(RunError::from)
         .and_then(|container| run_to_exit(&container, &reaper, &signals));
     // A child that failed before exec may still be a zombie: collect it, then the cgroup is empty.

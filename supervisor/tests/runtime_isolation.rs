@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keel_config::UserData;
-use keel_supervisor::runtime::{Container, ImageRunConfig};
+use keel_supervisor::runtime::Container;
+use keel_supervisor::supervise::image_run_config;
 use support::containers::{reaper, TestHost};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
@@ -28,8 +29,8 @@ fn run(host: &TestHost, extra: &str) -> Outcome {
     let text = format!("[containers.{name}]\nimage = \"{}\"\nhostname = \"t\"\n{extra}", support::containers::BUSYBOX);
     let config = UserData::parse("test", &text).unwrap().containers.remove(&name).unwrap();
     let image = host.store.image(&host.busybox()).unwrap();
-    let image_config = ImageRunConfig::load(&host.store, &image).unwrap();
-    let container = Container::create(&name, &config, &image, &image_config, &host.runtime_dirs()).unwrap();
+    let image_config = image_run_config(&host.store, &image).unwrap();
+    let container = Container::create(&name, &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
     let reaper = reaper();
     let mut running = container.start(&reaper).unwrap();
     let mut stdout = String::new();
@@ -191,8 +192,8 @@ fn a_missing_command_fails_to_start_with_127() {
     let text = format!("[containers.t]\nimage = \"{}\"\ncommand = [\"/nope\"]\n", support::containers::BUSYBOX);
     let config = UserData::parse("test", &text).unwrap().containers.remove("t").unwrap();
     let image = host.store.image(&host.busybox()).unwrap();
-    let image_config = ImageRunConfig::load(&host.store, &image).unwrap();
-    let container = Container::create("t", &config, &image, &image_config, &host.runtime_dirs()).unwrap();
+    let image_config = image_run_config(&host.store, &image).unwrap();
+    let container = Container::create("t", &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
     let error = container.start(&reaper()).unwrap_err();
     assert_eq!(error.exit_code(), 127);
     assert!(error.to_string().contains("No such file"), "{error}");

@@ -1,6 +1,10 @@
-//! Makes a container's image available: already in the store, or pulled from its registry.
+//! Images as the supervision sees them: makes a container's image available (already in the store, or pulled
+//! from its registry) and reads the image's defaults for the runtime, which does not know the store.
 
-use crate::image::{pull_image, ImageReference, NoProgress, PullError, PullOptions, ReferenceError};
+use crate::image::{
+    pull_image, ImageReference, ImageStore, NoProgress, PullError, PullOptions, ReferenceError, StoreError, StoredImage,
+};
+use crate::runtime::ImageRunConfig;
 
 use super::Shared;
 
@@ -33,4 +37,30 @@ pub(crate) fn ensure_image(shared: &Shared, reference: &str) -> Result<(), Ensur
     pull_image(&registry, &shared.store, &parsed, &PullOptions::default(), &NoProgress)
         .map(drop)
         .map_err(|source| EnsureImageError::Pull { reference: reference.to_owned(), source: Box::new(source) })
+}
+
+/// Why an image's run-time defaults could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageConfigError {
+    #[error("image {reference}: reading its config blob")]
+    ReadBlob {
+        reference: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("image {reference}: parsing its config blob")]
+    Parse {
+        reference: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads `image`'s config blob from `store` into the defaults the runtime takes (`Env`, `Cmd`, `User`, …).
+pub fn image_run_config(store: &ImageStore, image: &StoredImage) -> Result<ImageRunConfig, ImageConfigError> {
+    let bytes = store
+        .read_blob(&image.manifest.config.digest)
+        .map_err(|source| ImageConfigError::ReadBlob { reference: image.reference.clone(), source })?;
+    ImageRunConfig::parse(&bytes)
+        .map_err(|source| ImageConfigError::Parse { reference: image.reference.clone(), source })
 }

@@ -30,7 +30,7 @@ use crate::image::{ImageReference, ImageStore, RegistryClient, RegistrySettings,
 use crate::reaper::Reaper;
 use crate::runtime::RuntimeDirs;
 
-pub use images::EnsureImageError;
+pub use images::{image_run_config, EnsureImageError, ImageConfigError};
 pub use keel_logs::{console_line, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
 pub use reconcile::{Definition, ReconcilePlan};
 pub use status::ContainerStatus;

@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use sha2::{Digest as _, Sha256};
 
 use super::health::{Health, HealthSettings, ProbeRecord};
-use super::images::ensure_image;
+use super::images::{ensure_image, image_run_config};
 use super::machine::{Action, Event, Machine, State};
 use super::state_file::{from_millis, to_millis, PersistedState};
 use super::status::ContainerStatus;
@@ -22,7 +22,7 @@ use super::Shared;
 use crate::error_chain;
 use crate::image::ImageReference;
 use crate::reaper::ExitStatus;
-use crate::runtime::{kill_container, remove_container, Container, ContainerPaths, ImageRunConfig};
+use crate::runtime::{kill_container, remove_container, Container, ContainerPaths};
 
 /// How often a container waiting for its dependencies (or its image) looks again.
 const DEPENDENCY_POLL: Duration = Duration::from_millis(50);
@@ -337,8 +337,8 @@ impl Worker {
             .parse()
             .map_err(|error| failed(format!("{}: image {}: {error}", self.name, self.config.image)))?;
         let image = self.shared.store.image(&reference).map_err(|error| failed(format!("{}: {error}", self.name)))?;
-        let image_config = ImageRunConfig::load(&self.shared.store, &image)
-            .map_err(|error| failed(format!("{}: {error}", self.name)))?;
+        let image_config =
+            image_run_config(&self.shared.store, &image).map_err(|error| failed(format!("{}: {error}", self.name)))?;
         let image_digest = image.manifest_digest.to_string();
         let fingerprint = fingerprint(&self.config, Some(&image_digest));
         if fingerprint != self.fingerprint {
@@ -349,8 +349,9 @@ impl Worker {
             }
             self.fingerprint = fingerprint;
         }
-        let container = Container::create(&self.name, &self.config, &image, &image_config, &self.shared.dirs)
-            .map_err(|error| failed(error_chain(&error)))?;
+        let container =
+            Container::create(&self.name, &self.config, &image.layer_dirs, &image_config, &self.shared.dirs)
+                .map_err(|error| failed(error_chain(&error)))?;
         let running = container.start(&self.shared.reaper).map_err(|error| (error.exit_code(), error_chain(&error)))?;
 
         self.run += 1;

@@ -1,13 +1,12 @@
-//! Reads the run-time half of an image config blob (`Env`, `Entrypoint`, `Cmd`, `User`, `WorkingDir`, …).
+//! Parses the run-time half of an image config blob (`Env`, `Entrypoint`, `Cmd`, `User`, `WorkingDir`, …).
 //!
-//! The store's `ImageConfig` keeps only what layer verification needs; the container runtime reads the same blob
-//! again for the defaults `docker run` takes from the image.
+//! The image store's `ImageConfig` keeps only what layer verification needs; the container runtime reads the same
+//! blob again for the defaults `docker run` takes from the image. Reading the blob out of the store is the
+//! caller's job (`keel_supervision::image_run_config`): the runtime does not depend on the store.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-
-use crate::image::{ImageStore, StoreError, StoredImage};
 
 /// The image's defaults for a container, as in the config blob's `config` object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -53,33 +52,8 @@ struct ConfigBlob {
     config: Option<ImageRunConfig>,
 }
 
-/// Why the run-time config could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageConfigError {
-    #[error("image {reference}: reading its config blob")]
-    ReadBlob {
-        reference: String,
-        #[source]
-        source: StoreError,
-    },
-    #[error("image {reference}: parsing its config blob")]
-    Parse {
-        reference: String,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
 impl ImageRunConfig {
-    /// Reads `image`'s config blob from `store`; an image without a `config` object has empty defaults.
-    pub fn load(store: &ImageStore, image: &StoredImage) -> Result<ImageRunConfig, ImageConfigError> {
-        let bytes = store
-            .read_blob(&image.manifest.config.digest)
-            .map_err(|source| ImageConfigError::ReadBlob { reference: image.reference.clone(), source })?;
-        ImageRunConfig::parse(&bytes)
-            .map_err(|source| ImageConfigError::Parse { reference: image.reference.clone(), source })
-    }
-
+    /// Parses a config blob; an image without a `config` object has empty defaults.
     pub fn parse(bytes: &[u8]) -> Result<ImageRunConfig, serde_json::Error> {
         let blob: ConfigBlob = serde_json::from_slice(bytes)?;
         Ok(blob.config.unwrap_or_default())

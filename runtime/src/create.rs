@@ -18,7 +18,6 @@ use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
 use super::users::{read_merged, resolve_user, view_of, UserError};
 use super::volumes::{ensure_named_volume, VolumeError};
-use crate::image::StoredImage;
 
 /// What failed while creating a container; each variant names it.
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +70,13 @@ fn hosts_file(hostname: &str) -> String {
 }
 
 impl Container {
-    /// Prepares container `name` from its config and image. Nothing runs yet; the overlay root is mounted by the
+    /// Prepares container `name` from its config and its image's unpacked layers (lowest first) and defaults.
+    /// Nothing runs yet; the overlay root is mounted by the
     /// container's first process inside its own mount namespace, so it disappears with the container.
     pub fn create(
         name: &str,
         config: &ContainerConfig,
-        image: &StoredImage,
+        layer_dirs: &[PathBuf],
         image_config: &ImageRunConfig,
         dirs: &RuntimeDirs,
     ) -> Result<Container, CreateError> {
@@ -93,7 +93,7 @@ impl Container {
         }
         let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
-        let view = view_of(&paths.upper, &image.layer_dirs);
+        let view = view_of(&paths.upper, layer_dirs);
         let passwd = read_merged(&view, "etc/passwd").unwrap_or_default();
         let group = read_merged(&view, "etc/group").unwrap_or_default();
         let user = resolve_user(name, &spec.user, &passwd, &group)?;
@@ -147,7 +147,7 @@ impl Container {
                     &dirs.volumes_dir,
                     volume_name,
                     &volume.target,
-                    &image.layer_dirs,
+                    layer_dirs,
                     &paths.dir.join("volume-scratch"),
                 )
                 .map_err(|source| CreateError::Volume { container: name.to_owned(), source })?,
@@ -189,7 +189,7 @@ impl Container {
             CString::new(path.as_os_str().as_encoded_bytes())
                 .map_err(|_| path_error(PathNulError { path: path.display().to_string() }))
         };
-        let overlay_options = overlay_options(&dirs.layers_root, &image.layer_dirs, &paths).map_err(path_error)?;
+        let overlay_options = overlay_options(&dirs.layers_root, layer_dirs, &paths).map_err(path_error)?;
         let plan = ContainerPlan {
             namespaces,
             cgroup_procs: cgroup.as_ref().map(|cgroup| cstring(&cgroup.procs_file())).transpose()?,

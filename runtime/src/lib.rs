@@ -1,4 +1,11 @@
-//! The container runtime: one container's root, namespaces, cgroup, process, and the operations on it.
+//! keel's container runtime: one container's root, namespaces, cgroup and process, the operations on it, and the
+//! one reaper that collects every child's exit.
+//!
+//! # Background
+//! A container here is what `docker run` makes of a config and an image, without a daemon, a shim or an OCI
+//! bundle: the supervision crate (and `keel run`) call [`Container::create`] and [`Container::start`] directly.
+//! The runtime does not know the image store: it takes the image's unpacked layer directories and its plain
+//! defaults ([`ImageRunConfig`]), so that images and runtime are built and tested apart.
 //!
 //! # Design
 //! A container's first process is cloned straight from the supervisor (so the reaper sees it) with new mount,
@@ -9,7 +16,12 @@
 //! by allocation-free code in the child ([`child`], [`sys`]). `docs/containers.md` has the whole picture.
 //!
 //! One operation per file: [`create`](Container::create), [`start`](Container::start),
-//! [`exec`](Container::exec), [`kill_container`], [`remove_container`].
+//! [`exec`](Container::exec), [`kill_container`], [`remove_container`]. Every child's exit goes through the
+//! one [`Reaper`]: whoever owns SIGCHLD (PID 1's main thread, or a polling thread elsewhere) drives it.
+//!
+//! # Current limitations
+//! No user namespaces, no seccomp, no device cgroup, no bridge networking (a container shares the host's network
+//! or has only loopback), no TTYs; `docs/containers.md` lists the rest.
 
 pub mod capabilities;
 pub mod cgroup;
@@ -21,6 +33,7 @@ pub mod image_config;
 pub mod kill;
 pub mod mounts;
 pub mod process_spec;
+pub mod reaper;
 pub mod remove;
 pub mod start;
 mod sys;
@@ -31,8 +44,9 @@ pub use cgroup::ContainerCgroup;
 pub use container::{Container, ContainerPaths, RuntimeDirs};
 pub use create::CreateError;
 pub use exec::{ExecError, ExecResult};
-pub use image_config::{ImageConfigError, ImageHealthcheck, ImageRunConfig};
+pub use image_config::{ImageHealthcheck, ImageRunConfig};
 pub use kill::{kill_container, KillError};
+pub use reaper::{ExitStatus, Reaper};
 pub use remove::{remove_container, RemoveError};
 pub use start::{RunningContainer, StartError};
 
