@@ -16,11 +16,11 @@
 //! only), no bridge networking, no device cgroup, no seccomp, no user namespaces, no TTYs; `docs/containers.md`
 //! lists the rest.
 
-pub mod supervise;
-
 /// Moved to its own crate; the old path stays until every user imports `keel_images`.
 pub use keel_images as image;
 pub use keel_logs::{error_chain, syslog};
 /// Moved to its own crate; the old path stays until every user imports `keel_runtime`.
 pub use keel_runtime as runtime;
 pub use keel_runtime::{reaper, ExitStatus, Reaper};
+/// Moved to its own crate; the old path stays until every user imports `keel_supervision`.
+pub use keel_supervision as supervise;

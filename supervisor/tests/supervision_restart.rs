@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use keel_supervisor::supervise::machine::State;
-use keel_supervisor::supervise::LogRecord;
+use keel_logs::LogRecord;
 use support::containers::{supervise, wait_status, TestHost};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");

@@ -1,10 +1,10 @@
 //! Images as the supervision sees them: makes a container's image available (already in the store, or pulled
 //! from its registry) and reads the image's defaults for the runtime, which does not know the store.
 
-use crate::image::{
+use keel_images::{
     pull_image, ImageReference, ImageStore, NoProgress, PullError, PullOptions, ReferenceError, StoreError, StoredImage,
 };
-use crate::runtime::ImageRunConfig;
+use keel_runtime::ImageRunConfig;
 
 use super::Shared;
 

@@ -5,8 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use keel_config::containers::healthcheck::{HealthTest, Healthcheck};
-
-use crate::runtime::ImageHealthcheck;
+use keel_runtime::ImageHealthcheck;
 
 /// Docker keeps the last five probe results.
 pub const MAX_LOG_ENTRIES: usize = 5;

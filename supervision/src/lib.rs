@@ -1,11 +1,22 @@
-//! Supervision: starts the declared containers in dependency order, restarts them as Docker's policies say,
-//! runs their health checks, keeps their output, reconciles config changes and stops everything on shutdown.
+//! keel's supervision: starts the declared containers in dependency order, restarts them as Docker's policies
+//! say, runs their health checks, keeps their output, reconciles config changes and stops everything on shutdown.
+//!
+//! # Background
+//! PID 1 (`keel`) starts the [`Supervisor`] on its own threads; the same code also runs on an ordinary Linux host
+//! (`keel supervise`) for development and for tests that need no VM. It is the one crate that puts the others
+//! together: images come from `keel-images`, processes from `keel-runtime`, output goes to `keel-logs`; this
+//! crate decides when. Reading an image's defaults out of the store for the runtime happens here
+//! ([`image_run_config`]), so that the runtime does not depend on the store.
 //!
 //! # Design
 //! One thread per container ([`worker`]) owns that container's [`machine::Machine`] and is the only code that
 //! starts, signals or forgets its process; everything else talks to it over a channel. Exits come from the one
 //! [`Reaper`] (whoever owns SIGCHLD drives it), forwarded per run. [`SupervisorHandle`] is what PID 1 and
 //! `keel supervise` hold. `docs/containers.md` has the state table and the timings.
+//!
+//! # Current limitations
+//! No Docker API server yet, no per-container log files (an in-memory buffer only), no events stream; a worker's
+//! state reaches the rest through a shared status that readers lock, not through the machine alone.
 
 pub mod backoff;
 pub mod health;
@@ -25,13 +36,11 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use keel_config::UserData;
-
-use crate::image::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
-use crate::reaper::Reaper;
-use crate::runtime::RuntimeDirs;
+use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
+use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
+use keel_runtime::{Reaper, RuntimeDirs};
 
 pub use images::{image_run_config, EnsureImageError, ImageConfigError};
-pub use keel_logs::{console_line, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
 pub use reconcile::{Definition, ReconcilePlan};
 pub use status::ContainerStatus;
 
@@ -180,7 +189,7 @@ impl Supervisor {
                         log::info!("imported preloaded image {reference}");
                     }
                 }
-                Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), crate::error_chain(&error)),
+                Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), keel_logs::error_chain(&error)),
             }
         }
         let mut sinks = options.log_sinks.clone();

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::SystemTime;
 
+use keel_logs::error_chain;
+use keel_runtime::{Container, Reaper};
 use nix::unistd::Pid;
 
 use super::health::{HealthSettings, ProbeRecord};
 use super::worker::Message;
-use crate::error_chain;
-use crate::reaper::Reaper;
-use crate::runtime::Container;
 
 /// Probes until `stop` is dropped (the run ended) or the worker is gone. The first probe comes one interval
 /// after the start, as with Docker.

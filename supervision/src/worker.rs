@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use keel_config::containers::restart::RestartPolicy;
 use keel_config::values::signal::parse_signal;
 use keel_config::ContainerConfig;
-use keel_logs::{spawn_reader, LogBuffer, LogStream};
+use keel_images::ImageReference;
+use keel_logs::{error_chain, spawn_reader, LogBuffer, LogStream};
+use keel_runtime::{kill_container, remove_container, Container, ContainerPaths, ExitStatus};
 use nix::unistd::Pid;
 use sha2::{Digest as _, Sha256};
 
@@ -19,10 +21,6 @@ use super::machine::{Action, Event, Machine, State};
 use super::state_file::{from_millis, to_millis, PersistedState};
 use super::status::ContainerStatus;
 use super::Shared;
-use crate::error_chain;
-use crate::image::ImageReference;
-use crate::reaper::ExitStatus;
-use crate::runtime::{kill_container, remove_container, Container, ContainerPaths};
 
 /// How often a container waiting for its dependencies (or its image) looks again.
 const DEPENDENCY_POLL: Duration = Duration::from_millis(50);
@@ -484,7 +482,7 @@ impl Worker {
                 self.apply(Event::RemoveFailed);
             }
         } else if let Some(root) = cgroup_root {
-            crate::runtime::ContainerCgroup { path: root.join("keel").join(&self.name) }.remove();
+            keel_runtime::ContainerCgroup { path: root.join("keel").join(&self.name) }.remove();
         }
         for waiter in self.stop_waiters.drain(..) {
             let _ = waiter.send(());
