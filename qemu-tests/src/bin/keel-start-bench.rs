@@ -13,10 +13,6 @@
 //! musl release build, else the host release build, under the workspace's `target/`).
 //! Exit codes: 0 done, 111 a step failed (the message says which).
 
-// The busybox image fixture is shared with the host tests, not duplicated.
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::error::Error;
 use std::ffi::CString;
 use std::fs;
@@ -24,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_supervisor::image::ImageStore;
+use keel_images::ImageStore;
 
 const DEFAULT_RUNS: usize = 50;
 /// The name both sides give their container; each removes it before the next run.
@@ -63,7 +59,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
         .join("bench");
     fs::create_dir_all(&build)?;
-    let archive = support::containers::build_busybox_archive(&build);
+    let archive = keel_fixtures::containers::build_busybox_archive(&build);
     let dir = build.join(format!("start-{}", std::process::id()));
     let scratch = Scratch { rootfs: dir.join("bundle/rootfs"), dir };
     let _ = fs::remove_dir_all(&scratch.dir);
@@ -71,7 +67,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let state = scratch.dir.join("state");
     let store = ImageStore::open(&state.join("images"), &state.join("layers"))?;
     store.import_archive(&archive)?;
-    let image = store.image(&support::containers::BUSYBOX.parse()?)?;
+    let image = store.image(&keel_fixtures::containers::BUSYBOX.parse()?)?;
 
     // runc's bundle: the store's unpacked layer under an overlay (mounted per run), read-only root, no terminal.
     let bundle = scratch.dir.join("bundle");
@@ -106,7 +102,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             .arg("run")
             .arg("--state-dir")
             .arg(&state)
-            .args(["--name", NAME, "--network", "none", "--read-only", support::containers::BUSYBOX, "/bin/true"])
+            .args(["--name", NAME, "--network", "none", "--read-only", keel_fixtures::containers::BUSYBOX, "/bin/true"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .status()?;
@@ -186,7 +182,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         ratio(keel.min, runc.min),
         ratio(keel.cpu_p50, runc.cpu_p50)
     );
-    let pressure = support::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
+    let pressure = keel_fixtures::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
     println!(
         "(wall: spawn to exit; cpu: user + system time of the side's processes, which other load on this machine \
          does not inflate; CPU pressure over the last minute: {pressure} of the time a task waited for a CPU)"

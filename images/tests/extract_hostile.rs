@@ -3,14 +3,12 @@
 // Fixture helpers outside #[test] functions unwrap too: a failed setup should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use keel_supervisor::image::{extract_layer, ExtractError, ExtractOptions};
-use support::images::{raw_tar, RawEntry};
-use support::tree;
+use keel_fixtures::images::{raw_tar, RawEntry};
+use keel_fixtures::tree;
+use keel_images::{extract_layer, ExtractError, ExtractOptions};
 
 struct Scene {
     _temp: tempfile::TempDir,
@@ -189,11 +187,11 @@ fn compressed_streams_are_detected() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     let gz = gz.finish().unwrap();
-    let reader = keel_supervisor::image::extract::decompress(&gz[..]).unwrap();
+    let reader = keel_images::extract::decompress(&gz[..]).unwrap();
     extract_layer(reader, &scene.root, &ExtractOptions::default()).unwrap();
     assert_eq!(std::fs::read(scene.root.join("a")).unwrap(), b"gz");
     let zst = zstd::encode_all(&raw_tar(&[RawEntry::File("b", b"zst")])[..], 3).unwrap();
-    let reader = keel_supervisor::image::extract::decompress(&zst[..]).unwrap();
+    let reader = keel_images::extract::decompress(&zst[..]).unwrap();
     extract_layer(reader, &scene.root, &ExtractOptions::default()).unwrap();
     assert_eq!(std::fs::read(scene.root.join("b")).unwrap(), b"zst");
 }

@@ -12,10 +12,6 @@
 //! `KEEL_BENCH_ROUNDS` sets the rounds (default 5).
 //! Exit codes: 0 done, 111 a step failed (the message says which).
 
-// The test fixtures (registry on loopback, umoci/skopeo helpers) are shared with the bench, not duplicated.
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::collections::HashMap;
 use std::error::Error;
 use std::fs;
@@ -23,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use keel_supervisor::image::{
-    pull_image, ImageReference, ImageStore, NoProgress, PullOptions, RegistryClient, RegistrySettings,
-};
+use keel_images::{pull_image, ImageReference, ImageStore, NoProgress, PullOptions, RegistryClient, RegistrySettings};
 
 const LAYERS: usize = 5;
 /// Per layer: this much copied from /usr and this much pseudo-random data, ~40 MB together.
@@ -60,8 +54,8 @@ fn run() -> Result<(), Box<dyn Error>> {
     result
 }
 
-fn compare(layout: &support::images::Layout, work: &Path, rounds: usize) -> Result<(), Box<dyn Error>> {
-    let registry = support::registry::Registry::start(&work.join("registry"));
+fn compare(layout: &keel_fixtures::images::Layout, work: &Path, rounds: usize) -> Result<(), Box<dyn Error>> {
+    let registry = keel_fixtures::registry::Registry::start(&work.join("registry"));
     layout.push("bench", &registry.host(), "keel/bench:latest", None);
     let reference: ImageReference = format!("{}/keel/bench:latest", registry.host()).parse()?;
     let settings = RegistrySettings { insecure: true, username: None, password: None };
@@ -144,7 +138,7 @@ fn compare(layout: &support::images::Layout, work: &Path, rounds: usize) -> Resu
         keel.wall.as_secs_f64() / theirs.wall.as_secs_f64(),
         keel.cpu.as_secs_f64() / theirs.cpu.as_secs_f64()
     );
-    let pressure = support::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
+    let pressure = keel_fixtures::cpu_pressure_percent().map(|percent| format!("{percent:.0}%")).unwrap_or("?".into());
     println!(
         "(wall: the side's whole work; cpu: user + system time of keel's threads in this process, of skopeo and \
          umoci for theirs; other load on this machine inflates wall, not cpu; CPU pressure over the last minute: \
@@ -220,15 +214,15 @@ fn command(program: &str, args: &[&str]) -> Result<(), Box<dyn Error>> {
 }
 
 /// Builds the bench image under `build/bench/layout` unless it is already there.
-fn build_image_once(build: &Path) -> Result<support::images::Layout, Box<dyn Error>> {
+fn build_image_once(build: &Path) -> Result<keel_fixtures::images::Layout, Box<dyn Error>> {
     let marker = build.join("image-ready");
     let layout_dir = build.join("image");
     if marker.exists() {
-        return Ok(support::images::Layout::open(&layout_dir));
+        return Ok(keel_fixtures::images::Layout::open(&layout_dir));
     }
     let _ = fs::remove_dir_all(&layout_dir);
     eprintln!("keel-image-bench: building the bench image once under {}", layout_dir.display());
-    let layout = support::images::Layout::create(&layout_dir);
+    let layout = keel_fixtures::images::Layout::create(&layout_dir);
     layout.new_image("bench");
     let usr_files = usr_files();
     let mut next_file = 0;

@@ -2,14 +2,12 @@
 //! stops that survive a supervisor restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use keel_supervisor::supervise::machine::State;
+use keel_fixtures::containers::{supervise, wait_status, TestHost};
 use keel_logs::LogRecord;
-use support::containers::{supervise, wait_status, TestHost};
+use keel_supervision::machine::State;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 

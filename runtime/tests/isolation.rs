@@ -2,16 +2,13 @@
 //! environment and workdir. Each test runs one container straight through `Container::create` + `start`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use keel_config::UserData;
-use keel_supervisor::runtime::Container;
-use keel_supervisor::supervise::image_run_config;
-use support::containers::{reaper, TestHost};
+use keel_fixtures::containers::{reaper, TestHost};
+use keel_runtime::Container;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
@@ -26,10 +23,11 @@ fn run(host: &TestHost, extra: &str) -> Outcome {
     // Tests run in parallel and share the cgroup root: each container gets its own name.
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let name = format!("t{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let text = format!("[containers.{name}]\nimage = \"{}\"\nhostname = \"t\"\n{extra}", support::containers::BUSYBOX);
+    let text =
+        format!("[containers.{name}]\nimage = \"{}\"\nhostname = \"t\"\n{extra}", keel_fixtures::containers::BUSYBOX);
     let config = UserData::parse("test", &text).unwrap().containers.remove(&name).unwrap();
     let image = host.store.image(&host.busybox()).unwrap();
-    let image_config = image_run_config(&host.store, &image).unwrap();
+    let image_config = host.run_config(&image);
     let container = Container::create(&name, &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
     let reaper = reaper();
     let mut running = container.start(&reaper).unwrap();
@@ -39,7 +37,7 @@ fn run(host: &TestHost, extra: &str) -> Outcome {
     running.stderr.read_to_string(&mut stderr).unwrap();
     let status = running.exit.recv_timeout(Duration::from_secs(60)).unwrap();
     let dirs = host.runtime_dirs();
-    keel_supervisor::runtime::remove_container(&dirs.containers_dir, &name, dirs.cgroup_root.as_deref()).unwrap();
+    keel_runtime::remove_container(&dirs.containers_dir, &name, dirs.cgroup_root.as_deref()).unwrap();
     Outcome { code: status.code(), stdout, stderr }
 }
 
@@ -189,14 +187,14 @@ fn network_none_has_only_loopback_up() {
 #[test]
 fn a_missing_command_fails_to_start_with_127() {
     let host = TestHost::new(Path::new(CACHE));
-    let text = format!("[containers.t]\nimage = \"{}\"\ncommand = [\"/nope\"]\n", support::containers::BUSYBOX);
+    let text = format!("[containers.t]\nimage = \"{}\"\ncommand = [\"/nope\"]\n", keel_fixtures::containers::BUSYBOX);
     let config = UserData::parse("test", &text).unwrap().containers.remove("t").unwrap();
     let image = host.store.image(&host.busybox()).unwrap();
-    let image_config = image_run_config(&host.store, &image).unwrap();
+    let image_config = host.run_config(&image);
     let container = Container::create("t", &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
     let error = container.start(&reaper()).unwrap_err();
     assert_eq!(error.exit_code(), 127);
     assert!(error.to_string().contains("No such file"), "{error}");
     let dirs = host.runtime_dirs();
-    keel_supervisor::runtime::remove_container(&dirs.containers_dir, "t", dirs.cgroup_root.as_deref()).unwrap();
+    keel_runtime::remove_container(&dirs.containers_dir, "t", dirs.cgroup_root.as_deref()).unwrap();
 }

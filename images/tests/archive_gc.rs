@@ -3,13 +3,11 @@
 // Fixture helpers outside #[test] functions unwrap too: a failed setup should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use keel_supervisor::image::{ImageReference, ImageStore};
-use support::images::Layout;
-use support::{run, tree};
+use keel_fixtures::images::Layout;
+use keel_fixtures::{run, tree};
+use keel_images::{ImageReference, ImageStore};
 
 struct Fixture {
     _temp: tempfile::TempDir,
@@ -98,7 +96,7 @@ fn gc_removes_only_unreferenced_blobs_and_layers() {
     assert!(report.removed_blobs.is_empty() && report.removed_layers.is_empty(), "{report:?}");
 
     // A stray blob and a stray layer dir are collected.
-    let stray = keel_supervisor::image::Digest::of_bytes(b"stray");
+    let stray = keel_images::Digest::of_bytes(b"stray");
     std::fs::write(store.blob_path(&stray), b"stray").unwrap();
     std::fs::create_dir(store.layers_root().join("0123456789ab")).unwrap();
     assert!(store.untag(&app.to_string()).unwrap());

@@ -1,18 +1,16 @@
 //! Supervision around a container's life: stop timeouts, dependency order, health checks, reconciliation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use keel_supervisor::supervise::health::HealthState;
-use keel_supervisor::supervise::machine::State;
-use support::containers::{supervise, user_data, wait_status, TestHost};
+use keel_fixtures::containers::{supervise, user_data, wait_status, TestHost};
+use keel_supervision::health::HealthState;
+use keel_supervision::machine::State;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
-fn health_of(status: &keel_supervisor::supervise::ContainerStatus) -> Option<HealthState> {
+fn health_of(status: &keel_supervision::ContainerStatus) -> Option<HealthState> {
     status.health.as_ref().map(|health| health.status)
 }
 
@@ -25,7 +23,7 @@ fn stop_escalates_to_sigkill_after_the_stop_timeout() {
          command = [\"sh\", \"-c\", \"trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done\"]\n",
     );
     wait_status(&handle, "trap", "running", |status| status.state == State::Running);
-    support::containers::wait_for("the trap to be set", Duration::from_secs(30), || {
+    keel_fixtures::containers::wait_for("the trap to be set", Duration::from_secs(30), || {
         handle.logs("trap").unwrap().iter().any(|record| record.line == "ready").then_some(())
     });
     let started = Instant::now();

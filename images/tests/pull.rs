@@ -4,23 +4,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! indexes, basic and token auth, a corrupted blob, and skopeo reading what keel stored.
 
-mod support;
-
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keel_supervisor::error_chain;
-use keel_supervisor::image::{
+use keel_fixtures::images::{raw_tar, Layout, RawEntry};
+use keel_fixtures::registry::Registry;
+use keel_fixtures::token_proxy::TokenProxy;
+use keel_fixtures::{run, tree};
+use keel_images::{
     pull_image, ImageReference, ImageStore, NoProgress, ProgressSink, PullEvent, PullOptions, RegistryClient,
     RegistrySettings,
 };
-use support::images::{raw_tar, Layout, RawEntry};
-use support::registry::Registry;
-use support::token_proxy::TokenProxy;
-use support::{run, tree};
+use keel_logs::error_chain;
 
 struct Fixture {
     _temp: tempfile::TempDir,
@@ -158,7 +156,7 @@ fn multi_arch_index_resolves_to_amd64() {
         &serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}),
     )
     .unwrap();
-    let index_digest = keel_supervisor::image::Digest::of_bytes(&index);
+    let index_digest = keel_images::Digest::of_bytes(&index);
     std::fs::write(layout.path.join("blobs/sha256").join(index_digest.hex()), &index).unwrap();
     let index_json_path = layout.path.join("index.json");
     let mut index_json: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_json_path).unwrap()).unwrap();

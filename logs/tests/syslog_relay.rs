@@ -2,13 +2,11 @@
 //! receiver comes (back), and a full queue that drops, counts and reports without blocking the caller.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use keel_config::{Facility, SyslogConfig, SyslogTarget};
-use keel_supervisor::syslog::{Record, Severity, SyslogRelay};
-use support::rsyslog::Rsyslog;
+use keel_fixtures::rsyslog::Rsyslog;
+use keel_logs::syslog::{Record, Severity, SyslogRelay};
 
 const LOCAL3: Facility = Facility(19);
 const DAEMON: Facility = Facility(3);

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use keel_supervisor::{ExitStatus, Reaper};
+use keel_runtime::{ExitStatus, Reaper};
 use nix::unistd::Pid;
 
 fn spawn_shell(reaper: &Reaper, script: &str) -> std::sync::mpsc::Receiver<ExitStatus> {
