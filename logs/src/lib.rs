@@ -10,7 +10,7 @@
 //! [`output`] turns a pipe into [`LogRecord`]s, keeps them in a [`LogBuffer`] and hands each to every
 //! [`LogSink`] (the console echo, the syslog relay; later the per-container files). [`syslog`] is the relay: a
 //! bounded queue and one thread that owns the socket, so a slow receiver never blocks a container.
-//! [`error_chain`] is the one-line form of an error and its causes that every log line and container state uses;
+//! [`error_chain()`] is the one-line form of an error and its causes that every log line and container state uses;
 //! it lives here because every crate that logs depends on this one, and the crates that log nothing (images,
 //! runtime) need not.
 //!

@@ -1,8 +1,10 @@
-//! Parses the run-time half of an image config blob (`Env`, `Entrypoint`, `Cmd`, `User`, `WorkingDir`, …).
+//! The image's defaults a container starts from: the run-time half of an image config blob (`Env`,
+//! `Entrypoint`, `Cmd`, `User`, `WorkingDir`, …), as plain data.
 //!
-//! The image store's `ImageConfig` keeps only what layer verification needs; the container runtime reads the same
-//! blob again for the defaults `docker run` takes from the image. Reading the blob out of the store is the
-//! caller's job (`keel_supervision::image_run_config`): the runtime does not depend on the store.
+//! The image store's `ImageConfig` keeps only what layer verification needs; the defaults `docker run` takes from
+//! the image are read from the same blob by the caller (`keel_supervision::image_run_config`), so the runtime
+//! depends neither on the store nor on a JSON parser. The field names are Docker's, for that caller to
+//! deserialise into.
 
 use std::collections::BTreeMap;
 
@@ -44,37 +46,4 @@ pub struct ImageHealthcheck {
     pub start_period: u64,
     #[serde(default)]
     pub retries: u32,
-}
-
-#[derive(Deserialize)]
-struct ConfigBlob {
-    #[serde(default)]
-    config: Option<ImageRunConfig>,
-}
-
-impl ImageRunConfig {
-    /// Parses a config blob; an image without a `config` object has empty defaults.
-    pub fn parse(bytes: &[u8]) -> Result<ImageRunConfig, serde_json::Error> {
-        let blob: ConfigBlob = serde_json::from_slice(bytes)?;
-        Ok(blob.config.unwrap_or_default())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_docker_style_config() {
-        let json = br#"{"architecture":"amd64","config":{"Env":["PATH=/bin","A=1"],"Cmd":["sh"],
-            "WorkingDir":"/srv","User":"nobody","Healthcheck":{"Test":["CMD","true"],"Interval":1000000000}},
-            "rootfs":{"diff_ids":[]}}"#;
-        let config = ImageRunConfig::parse(json).unwrap();
-        assert_eq!(config.env.unwrap(), ["PATH=/bin", "A=1"]);
-        assert_eq!(config.cmd.unwrap(), ["sh"]);
-        assert_eq!(config.entrypoint, None);
-        assert_eq!(config.working_dir, "/srv");
-        assert_eq!(config.healthcheck.unwrap().interval, 1_000_000_000);
-        assert_eq!(ImageRunConfig::parse(b"{}").unwrap(), ImageRunConfig::default());
-    }
 }

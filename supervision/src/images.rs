@@ -5,6 +5,7 @@ use keel_images::{
     pull_image, ImageReference, ImageStore, NoProgress, PullError, PullOptions, ReferenceError, StoreError, StoredImage,
 };
 use keel_runtime::ImageRunConfig;
+use serde::Deserialize;
 
 use super::Shared;
 
@@ -61,6 +62,36 @@ pub fn image_run_config(store: &ImageStore, image: &StoredImage) -> Result<Image
     let bytes = store
         .read_blob(&image.manifest.config.digest)
         .map_err(|source| ImageConfigError::ReadBlob { reference: image.reference.clone(), source })?;
-    ImageRunConfig::parse(&bytes)
-        .map_err(|source| ImageConfigError::Parse { reference: image.reference.clone(), source })
+    parse_run_config(&bytes).map_err(|source| ImageConfigError::Parse { reference: image.reference.clone(), source })
+}
+
+#[derive(Deserialize)]
+struct ConfigBlob {
+    #[serde(default)]
+    config: Option<ImageRunConfig>,
+}
+
+/// Parses a config blob; an image without a `config` object has empty defaults.
+fn parse_run_config(bytes: &[u8]) -> Result<ImageRunConfig, serde_json::Error> {
+    let blob: ConfigBlob = serde_json::from_slice(bytes)?;
+    Ok(blob.config.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_docker_style_config() {
+        let json = br#"{"architecture":"amd64","config":{"Env":["PATH=/bin","A=1"],"Cmd":["sh"],
+            "WorkingDir":"/srv","User":"nobody","Healthcheck":{"Test":["CMD","true"],"Interval":1000000000}},
+            "rootfs":{"diff_ids":[]}}"#;
+        let config = parse_run_config(json).unwrap();
+        assert_eq!(config.env.unwrap(), ["PATH=/bin", "A=1"]);
+        assert_eq!(config.cmd.unwrap(), ["sh"]);
+        assert_eq!(config.entrypoint, None);
+        assert_eq!(config.working_dir, "/srv");
+        assert_eq!(config.healthcheck.unwrap().interval, 1_000_000_000);
+        assert_eq!(parse_run_config(b"{}").unwrap(), ImageRunConfig::default());
+    }
 }
