@@ -22,7 +22,7 @@ init: deps
 
 builder: deps
 	cargo build --release --locked -p keel-image-builder
-	cargo build --release --locked -p keel-supervisor --bin keelctl
+	cargo build --release --locked -p keelctl
 
 # The demo and test image the OS image carries, imported at boot without any network.
 PRELOAD := $(BUILD)/images/busybox.tar
@@ -55,9 +55,9 @@ test: image lint
 # TCG: 10–30 minutes. The start bench times the shipped static binary (`keel run`) against `runc run`.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
-	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-supervisor --bin keel-image-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-image-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
-		cargo run --locked --release -p keel-supervisor --bin keel-start-bench
+		cargo run --locked --release -p keel-qemu-tests --bin keel-start-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use keel_supervisor::supervise::{console_line, LogRecord, LogSink, LogStream};
-use keel_supervisor::syslog::{Record, Severity, SyslogRelay};
+use keel_logs::syslog::{Record, Severity, SyslogRelay};
+use keel_logs::{console_line, LogRecord, LogSink, LogStream};
 
 /// Kernel parameter that turns on debug records.
 pub const DEBUG_PARAMETER: &str = "keel.debug";

@@ -9,7 +9,7 @@
 //!
 //! # Design
 //! One process, one main thread: it blocks every signal, reads them from a signalfd, reaps every child
-//! (`keel_supervisor::Reaper`) and returns a shutdown request when asked; `shutdown::shutdown` is the only way
+//! (`keel_runtime::Reaper`) and returns a shutdown request when asked; `shutdown::shutdown` is the only way
 //! out, also after a failed stage 1 or a panic. PID 1 never exits: an exit would be a kernel panic.
 //!
 //! Signals: SIGTERM and SIGPWR (also the ACPI power button) power off, SIGINT (Ctrl-Alt-Del) reboots.
@@ -54,7 +54,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use keel_os_image::initramfs::INITRD_RELEASE;
-use keel_supervisor::Reaper;
+use keel_runtime::Reaper;
 
 use crate::cmdline::KernelCmdline;
 use crate::services::Services;

@@ -1,6 +1,6 @@
 //! PID 1's main loop: one blocking read of the signalfd, one match on the signal, until a shutdown is asked for.
 
-use keel_supervisor::Reaper;
+use keel_runtime::Reaper;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 

@@ -24,13 +24,11 @@ use std::sync::mpsc::TryRecvError;
 use keel_config::containers::mounts::is_docker_name;
 use keel_config::containers::process::CommandLine;
 use keel_config::{ContainerConfig, NetworkMode};
-use keel_supervisor::error_chain;
-use keel_supervisor::image::{ImageReference, ImageStore, StoreError};
-use keel_supervisor::runtime::{
-    kill_container, remove_container, Container, CreateError, ImageConfigError, ImageRunConfig, RemoveError,
-    RuntimeDirs, StartError,
-};
-use keel_supervisor::{ExitStatus, Reaper};
+use keel_images::{ImageReference, ImageStore, StoreError};
+use keel_logs::error_chain;
+use keel_runtime::{kill_container, remove_container, Container, CreateError, RemoveError, RuntimeDirs, StartError};
+use keel_runtime::{ExitStatus, Reaper};
+use keel_supervision::{image_run_config, ImageConfigError};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -156,7 +154,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
     mask.thread_block().map_err(|error| RunError::Signals("blocking signals", error))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
         .map_err(|error| RunError::Signals("opening a signalfd", error))?;
-    keel_supervisor::runtime::become_subreaper().map_err(RunError::Subreaper)?;
+    keel_runtime::become_subreaper().map_err(RunError::Subreaper)?;
 
     let reference: ImageReference =
         arguments.image.parse().map_err(|_| RunError::Reference(arguments.image.clone()))?;
@@ -166,7 +164,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
         return Err(RunError::NotInStore(reference.to_string()));
     }
     let image = store.image(&reference).map_err(RunError::Image)?;
-    let image_config = ImageRunConfig::load(&store, &image)?;
+    let image_config = image_run_config(&store, &image)?;
     let dirs = RuntimeDirs {
         layers_root: state_dir.join("layers"),
         containers_dir: state_dir.join("containers"),
@@ -180,7 +178,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
     }
     let config = container_config(&arguments);
     let reaper = Reaper::new();
-    let outcome = Container::create(&name, &config, &image, &image_config, &dirs)
+    let outcome = Container::create(&name, &config, &image.layer_dirs, &image_config, &dirs)
         .map_err(RunError::from)
         .and_then(|container| run_to_exit(&container, &reaper, &signals));
     // A child that failed before exec may still be a zombie: collect it, then the cgroup is empty.

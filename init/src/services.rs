@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use keel_supervisor::supervise::SupervisorHandle;
-use keel_supervisor::Reaper;
+use keel_runtime::Reaper;
+use keel_supervision::SupervisorHandle;
 
 use crate::logger;
 use crate::network::NetworkHandle;

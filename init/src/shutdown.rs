@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use keel_supervisor::Reaper;
+use keel_runtime::Reaper;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::signal::{kill, Signal};

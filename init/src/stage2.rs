@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
+use keel_logs::syslog::SyslogRelay;
 use keel_os_image::slot::SLOT_PARAMETER;
-use keel_supervisor::supervise::{Supervisor, SupervisorHandle, SupervisorOptions};
-use keel_supervisor::syslog::SyslogRelay;
-use keel_supervisor::Reaper;
+use keel_runtime::Reaper;
+use keel_supervision::{Supervisor, SupervisorHandle, SupervisorOptions};
 
 use crate::boot_config::{self, BootConfig};
 use crate::cmdline::KernelCmdline;

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use keel_config::UserData;
-use keel_supervisor::supervise::{Supervisor, SupervisorOptions};
-use keel_supervisor::Reaper;
+use keel_runtime::Reaper;
+use keel_supervision::{Supervisor, SupervisorOptions};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -116,7 +116,7 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
     let signals =
         SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|error| format!("opening a signalfd: {error}"))?;
     // Orphans of containers' helpers come back to us (and the reaper), not to the host's init.
-    keel_supervisor::runtime::become_subreaper().map_err(|error| format!("becoming a subreaper: {error}"))?;
+    keel_runtime::become_subreaper().map_err(|error| format!("becoming a subreaper: {error}"))?;
 
     let state_dir = arguments.state_dir;
     let api_socket = arguments.api_socket.unwrap_or_else(|| state_dir.join("keel.sock"));

@@ -2,15 +2,11 @@
 //! is left behind (no mount, no cgroup, no container directory). Runs as root, like the supervisor's runtime tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// The busybox image fixture is the supervisor's, shared rather than duplicated.
-#[path = "../../supervisor/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
+use keel_fixtures::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");

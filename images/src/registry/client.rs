@@ -1,0 +1,297 @@
+//! HTTP client for the registry API v2 on ureq: URLs, authentication retries, transient-error backoff.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use ureq::http::Response;
+use ureq::{Agent, Body};
+
+use super::auth::{basic_header, parse_challenge, Challenge, TokenResponse};
+use super::manifest::MANIFEST_ACCEPT;
+use crate::digest::Digest;
+use crate::reference::ImageReference;
+
+/// Manifests larger than this are not manifests (the distribution spec suggests 4 MiB).
+const MANIFEST_LIMIT_BYTES: u64 = 4 << 20;
+/// Attempts per request when the server fails transiently (5xx, connection errors).
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// One registry's settings from the user-data's `[registries."HOST[:PORT]"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// Talk plain HTTP to this registry; never assumed for registries not listed.
+    pub insecure: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// What went wrong talking to a registry; each variant names the URL or registry involved.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("GET {url}: request failed after {attempts} attempt(s)")]
+    Request {
+        url: String,
+        attempts: u32,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("GET {url}: HTTP {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("GET {url}: HTTP 401 and no usable challenge ({challenge:?})")]
+    Unauthorized { url: String, challenge: Option<String> },
+    #[error("GET {url}: HTTP 401: {registry} needs credentials and none are configured ([registries.\"{registry}\"])")]
+    CredentialsRequired { url: String, registry: String },
+    #[error("GET {url}: HTTP 401: the registry refused the credentials of user {username:?}")]
+    CredentialsRefused { url: String, username: String },
+    #[error("token from {realm}: response has neither `token` nor `access_token`")]
+    TokenMissing { realm: String },
+    #[error("GET {url}: reading the response body failed")]
+    ReadBody {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("token from {realm}: response is not JSON")]
+    TokenJson {
+        realm: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A manifest as fetched: its bytes, the content type the registry announced, and the digest of the bytes.
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<String>,
+    pub digest: Digest,
+}
+
+/// A blob body being streamed, with the size the server announced (if any).
+pub struct BlobStream {
+    pub reader: Box<dyn Read + Send>,
+    pub content_length: Option<u64>,
+}
+
+/// Talks to any number of registries; keeps one Authorization header per registry and repository.
+pub struct RegistryClient {
+    agent: Agent,
+    settings: HashMap<String, RegistrySettings>,
+    authorizations: Mutex<HashMap<String, String>>,
+}
+
+impl RegistryClient {
+    /// `settings` is keyed by `HOST[:PORT]` as written in image references (`docker.io`, `localhost:5000`).
+    pub fn new(settings: HashMap<String, RegistrySettings>) -> RegistryClient {
+        let config = Agent::config_builder()
+            // Errors must come back as responses: a 401 carries the `WWW-Authenticate` challenge (trap 10).
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
+            .build();
+        RegistryClient { agent: config.new_agent(), settings, authorizations: Mutex::new(HashMap::new()) }
+    }
+
+    fn settings_for(&self, reference: &ImageReference) -> RegistrySettings {
+        self.settings.get(reference.registry()).cloned().unwrap_or_default()
+    }
+
+    fn url(&self, reference: &ImageReference, kind: &str, selector: &str) -> String {
+        let scheme = if self.settings_for(reference).insecure { "http" } else { "https" };
+        format!("{scheme}://{}/v2/{}/{kind}/{selector}", reference.api_host(), reference.repository())
+    }
+
+    /// Fetches a manifest by tag or digest (`selector`), reading at most 4 MiB.
+    pub fn fetch_manifest(&self, reference: &ImageReference, selector: &str) -> Result<FetchedManifest, RegistryError> {
+        let url = self.url(reference, "manifests", selector);
+        let mut response = self.get(reference, &url, Some(MANIFEST_ACCEPT))?;
+        let content_type = header(&response, "content-type");
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MANIFEST_LIMIT_BYTES)
+            .read_to_vec()
+            .map_err(|source| RegistryError::ReadBody { url: url.clone(), source: Box::new(source) })?;
+        let digest = Digest::of_bytes(&bytes);
+        Ok(FetchedManifest { bytes, content_type, digest })
+    }
+
+    /// Starts streaming a blob; redirects to CDNs are followed without our `Authorization` (ureq's default).
+    pub fn fetch_blob(&self, reference: &ImageReference, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        let url = self.url(reference, "blobs", &digest.to_string());
+        let response = self.get(reference, &url, None)?;
+        let content_length = header(&response, "content-length").and_then(|value| value.parse().ok());
+        Ok(BlobStream { reader: Box::new(response.into_body().into_reader()), content_length })
+    }
+
+    /// GET with the cached authorization; on 401 answers the challenge once, on transient failures backs off.
+    fn get(
+        &self,
+        reference: &ImageReference,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<Response<Body>, RegistryError> {
+        let auth_key = format!("{}/{}", reference.registry(), reference.repository());
+        let mut answered_challenge = false;
+        loop {
+            let authorization = self.cached_authorization(&auth_key);
+            let response = self.get_with_retries(url, accept, authorization.as_deref())?;
+            let status = response.status().as_u16();
+            if status == 401 && !answered_challenge {
+                answered_challenge = true;
+                let challenge_text = header(&response, "www-authenticate");
+                let challenge = challenge_text.as_deref().and_then(parse_challenge);
+                let new_authorization = match challenge {
+                    Some(Challenge::Basic) => {
+                        Some(self.basic_authorization(reference).ok_or_else(|| self.unauthorized(reference, url))?)
+                    }
+                    Some(Challenge::Bearer { realm, service, scope }) => {
+                        let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", reference.repository()));
+                        Some(self.fetch_token(reference, &realm, service.as_deref(), &scope)?)
+                    }
+                    None => None,
+                };
+                let Some(new_authorization) = new_authorization else {
+                    return Err(RegistryError::Unauthorized { url: url.to_string(), challenge: challenge_text });
+                };
+                self.authorizations
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(auth_key.clone(), new_authorization);
+                continue;
+            }
+            if status == 401 {
+                return Err(self.unauthorized(reference, url));
+            }
+            if !(200..300).contains(&status) {
+                return Err(status_error(url, response));
+            }
+            return Ok(response);
+        }
+    }
+
+    /// The error for a 401 that answering the challenge did not cure: refused credentials, or none to send.
+    fn unauthorized(&self, reference: &ImageReference, url: &str) -> RegistryError {
+        match self.settings_for(reference).username {
+            Some(username) => RegistryError::CredentialsRefused { url: url.to_string(), username },
+            None => {
+                RegistryError::CredentialsRequired { url: url.to_string(), registry: reference.registry().to_string() }
+            }
+        }
+    }
+
+    fn cached_authorization(&self, key: &str) -> Option<String> {
+        self.authorizations.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn basic_authorization(&self, reference: &ImageReference) -> Option<String> {
+        let settings = self.settings_for(reference);
+        Some(basic_header(settings.username.as_deref()?, settings.password.as_deref().unwrap_or_default()))
+    }
+
+    /// The Bearer flow: GET realm?service&scope (with Basic credentials when configured) → `Bearer <token>`.
+    fn fetch_token(
+        &self,
+        reference: &ImageReference,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let mut url = format!("{realm}{}scope={}", if realm.contains('?') { '&' } else { '?' }, query_escape(scope));
+        if let Some(service) = service {
+            url.push_str(&format!("&service={}", query_escape(service)));
+        }
+        let basic = self.basic_authorization(reference);
+        let mut response = self.get_with_retries(&url, None, basic.as_deref())?;
+        if response.status().as_u16() == 401 {
+            return Err(self.unauthorized(reference, &url));
+        }
+        if !response.status().is_success() {
+            return Err(status_error(&url, response));
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MANIFEST_LIMIT_BYTES)
+            .read_to_vec()
+            .map_err(|source| RegistryError::ReadBody { url: url.clone(), source: Box::new(source) })?;
+        let token: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|source| RegistryError::TokenJson { realm: realm.to_string(), source })?;
+        let token = token.into_token().ok_or_else(|| RegistryError::TokenMissing { realm: realm.to_string() })?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    /// Retries connection errors and 5xx with exponential backoff; 4xx are answers, not failures.
+    fn get_with_retries(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Response<Body>, RegistryError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.agent.get(url).header("Accept-Encoding", "identity");
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            if let Some(authorization) = authorization {
+                request = request.header("Authorization", authorization);
+            }
+            let last_attempt = attempt == ATTEMPTS;
+            match request.call() {
+                Ok(response) if response.status().is_server_error() && !last_attempt => {
+                    log::warn!("GET {url}: HTTP {}, retrying in {backoff:?}", response.status().as_u16());
+                }
+                Ok(response) => return Ok(response),
+                Err(error) if is_transient(&error) && !last_attempt => {
+                    log::warn!("GET {url}: {error}, retrying in {backoff:?}");
+                }
+                Err(source) => {
+                    return Err(RegistryError::Request {
+                        url: url.to_string(),
+                        attempts: attempt,
+                        source: Box::new(source),
+                    })
+                }
+            }
+            thread::sleep(backoff);
+            backoff *= 2;
+        }
+    }
+}
+
+fn is_transient(error: &ureq::Error) -> bool {
+    matches!(
+        error,
+        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
+    )
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string)
+}
+
+fn status_error(url: &str, mut response: Response<Body>) -> RegistryError {
+    let status = response.status().as_u16();
+    let body = response.body_mut().with_config().limit(4096).read_to_string().unwrap_or_default();
+    RegistryError::Status { url: url.to_string(), status, body: body.trim().to_string() }
+}
+
+/// Percent-encodes a query value (scopes contain `:` and `/`, which token servers accept either way).
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b':' | b'/') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

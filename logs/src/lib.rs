@@ -1,0 +1,27 @@
+//! keel's log plumbing: where container output lines and keel's own log lines go once they are read.
+//!
+//! # Background
+//! A container's stdout and stderr are read line by line, kept in a bounded buffer for `docker logs`, shown on
+//! the console and relayed to syslog; PID 1's own lines take the same relay. Both PID 1 (`keel-init`) and the
+//! supervision crate need this, and neither may depend on the other for it, so it is a crate of its own at the
+//! bottom of the graph, next to `keel-config`.
+//!
+//! # Design
+//! [`output`] turns a pipe into [`LogRecord`]s, keeps them in a [`LogBuffer`] and hands each to every
+//! [`LogSink`] (the console echo, the syslog relay; later the per-container files). [`syslog`] is the relay: a
+//! bounded queue and one thread that owns the socket, so a slow receiver never blocks a container.
+//! [`error_chain()`] is the one-line form of an error and its causes that every log line and container state uses;
+//! it lives here because every crate that logs depends on this one, and the crates that log nothing (images,
+//! runtime) need not.
+//!
+//! # Current limitations
+//! No per-container log files yet (the buffer is in memory only: the last 10,000 lines or 1 MiB); no journald
+//! or other non-syslog transports.
+
+pub mod error_chain;
+pub mod output;
+pub mod syslog;
+pub mod timeline;
+
+pub use error_chain::error_chain;
+pub use output::{console_line, spawn_reader, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};

@@ -1,0 +1,157 @@
+//! Container output: pipe readers that split lines, a bounded per-container buffer, and the `LogSink` seam.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::SystemTime;
+
+use crate::timeline::FirstEvents;
+
+/// The buffer keeps at most this many lines…
+pub const MAX_LINES: usize = 10_000;
+/// …and at most this many bytes of them.
+pub const MAX_BYTES: usize = 1 << 20;
+/// Longer lines are split, as Docker splits at 16 KiB.
+pub const MAX_LINE: usize = 16 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of output, stamped when the supervisor read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub stream: LogStream,
+    pub time: SystemTime,
+    /// Without its newline; invalid UTF-8 replaced.
+    pub line: String,
+}
+
+/// Where container lines go besides the buffer: `docker logs` files and the syslog relay plug in here.
+/// Called on the reader threads; must not block for long.
+pub trait LogSink: Send + Sync {
+    fn record(&self, container: &str, record: &LogRecord);
+}
+
+/// Echoes each line to stderr as [`console_line`] shows it (`keel supervise --echo-logs`).
+pub struct EchoSink;
+
+impl LogSink for EchoSink {
+    fn record(&self, container: &str, record: &LogRecord) {
+        use std::io::Write;
+        // A failed write is dropped: a console line is never worth failing the reader for.
+        let _ = writeln!(std::io::stderr().lock(), "{}", console_line(container, &record.line));
+    }
+}
+
+/// How a container's line appears on a console: `<container> | <line>`, with control characters escaped.
+///
+/// keel's own lines start with `keel: `, and a container's can never do so: its output cannot pass for a
+/// supervisor event or a boot stage. Escaping keeps it from moving the cursor, clearing the screen or hiding
+/// text on the terminal that shows the console.
+pub fn console_line(container: &str, line: &str) -> String {
+    let mut out = String::with_capacity(container.len() + 3 + line.len());
+    out.push_str(container);
+    out.push_str(" | ");
+    for c in line.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The last [`MAX_LINES`] lines or [`MAX_BYTES`] bytes of a container's output, across its restarts.
+#[derive(Debug, Default)]
+pub struct LogBuffer {
+    inner: Mutex<(VecDeque<LogRecord>, usize)>,
+}
+
+impl LogBuffer {
+    pub fn push(&self, record: LogRecord) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.1 += record.line.len();
+        inner.0.push_back(record);
+        while inner.0.len() > MAX_LINES || inner.1 > MAX_BYTES {
+            match inner.0.pop_front() {
+                Some(old) => inner.1 -= old.line.len(),
+                None => break,
+            }
+        }
+    }
+
+    pub fn records(&self) -> Vec<LogRecord> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.iter().cloned().collect()
+    }
+}
+
+/// Reads `pipe` line by line until its end, into `buffer` and every sink; `first` marks the first line.
+pub fn spawn_reader(
+    container: String,
+    stream: LogStream,
+    pipe: File,
+    buffer: Arc<LogBuffer>,
+    sinks: Arc<Vec<Arc<dyn LogSink>>>,
+    first: Arc<FirstEvents>,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new().name(format!("log-{container}")).spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut bytes = Vec::new();
+        loop {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            first.output(&container);
+            if bytes.last() == Some(&b'\n') {
+                bytes.pop();
+            }
+            for chunk in bytes.chunks(MAX_LINE).chain(bytes.is_empty().then_some(&[][..])) {
+                let record =
+                    LogRecord { stream, time: SystemTime::now(), line: String::from_utf8_lossy(chunk).into_owned() };
+                for sink in sinks.iter() {
+                    sink.record(&container, &record);
+                }
+                buffer.push(record);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(line: &str) -> LogRecord {
+        LogRecord { stream: LogStream::Stdout, time: SystemTime::UNIX_EPOCH, line: line.to_owned() }
+    }
+
+    #[test]
+    fn keeps_the_newest_lines_within_bounds() {
+        let buffer = LogBuffer::default();
+        for index in 0..MAX_LINES + 5 {
+            buffer.push(record(&index.to_string()));
+        }
+        let records = buffer.records();
+        assert_eq!(records.len(), MAX_LINES);
+        assert_eq!(records[0].line, "5");
+        let big = "x".repeat(MAX_BYTES / 2 + 1);
+        buffer.push(record(&big));
+        buffer.push(record(&big));
+        assert_eq!(buffer.records().len(), 1);
+    }
+
+    #[test]
+    fn console_lines_cannot_pass_for_keel_or_drive_the_terminal() {
+        assert_eq!(console_line("web", "keel: db: started (pid 1)"), "web | keel: db: started (pid 1)");
+        assert_eq!(console_line("web", "a\rkeel: 5ms ready"), "web | a\\u{d}keel: 5ms ready");
+        assert_eq!(console_line("web", "\u{1b}[2J\tcleared\u{85}"), "web | \\u{1b}[2J\tcleared\\u{85}");
+    }
+}

@@ -1,0 +1,200 @@
+//! The runtime from the inside: what a container's process sees of namespaces, mounts, user, capabilities,
+//! environment and workdir. Each test runs one container straight through `Container::create` + `start`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use keel_config::UserData;
+use keel_fixtures::containers::{reaper, TestHost};
+use keel_runtime::Container;
+
+const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs container `t` with `image = busybox` plus `extra` TOML keys and returns how it ended.
+fn run(host: &TestHost, extra: &str) -> Outcome {
+    // Tests run in parallel and share the cgroup root: each container gets its own name.
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("t{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let text =
+        format!("[containers.{name}]\nimage = \"{}\"\nhostname = \"t\"\n{extra}", keel_fixtures::containers::BUSYBOX);
+    let config = UserData::parse("test", &text).unwrap().containers.remove(&name).unwrap();
+    let image = host.store.image(&host.busybox()).unwrap();
+    let image_config = host.run_config(&image);
+    let container = Container::create(&name, &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
+    let reaper = reaper();
+    let mut running = container.start(&reaper).unwrap();
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    running.stdout.read_to_string(&mut stdout).unwrap();
+    running.stderr.read_to_string(&mut stderr).unwrap();
+    let status = running.exit.recv_timeout(Duration::from_secs(60)).unwrap();
+    let dirs = host.runtime_dirs();
+    keel_runtime::remove_container(&dirs.containers_dir, &name, dirs.cgroup_root.as_deref()).unwrap();
+    Outcome { code: status.code(), stdout, stderr }
+}
+
+fn shell(host: &TestHost, script: &str, extra: &str) -> Outcome {
+    let command = serde_json::to_string(&["sh", "-c", script]).unwrap();
+    run(host, &format!("command = {command}\n{extra}"))
+}
+
+#[test]
+fn isolation_pid_hostname_and_overlay_root() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out = shell(&host, "echo pid=$$; hostname; grep ' / ' /proc/mounts; cat /proc/1/cmdline | tr '\\0' ' '", "");
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "t");
+    assert!(lines[2].starts_with("overlay / overlay"), "{}", lines[2]);
+    assert!(lines[3].starts_with("sh -c echo pid"), "{}", lines[3]);
+}
+
+#[test]
+fn read_only_root_refuses_writes() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out =
+        shell(&host, "touch /probe 2>&1; echo status=$?; touch /dev/shm/ok && echo shm-writable", "read_only = true");
+    assert!(out.stdout.contains("Read-only file system"), "{}", out.stdout);
+    assert!(out.stdout.contains("status=1"));
+    assert!(out.stdout.contains("shm-writable"));
+}
+
+#[test]
+fn binds_show_host_files_and_ro_is_not_writable() {
+    let host = TestHost::new(Path::new(CACHE));
+    let shared = host.temp.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("hello"), "from the host\n").unwrap();
+    let volumes = format!("volumes = [\"{0}:/rw\", \"{0}:/ro:ro\"]", shared.display());
+    let out =
+        shell(&host, "cat /rw/hello; echo x > /rw/written; echo y > /ro/nope 2>/dev/null || echo ro-refused", &volumes);
+    assert_eq!(out.stdout, "from the host\nro-refused\n", "stderr: {}", out.stderr);
+    assert_eq!(std::fs::read_to_string(shared.join("written")).unwrap(), "x\n");
+    assert!(!shared.join("nope").exists());
+}
+
+#[test]
+fn named_volumes_start_with_the_image_content_and_persist() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out = shell(&host, "cat /data/seed; echo more > /data/added", "volumes = [\"store:/data\"]");
+    assert_eq!(out.stdout, "from the image\n", "stderr: {}", out.stderr);
+    let out = shell(&host, "cat /data/added", "volumes = [\"store:/data\"]");
+    assert_eq!(out.stdout, "more\n");
+    assert!(host.state_dir.join("volumes/store/seed").exists());
+}
+
+#[test]
+fn user_from_the_image_passwd() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out = shell(&host, "id -u; id -g; id -G", "user = \"nobody\"");
+    assert_eq!(out.stdout, "65534\n65534\n65534\n", "stderr: {}", out.stderr);
+    let out = shell(&host, "id -u; id -G", "user = \"app\"");
+    assert_eq!(out.stdout, "1000\n1000 10\n");
+    let out = shell(&host, "id -u; id -g", "user = \"4242:77\"");
+    assert_eq!(out.stdout, "4242\n77\n");
+}
+
+fn effective_capabilities(out: &Outcome) -> u64 {
+    let line = out.stdout.lines().find(|line| line.starts_with("CapEff:")).unwrap_or_else(|| panic!("{}", out.stdout));
+    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).unwrap()
+}
+
+#[test]
+fn capabilities_are_dockers_unless_privileged() {
+    const SYS_ADMIN: u64 = 1 << 21;
+    let host = TestHost::new(Path::new(CACHE));
+    let status = "grep Cap /proc/self/status; grep NoNewPrivs /proc/self/status";
+    let default = shell(&host, status, "");
+    assert_eq!(effective_capabilities(&default), 0xa80425fb, "{}", default.stdout);
+    assert!(default.stdout.contains("NoNewPrivs:\t1"));
+    let added = shell(&host, status, "cap_add = [\"SYS_ADMIN\"]\ncap_drop = [\"NET_RAW\"]");
+    assert_eq!(effective_capabilities(&added), (0xa80425fb | SYS_ADMIN) & !(1 << 13));
+    let privileged = shell(&host, status, "privileged = true");
+    assert_ne!(effective_capabilities(&privileged) & SYS_ADMIN, 0);
+    assert!(privileged.stdout.contains("NoNewPrivs:\t0"));
+    let nobody = shell(&host, status, "user = \"nobody\"");
+    assert_eq!(effective_capabilities(&nobody), 0);
+}
+
+#[test]
+fn masked_and_read_only_proc_paths() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out = shell(
+        &host,
+        "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; ls /dev | tr '\\n' ' '",
+        "",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0].trim(), "0", "/proc/keys is /dev/null: {}", out.stdout);
+    assert_eq!(lines[1], "sys-ro");
+    for node in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdout"] {
+        assert!(lines[2].split(' ').any(|name| name == node), "/dev lacks {node}: {}", lines[2]);
+    }
+}
+
+#[test]
+fn env_and_workdir_come_from_the_image_and_config() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out =
+        shell(&host, "pwd; echo $FROM_IMAGE $EXTRA $HOSTNAME $HOME; echo $PATH", "env = { EXTRA = \"from-config\" }");
+    assert_eq!(out.stdout, "/srv/app\nyes from-config t /root\n/bin\n", "stderr: {}", out.stderr);
+    let out = shell(&host, "pwd", "workdir = \"/new/dir\"");
+    assert_eq!(out.stdout, "/new/dir\n");
+}
+
+#[test]
+fn image_cmd_runs_when_the_config_has_none() {
+    let host = TestHost::new(Path::new(CACHE));
+    // The image's Cmd is `sh` with stdin at /dev/null: it exits 0 at once.
+    let out = run(&host, "");
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+}
+
+#[test]
+fn init_reaps_forwards_and_passes_the_exit_status() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out = shell(&host, "echo pid=$$; cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 7", "init = true");
+    assert_eq!(out.code, 7, "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_ne!(lines[0], "pid=1", "the command is not PID 1 under init");
+    let killed = shell(&host, "kill -TERM $$; sleep 5", "init = true");
+    assert_eq!(killed.code, 128 + 15);
+}
+
+#[test]
+fn network_none_has_only_loopback_up() {
+    let host = TestHost::new(Path::new(CACHE));
+    let out = shell(
+        &host,
+        "echo interfaces: $(ls /sys/class/net); echo lo flags: $(cat /sys/class/net/lo/flags)",
+        "network = \"none\"",
+    );
+    assert!(out.stdout.lines().any(|line| line == "interfaces: lo"), "not exactly one interface, lo: {}", out.stdout);
+    let flags = out.stdout.lines().find_map(|line| line.strip_prefix("lo flags: 0x")).expect("lo's flags");
+    // IFF_UP is bit 0.
+    assert_ne!(u32::from_str_radix(flags, 16).unwrap() & 1, 0, "lo is down: {}", out.stdout);
+}
+
+#[test]
+fn a_missing_command_fails_to_start_with_127() {
+    let host = TestHost::new(Path::new(CACHE));
+    let text = format!("[containers.t]\nimage = \"{}\"\ncommand = [\"/nope\"]\n", keel_fixtures::containers::BUSYBOX);
+    let config = UserData::parse("test", &text).unwrap().containers.remove("t").unwrap();
+    let image = host.store.image(&host.busybox()).unwrap();
+    let image_config = host.run_config(&image);
+    let container = Container::create("t", &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
+    let error = container.start(&reaper()).unwrap_err();
+    assert_eq!(error.exit_code(), 127);
+    assert!(error.to_string().contains("No such file"), "{error}");
+    let dirs = host.runtime_dirs();
+    keel_runtime::remove_container(&dirs.containers_dir, "t", dirs.cgroup_root.as_deref()).unwrap();
+}

@@ -1,0 +1,46 @@
+//! The health-check thread of one run: every interval, exec the probe in the container and report the result.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::SystemTime;
+
+use keel_logs::error_chain;
+use keel_runtime::{Container, Reaper};
+use nix::unistd::Pid;
+
+use super::health::{HealthSettings, ProbeRecord};
+use super::worker::Message;
+
+/// Probes until `stop` is dropped (the run ended) or the worker is gone. The first probe comes one interval
+/// after the start, as with Docker.
+pub(crate) fn spawn_prober(
+    container: Arc<Container>,
+    pid: Pid,
+    settings: HealthSettings,
+    reaper: Arc<Reaper>,
+    worker: Sender<Message>,
+    run: u64,
+    stop: Receiver<()>,
+) {
+    let name = container.name.clone();
+    let spawned = thread::Builder::new().name(format!("health-{name}")).spawn(move || loop {
+        match stop.recv_timeout(settings.interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let start = SystemTime::now();
+        let probe = match container.exec(pid, &settings.argv, &reaper, settings.timeout) {
+            Ok(result) => {
+                ProbeRecord { start, end: SystemTime::now(), exit_code: result.exit_code, output: result.output }
+            }
+            Err(error) => ProbeRecord { start, end: SystemTime::now(), exit_code: -1, output: error_chain(&error) },
+        };
+        if worker.send(Message::Health { run, probe }).is_err() {
+            return;
+        }
+    });
+    if let Err(error) = spawned {
+        log::warn!("{name}: cannot start the health-check thread: {error}");
+    }
+}

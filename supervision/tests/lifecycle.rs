@@ -1,0 +1,119 @@
+//! Supervision around a container's life: stop timeouts, dependency order, health checks, reconciliation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use keel_fixtures::containers::{supervise, user_data, wait_status, TestHost};
+use keel_supervision::health::HealthState;
+use keel_supervision::machine::State;
+
+const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
+
+fn health_of(status: &keel_supervision::ContainerStatus) -> Option<HealthState> {
+    status.health.as_ref().map(|health| health.status)
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_the_stop_timeout() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.trap]\nimage = \"{image}\"\nstop_timeout = 2\nrestart = \"always\"\n\
+         command = [\"sh\", \"-c\", \"trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done\"]\n",
+    );
+    wait_status(&handle, "trap", "running", |status| status.state == State::Running);
+    keel_fixtures::containers::wait_for("the trap to be set", Duration::from_secs(30), || {
+        handle.logs("trap").unwrap().iter().any(|record| record.line == "ready").then_some(())
+    });
+    let started = Instant::now();
+    handle.stop("trap").unwrap();
+    let took = started.elapsed();
+    let status = handle.container("trap").unwrap();
+    assert_eq!((status.state, status.exit_code, status.restart_count), (State::Exited, 137, 0));
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(10), "stop took {took:?}");
+    assert!(handle.logs("trap").unwrap().iter().any(|record| record.line == "got TERM"));
+    handle.shutdown();
+}
+
+#[test]
+fn depends_on_starts_in_order_and_waits_for_health() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.dweb]\nimage = \"{image}\"\ndepends_on = [\"dapi\"]\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n\
+         [containers.dapi]\nimage = \"{image}\"\ndepends_on = [\"ddb\"]\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n\
+         [containers.dapi.healthcheck]\ntest = [\"CMD\", \"true\"]\ninterval = \"300ms\"\n\
+         [containers.ddb]\nimage = \"{image}\"\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let web = wait_status(&handle, "dweb", "running", |status| status.state == State::Running);
+    let api = handle.container("dapi").unwrap();
+    let db = handle.container("ddb").unwrap();
+    let (db_start, api_start, web_start) = (db.started_at.unwrap(), api.started_at.unwrap(), web.started_at.unwrap());
+    assert!(db_start <= api_start, "db before api");
+    let waited = web_start.duration_since(api_start).unwrap();
+    assert!(waited >= Duration::from_millis(300), "web waited for api's first healthy probe ({waited:?})");
+    assert_eq!(health_of(&api), Some(HealthState::Healthy));
+    let names: Vec<String> = handle.status().into_iter().map(|status| status.name).collect();
+    assert_eq!(names, ["ddb", "dapi", "dweb"]);
+    handle.shutdown();
+}
+
+#[test]
+fn health_goes_starting_healthy_unhealthy() {
+    let host = TestHost::new(Path::new(CACHE));
+    let control = host.temp.path().join("control");
+    std::fs::create_dir_all(&control).unwrap();
+    let text = format!(
+        "[containers.hc]\nimage = \"{{image}}\"\nstop_timeout = 1\nrequired = true\ncommand = [\"sleep\", \"1000\"]\n\
+         volumes = [\"{}:/ctl:ro\"]\n\
+         [containers.hc.healthcheck]\ntest = \"test -f /ctl/healthy\"\ninterval = \"200ms\"\ntimeout = \"5s\"\nretries = 2\n",
+        control.display()
+    );
+    let handle = supervise(&host, &text);
+    let running = wait_status(&handle, "hc", "running", |status| status.state == State::Running);
+    assert_eq!(health_of(&running), Some(HealthState::Starting));
+    assert!(running.required);
+    // Failures before the first success count (no start period): two make it unhealthy.
+    let unhealthy = wait_status(&handle, "hc", "unhealthy", |status| health_of(status) == Some(HealthState::Unhealthy));
+    assert!(unhealthy.health.unwrap().failing_streak >= 2);
+    std::fs::write(control.join("healthy"), "").unwrap();
+    let healthy = wait_status(&handle, "hc", "healthy", |status| health_of(status) == Some(HealthState::Healthy));
+    let health = healthy.health.unwrap();
+    assert_eq!(health.failing_streak, 0);
+    assert!(health.log.len() <= 5 && health.log.back().unwrap().exit_code == 0);
+    std::fs::remove_file(control.join("healthy")).unwrap();
+    let again =
+        wait_status(&handle, "hc", "unhealthy again", |status| health_of(status) == Some(HealthState::Unhealthy));
+    assert_eq!(again.state, State::Running, "unhealthy containers keep running, as with Docker");
+    handle.shutdown();
+}
+
+#[test]
+fn reconcile_starts_new_stops_removed_recreates_changed_and_keeps_the_rest() {
+    let host = TestHost::new(Path::new(CACHE));
+    let container = |name: &str, extra: &str| {
+        format!(
+            "[containers.{name}]\nimage = \"{{image}}\"\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n{extra}\n"
+        )
+    };
+    let before = [container("rkeep", ""), container("rchange", "env = { V = \"1\" }"), container("rgone", "")].concat();
+    let handle = supervise(&host, &before);
+    let mut pids = std::collections::BTreeMap::new();
+    for name in ["rkeep", "rchange", "rgone"] {
+        pids.insert(name, wait_status(&handle, name, "running", |status| status.state == State::Running).pid.unwrap());
+    }
+    let after = [container("rkeep", ""), container("rchange", "env = { V = \"2\" }"), container("rnew", "")].concat();
+    let plan = handle.apply(&user_data(&after)).unwrap();
+    assert_eq!(
+        (plan.keep, plan.recreate, plan.remove, plan.create),
+        (vec!["rkeep".into()], vec!["rchange".into()], vec!["rgone".into()], vec!["rnew".into()])
+    );
+    assert!(handle.container("rgone").is_none());
+    assert!(!host.state_dir.join("containers/rgone").exists(), "a removed container's files are deleted");
+    let changed = wait_status(&handle, "rchange", "running again", |status| status.state == State::Running);
+    assert_ne!(changed.pid.unwrap(), pids["rchange"]);
+    wait_status(&handle, "rnew", "running", |status| status.state == State::Running);
+    assert_eq!(handle.container("rkeep").unwrap().pid.unwrap(), pids["rkeep"], "unchanged keeps running");
+    handle.shutdown();
+}

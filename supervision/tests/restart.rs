@@ -1,0 +1,103 @@
+//! Restart policies against real containers: exact restart counts, the backoff between restarts, and manual
+//! stops that survive a supervisor restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use keel_fixtures::containers::{supervise, wait_status, TestHost};
+use keel_logs::LogRecord;
+use keel_supervision::machine::State;
+
+const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// The time between consecutive runs' first output lines, in milliseconds.
+fn gaps_ms(records: &[LogRecord]) -> Vec<u128> {
+    records.windows(2).map(|pair| pair[1].time.duration_since(pair[0].time).unwrap().as_millis()).collect()
+}
+
+#[test]
+fn on_failure_3_restarts_exactly_three_times_with_backoff() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.of3]\nimage = \"{image}\"\nrestart = \"on-failure:3\"\ncommand = [\"sh\", \"-c\", \"echo run; exit 1\"]\n",
+    );
+    let status = wait_status(&handle, "of3", "exited for good", |status| status.state == State::Exited);
+    assert_eq!((status.restart_count, status.exit_code, status.status), (3, 1, "exited"));
+    let runs = handle.logs("of3").unwrap();
+    assert_eq!(runs.len(), 4, "one line per run: {runs:?}");
+    let gaps = gaps_ms(&runs);
+    for (gap, minimum) in gaps.iter().zip([100, 200, 400]) {
+        assert!(*gap >= minimum, "restart gaps {gaps:?} follow 100, 200, 400 ms");
+        assert!(*gap < minimum + 5000, "restart gaps {gaps:?} are not much longer than the backoff");
+    }
+    handle.shutdown();
+}
+
+#[test]
+fn on_failure_ignores_success_and_no_never_restarts() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.of0]\nimage = \"{image}\"\nrestart = \"on-failure\"\ncommand = [\"true\"]\n\
+         [containers.no1]\nimage = \"{image}\"\nrestart = \"no\"\ncommand = [\"false\"]\n",
+    );
+    let success = wait_status(&handle, "of0", "exited", |status| status.state == State::Exited);
+    assert_eq!((success.restart_count, success.exit_code), (0, 0));
+    let failure = wait_status(&handle, "no1", "exited", |status| status.state == State::Exited);
+    assert_eq!((failure.restart_count, failure.exit_code), (0, 1));
+    assert_eq!(handle.logs("no1").unwrap().len(), 0);
+    handle.shutdown();
+}
+
+#[test]
+fn always_restarts_on_success_too() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.alw]\nimage = \"{image}\"\nrestart = \"always\"\ncommand = [\"sh\", \"-c\", \"echo run\"]\n",
+    );
+    wait_status(&handle, "alw", "three restarts", |status| status.restart_count >= 3);
+    let gaps = gaps_ms(&handle.logs("alw").unwrap());
+    assert!(gaps[0] >= 100 && gaps[1] >= 200, "{gaps:?}");
+    handle.shutdown();
+    assert_eq!(handle.status().len(), 0, "shutdown forgets every container");
+}
+
+#[test]
+fn unless_stopped_stays_stopped_after_a_manual_stop_across_supervisor_restarts() {
+    let host = TestHost::new(Path::new(CACHE));
+    let text = "[containers.uls]\nimage = \"{image}\"\nrestart = \"unless-stopped\"\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n\
+                [containers.alws]\nimage = \"{image}\"\nrestart = \"always\"\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n";
+    let handle = supervise(&host, text);
+    for name in ["uls", "alws"] {
+        wait_status(&handle, name, "running", |status| status.state == State::Running);
+        handle.stop(name).unwrap();
+        let status = handle.container(name).unwrap();
+        assert_eq!((status.state, status.stopped_by_user, status.restart_count), (State::Exited, true, 0));
+    }
+    handle.shutdown();
+
+    // A new supervisor on the same state dir: `always` starts again (Docker does at daemon start),
+    // `unless-stopped` remembers the stop.
+    let handle = supervise(&host, text);
+    wait_status(&handle, "alws", "running again", |status| status.state == State::Running);
+    let status = handle.container("uls").unwrap();
+    assert!(status.stopped_by_user);
+    // Give the worker every chance to (wrongly) start it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        assert_ne!(
+            handle.container("uls").unwrap().state,
+            State::Running,
+            "unless-stopped started after a manual stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A manual start clears the stop.
+    handle.start("uls").unwrap();
+    let status = wait_status(&handle, "uls", "running", |status| status.state == State::Running);
+    assert!(!status.stopped_by_user);
+    handle.shutdown();
+}
