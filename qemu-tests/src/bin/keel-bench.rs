@@ -36,6 +36,8 @@ fn main() -> ExitCode {
 fn run() -> Result<()> {
     let artifacts = artifacts::ensure_built().context("locating the keel artifacts")?;
     let kernel = artifacts.kernel_description().context("the kernel the image was built with")?;
+    let pid1 = artifacts::workspace_dir().join("target/x86_64-unknown-linux-musl/release/keel");
+    let pid1_bytes = std::fs::metadata(&pid1).with_context(|| format!("the size of {}", pid1.display()))?.len();
     let workload = Workload::load()?;
     let scratch = tempfile::tempdir().context("creating a temp dir")?;
     let peer_image = peer::ensure_image(&artifacts, &workload).context("the peer image")?;
@@ -171,6 +173,12 @@ fn run() -> Result<()> {
                 peer_image.rootfs_allocated as f64 / MIB,
                 peer_image.packages
             ),
+        },
+        Row {
+            figure: "PID 1 binary (static musl, stripped)",
+            keel: format!("{pid1_bytes} bytes ({:.2} MiB)", pid1_bytes as f64 / MIB),
+            target: "",
+            peer: String::new(),
         },
     ];
     print_table(&rows);
