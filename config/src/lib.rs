@@ -40,7 +40,7 @@ pub mod user_data;
 pub mod values;
 
 pub use api::ApiConfig;
-pub use containers::{ContainerConfig, NetworkMode};
+pub use containers::{ContainerConfig, NetworkMode, Seccomp};
 pub use error::{ConfigError, ConfigErrors};
 pub use host::HostConfig;
 pub use hostname::{validate_hostname, HostnameError, DEFAULT_HOSTNAME};

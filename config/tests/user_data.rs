@@ -137,8 +137,8 @@ fn unknown_keys() {
 }
 
 const CONTAINER_KEYS: &str = "image, entrypoint, command, env, workdir, user, hostname, restart, memory, cpus, \
-cpu_shares, cpuset, pids_limit, ulimits, network, volumes, tmpfs, read_only, cap_add, cap_drop, privileged, devices, \
-labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required";
+cpu_shares, cpuset, pids_limit, ulimits, network, volumes, tmpfs, read_only, cap_add, cap_drop, privileged, seccomp, \
+devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required";
 
 #[test]
 fn wrong_types() {
@@ -152,6 +152,23 @@ fn wrong_types() {
     assert_eq!(
         error("[containers.a]\nimage = \"x\"\ncommand = 5\n"),
         "user-data:3:11: containers.a.command: 5 is not an array of strings (exec form) or a string (run by /bin/sh -c)"
+    );
+}
+
+#[test]
+fn seccomp_is_default_unconfined_or_an_absolute_path() {
+    use keel_config::Seccomp;
+    let seccomp = |value: &str| {
+        let text = format!("[containers.a]\nimage = \"x\"\nseccomp = {value}\n");
+        UserData::parse("user-data", &text).map(|mut data| data.containers.remove("a").unwrap().seccomp)
+    };
+    assert_eq!(seccomp("\"default\"").unwrap(), Seccomp::Default);
+    assert_eq!(seccomp("\"unconfined\"").unwrap(), Seccomp::Unconfined);
+    assert_eq!(seccomp("\"/etc/p.json\"").unwrap(), Seccomp::Profile("/etc/p.json".into()));
+    assert_eq!(
+        error("[containers.a]\nimage = \"x\"\nseccomp = \"p.json\"\n"),
+        "user-data:3:11: containers.a.seccomp: \"p.json\" is not one of default, unconfined or an absolute path to a \
+         JSON profile"
     );
 }
 

@@ -208,6 +208,7 @@ fn container_config(arguments: &Arguments) -> ContainerConfig {
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
         privileged: false,
+        seccomp: Default::default(),
         devices: Vec::new(),
         labels: Default::default(),
         depends_on: Vec::new(),

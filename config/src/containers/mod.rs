@@ -20,7 +20,7 @@ use process::{CommandLine, UserSpec};
 use resources::Resources;
 use restart::{parse_restart_policy, RestartPolicy};
 
-const KEYS: [&str; 29] = [
+const KEYS: [&str; 30] = [
     "image",
     "entrypoint",
     "command",
@@ -42,6 +42,7 @@ const KEYS: [&str; 29] = [
     "cap_add",
     "cap_drop",
     "privileged",
+    "seccomp",
     "devices",
     "labels",
     "depends_on",
@@ -73,6 +74,8 @@ pub struct ContainerConfig {
     pub cap_add: Vec<Capability>,
     pub cap_drop: Vec<Capability>,
     pub privileged: bool,
+    /// The system call filter; `privileged` overrides it with no filter, as Docker does.
+    pub seccomp: Seccomp,
     pub devices: Vec<Device>,
     pub labels: BTreeMap<String, String>,
     pub depends_on: Vec<String>,
@@ -95,6 +98,18 @@ pub enum NetworkMode {
     Host,
     /// A new namespace with only `lo`.
     None,
+}
+
+/// `seccomp`: which system call filter a container gets (Docker's `--security-opt seccomp=…`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Seccomp {
+    /// Docker's default profile, evaluated against the container's capabilities.
+    #[default]
+    Default,
+    /// No filter.
+    Unconfined,
+    /// A profile in Docker's JSON format, read when the container is created. An absolute path.
+    Profile(String),
 }
 
 /// The containers in file order, and the `depends_on` items for the cross-container checks.
@@ -151,6 +166,7 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
         cap_add: capabilities(reader, "cap_add"),
         cap_drop: capabilities(reader, "cap_drop"),
         privileged: bool(reader, "privileged"),
+        seccomp: table.get("seccomp").and_then(|field| reader.parse(&field, parse_seccomp)).unwrap_or_default(),
         devices: table.get("devices").map(|field| reader.parse_array(&field, mounts::parse_device)).unwrap_or_default(),
         labels: table.get("labels").map(|field| labels(reader, &field)).unwrap_or_default(),
         depends_on,
@@ -219,6 +235,15 @@ fn parse_workdir(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err(format!("{text:?} is not an absolute path"))
+    }
+}
+
+fn parse_seccomp(text: &str) -> Result<Seccomp, String> {
+    match text {
+        "default" => Ok(Seccomp::Default),
+        "unconfined" => Ok(Seccomp::Unconfined),
+        path if path.starts_with('/') => Ok(Seccomp::Profile(path.to_owned())),
+        _ => Err(format!("{text:?} is not one of default, unconfined or an absolute path to a JSON profile")),
     }
 }
 
