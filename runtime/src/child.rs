@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 
 use libc::{c_int, c_ulong};
 
+use super::seccomp::SeccompFilters;
 use super::sys::{self, Errno, NullTerminated};
 
 /// Where the host's root is while the container's mounts are made (then detached and removed).
@@ -40,11 +41,12 @@ pub enum Stage {
     Exec,
     JoinNamespace,
     Fork,
+    Seccomp,
 }
 
 impl Stage {
     fn from_u32(value: u32) -> Option<Stage> {
-        const ALL: [Stage; 16] = [
+        const ALL: [Stage; 17] = [
             Stage::JoinCgroup,
             Stage::LoopbackUp,
             Stage::PrivatePropagation,
@@ -61,6 +63,7 @@ impl Stage {
             Stage::Exec,
             Stage::JoinNamespace,
             Stage::Fork,
+            Stage::Seccomp,
         ];
         ALL.into_iter().find(|stage| *stage as u32 == value)
     }
@@ -165,6 +168,8 @@ pub struct ProcessPlan {
     pub no_new_privs: bool,
     /// `(resource, soft, hard)` with RLIM_INFINITY for -1.
     pub rlimits: Vec<(c_int, u64, u64)>,
+    /// Installed last, after `no_new_privs`; `None` runs unconfined.
+    pub seccomp: Option<SeccompFilters>,
 }
 
 /// Everything the container's first process does before exec.
@@ -419,7 +424,7 @@ fn take_stdio(fds: ChildFds) -> ChildFds {
     ChildFds { stdout: 1, stderr: 2, error: 3 }
 }
 
-/// Limits, workdir, capabilities, user and no_new_privs, in the order that keeps each step permitted: rlimits
+/// Limits, workdir, capabilities, user, no_new_privs and the seccomp filter, in the order that keeps each step permitted: rlimits
 /// and the bounding set need privileges the user switch gives up; setuid needs CAP_SETUID, which `cap_drop` may
 /// remove, so the effective set is narrowed only after it.
 fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
@@ -462,6 +467,16 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
         }
     }
     sys::set_umask(0o022);
+    // Last, so that the setup above is not subject to the filter; what follows until execve (setsid, signal
+    // dispositions, execve itself, and init's fork and waits) is allowed by Docker's profile. Filters need
+    // no_new_privs or CAP_SYS_ADMIN, and only privileged containers (never filtered) skip no_new_privs.
+    if let Some(filters) = &process.seccomp {
+        for (index, program) in filters.programs().iter().enumerate() {
+            if let Err(errno) = sys::install_seccomp_filter(program) {
+                fail(error_fd, Stage::Seccomp, index, errno);
+            }
+        }
+    }
 }
 
 /// Starts a new session (the command leads its own process group, as under `docker run`), resets signals and

@@ -10,6 +10,7 @@ use super::cgroup::ContainerCgroup;
 use super::child::{ContainerPlan, ProcessPlan};
 use super::mounts::PathNulError;
 use super::process_spec::{env_value, ProcessSpec};
+use super::seccomp::SeccompFilters;
 use super::users::ResolvedUser;
 
 /// Where the runtime keeps things on the host.
@@ -78,6 +79,8 @@ pub(crate) struct ProcessLimits {
     pub last_capability: u32,
     pub no_new_privs: bool,
     pub rlimits: Vec<(libc::c_int, u64, u64)>,
+    /// `None`: unconfined.
+    pub seccomp: Option<SeccompFilters>,
 }
 
 /// Builds a [`ProcessPlan`].
@@ -111,6 +114,7 @@ pub(crate) fn process_plan(
         last_capability: limits.last_capability,
         no_new_privs: limits.no_new_privs,
         rlimits: limits.rlimits.clone(),
+        seccomp: limits.seccomp.clone(),
     })
 }
 
@@ -149,7 +153,7 @@ mod tests {
     use super::*;
 
     fn limits() -> ProcessLimits {
-        ProcessLimits { capabilities: 0, last_capability: 40, no_new_privs: true, rlimits: vec![] }
+        ProcessLimits { capabilities: 0, last_capability: 40, no_new_privs: true, rlimits: vec![], seccomp: None }
     }
 
     #[test]

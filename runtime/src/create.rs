@@ -18,6 +18,7 @@ use super::host_devices;
 use super::image_config::ImageRunConfig;
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
+use super::seccomp::{self, SeccompError};
 use super::users::{read_merged, resolve_user, view_of, UserError};
 use super::volumes::{ensure_named_volume, VolumeError};
 
@@ -57,6 +58,8 @@ pub enum CreateError {
     },
     #[error(transparent)]
     DeviceFilter(#[from] DeviceFilterError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("container {container}")]
     Path {
         container: String,
@@ -84,6 +87,11 @@ impl Container {
         image_config: &ImageRunConfig,
         dirs: &RuntimeDirs,
     ) -> Result<Container, CreateError> {
+        let last_capability = last_capability();
+        let capabilities =
+            capability_mask(config.privileged, &config.cap_add, &config.cap_drop, last_capability) & own_permitted();
+        // Compiled first (a bad profile leaves nothing behind) and in the parent: the child only installs it.
+        let seccomp_filters = seccomp::container_filters(name, &config.seccomp, config.privileged, capabilities)?;
         let paths = ContainerPaths::new(&dirs.containers_dir, name);
         let create_dir = |path: &Path| {
             fs::create_dir_all(path).map_err(|source| CreateError::CreateDir {
@@ -190,13 +198,12 @@ impl Container {
         planner.dir(&spec.workdir, 0o755).map_err(path_error)?;
         planner.finish(config.privileged, config.read_only).map_err(path_error)?;
 
-        let last_capability = last_capability();
         let limits = ProcessLimits {
-            capabilities: capability_mask(config.privileged, &config.cap_add, &config.cap_drop, last_capability)
-                & own_permitted(),
+            capabilities,
             last_capability,
             no_new_privs: !config.privileged,
             rlimits: rlimits(&config.resources.ulimits),
+            seccomp: seccomp_filters,
         };
         let process = process_plan(&spec.argv, &spec.env, &spec.workdir, &user, &limits).map_err(path_error)?;
 

@@ -12,7 +12,7 @@
 //! PID, UTS and IPC namespaces, and a new network namespace for `network = "none"`. Before exec it joins its
 //! cgroup, mounts the overlay root (image layers plus the container's upper directory) inside its own mount
 //! namespace, pivots into it, builds Docker's `/dev`, `/proc`, `/sys` and the user's mounts, masks Docker's paths,
-//! and drops to the container's capabilities and user. All of that is prepared as a plan in the parent and run
+//! drops to the container's capabilities and user, and installs its seccomp filter last. All of that is prepared as a plan in the parent and run
 //! by allocation-free code in the child ([`child`], [`sys`]). `docs/containers.md` has the whole picture.
 //!
 //! One operation per file: [`create`](Container::create), [`start`](Container::start),
@@ -20,7 +20,7 @@
 //! one [`Reaper`]: whoever owns SIGCHLD (PID 1's main thread, or a polling thread elsewhere) drives it.
 //!
 //! # Current limitations
-//! No user namespaces, no seccomp, no device cgroup, no bridge networking (a container shares the host's network
+//! No user namespaces, no bridge networking (a container shares the host's network
 //! or has only loopback), no TTYs; `docs/containers.md` lists the rest.
 
 mod bpf;
@@ -38,6 +38,7 @@ pub mod mounts;
 pub mod process_spec;
 pub mod reaper;
 pub mod remove;
+pub mod seccomp;
 pub mod start;
 mod sys;
 pub mod users;

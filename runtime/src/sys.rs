@@ -206,6 +206,26 @@ pub fn set_no_new_privs() -> SysResult {
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER)` with a program built before the clone; adds it to the calling thread's
+/// stack of filters. Needs no_new_privs or CAP_SYS_ADMIN.
+pub fn install_seccomp_filter(program: &[seccompiler::sock_filter]) -> SysResult {
+    /// `struct sock_fprog` (linux/filter.h).
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const seccompiler::sock_filter,
+    }
+    // The kernel refuses longer programs itself (EINVAL); this only keeps the length from wrapping.
+    let len = libc::c_ushort::try_from(program.len()).map_err(|_| libc::EINVAL)?;
+    let fprog = SockFprog { len, filter: program.as_ptr() };
+    // SAFETY: `fprog` points at `len` instructions of `program` (seccompiler's `sock_filter` is `#[repr(C)]` with
+    // the layout of linux/filter.h's), both live for the call, and the kernel only copies them in.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as c_ulong, &fprog as *const SockFprog)
+    };
+    check_long(ret).map(drop)
+}
+
 pub fn set_parent_death_signal(signal: c_int) -> SysResult {
     prctl(libc::PR_SET_PDEATHSIG, signal as c_ulong)
 }
