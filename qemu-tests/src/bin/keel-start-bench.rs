@@ -5,7 +5,9 @@
 //! creates the container, runs it and removes it) and runc (`runc run`, which deletes the container after it
 //! exits) plus the overlay runc needs, mounted and unmounted by this bench around each run (as `mount`(2), not a
 //! `mount` process, so runc is charged the syscalls and not an extra exec). Both get new mount, PID, UTS, IPC,
-//! cgroup and network namespaces (only `lo`), a read-only root, /dev/null as stdin and stdout. Besides wall time
+//! cgroup and network namespaces (only `lo`), a read-only root, /dev/null as stdin and stdout, a device cgroup
+//! filter and Docker's default seccomp profile (`runc spec` writes no seccomp section: the bench adds the
+//! profile in the OCI form Docker hands runc, from keel's own copy of it). Besides wall time
 //! the table shows each side's CPU time (its processes' user + system), which the machine's other load does not
 //! inflate.
 //!
@@ -79,6 +81,9 @@ fn run() -> Result<(), Box<dyn Error>> {
     spec["process"]["args"] = serde_json::json!(["/bin/true"]);
     spec["root"]["path"] = scratch.rootfs.display().to_string().into();
     spec["root"]["readonly"] = true.into();
+    // Docker's default profile, as Docker passes it to runc: resolved for Docker's default capabilities (keel's
+    // side runs with them) into the OCI form, which has no includes/excludes.
+    spec["linux"]["seccomp"] = runc_seccomp()?;
     // keel gives every container a cgroup namespace too; runc's default spec does not.
     spec["linux"]["namespaces"]
         .as_array_mut()
@@ -197,15 +202,51 @@ fn run() -> Result<(), Box<dyn Error>> {
     println!(
         "keel: `{} run --network none --read-only IMAGE /bin/true`: reads the image from the store, creates \
          containers/{NAME}/ and one cgroup2 leaf, clones into new mnt/pid/uts/ipc/net/cgroup namespaces, mounts the \
-         overlay of the unpacked layer, pivots, /dev /proc /sys, lo up, execs, waits, removes the dir and cgroup",
+         overlay of the unpacked layer, pivots, /dev /proc /sys, lo up, seccomp (Docker's default profile) and the \
+         device filter, execs, waits, removes the dir and cgroup",
         keel_bin.display()
     );
     println!(
         "runc: mkdir upper+work, mount(2) the overlay of the same layer, `runc run` (Go start-up, re-exec as runc \
-         init, new mnt/pid/uts/ipc/net/cgroup namespaces, {runc_cgroups}, pivots, /dev /proc /sys, lo up, exec, \
-         wait, delete), umount(2), rm -r upper+work"
+         init, new mnt/pid/uts/ipc/net/cgroup namespaces, {runc_cgroups} with its device filter, pivots, /dev /proc \
+         /sys, lo up, seccomp (Docker's default profile, added to `runc spec`'s config.json by this bench; \
+         libseccomp), exec, wait, delete), umount(2), rm -r upper+work"
     );
     Ok(())
+}
+
+/// Docker's default seccomp profile in the OCI runtime spec's form (`linux.seccomp`) for a container with Docker's
+/// default capabilities on amd64, with the architectures Docker lists for it.
+fn runc_seccomp() -> Result<serde_json::Value, Box<dyn Error>> {
+    let profile = keel_runtime::seccomp::docker_default();
+    let capabilities = keel_runtime::capabilities::capability_mask(false, &[], &[], 40);
+    let context = keel_runtime::seccomp::profile::Context {
+        capabilities,
+        arch: "amd64",
+        kernel: keel_runtime::seccomp::profile::running_kernel(),
+    };
+    let syscalls: Vec<serde_json::Value> = profile
+        .applicable(&context)?
+        .into_iter()
+        .map(|rule| {
+            let args: Vec<serde_json::Value> = rule
+                .args
+                .iter()
+                .map(|arg| serde_json::json!({"index": arg.index, "value": arg.value, "valueTwo": arg.value_two, "op": arg.op}))
+                .collect();
+            let mut entry = serde_json::json!({"names": rule.all_names().collect::<Vec<_>>(), "action": rule.action, "args": args});
+            if let Some(errno) = rule.errno_ret {
+                entry["errnoRet"] = errno.into();
+            }
+            entry
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "defaultAction": profile.default_action,
+        "defaultErrnoRet": profile.default_errno_ret,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": syscalls,
+    }))
 }
 
 /// `KEEL_BIN`, else the musl release build `make` ships, else the host release build.

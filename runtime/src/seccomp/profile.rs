@@ -241,38 +241,58 @@ fn applies(at: &str, rule: &SyscallRule, context: &Context) -> Result<bool, Prof
     Ok(true)
 }
 
+impl SyscallRule {
+    /// `names` and the older `name`.
+    pub fn all_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str).chain(Some(self.name.as_str()).filter(|name| !name.is_empty()))
+    }
+}
+
 impl Profile {
-    /// Evaluates the profile for a container; `syscall_number` resolves names for the host architecture.
-    pub fn rules(
-        &self,
-        context: &Context,
-        syscall_number: impl Fn(&str) -> Option<i64>,
-    ) -> Result<Rules, ProfileError> {
+    /// Checks every entry and returns the ones that apply in `context` (for a runtime that takes the OCI form,
+    /// which has no `includes`/`excludes`, such as runc in the start bench).
+    pub fn applicable(&self, context: &Context) -> Result<Vec<&SyscallRule>, ProfileError> {
+        self.check()?;
+        let mut applicable = Vec::new();
+        for (position, rule) in self.syscalls.iter().enumerate() {
+            let at = format!("syscalls[{position}]");
+            action(&at, &rule.action, rule.errno_ret)?;
+            for arg in &rule.args {
+                condition(&at, arg)?;
+            }
+            if rule.all_names().next().is_none() {
+                return Err(ProfileError::NoNames { at });
+            }
+            if applies(&at, rule, context)? {
+                applicable.push(rule);
+            }
+        }
+        Ok(applicable)
+    }
+
+    fn check(&self) -> Result<(), ProfileError> {
         if !self.flags.is_empty() {
             return Err(ProfileError::Unsupported { what: format!("flags {:?}", self.flags) });
         }
         if !self.listener_path.is_empty() {
             return Err(ProfileError::Unsupported { what: "listenerPath (SCMP_ACT_NOTIFY)".to_owned() });
         }
+        action("defaultAction", &self.default_action, self.default_errno_ret).map(drop)
+    }
+
+    /// Evaluates the profile for a container; `syscall_number` resolves names for the host architecture. Every
+    /// entry is checked, applying or not: a wrong profile is wrong on every host.
+    pub fn rules(
+        &self,
+        context: &Context,
+        syscall_number: impl Fn(&str) -> Option<i64>,
+    ) -> Result<Rules, ProfileError> {
         let default = action("defaultAction", &self.default_action, self.default_errno_ret)?;
         let mut rules = Vec::new();
-        for (position, rule) in self.syscalls.iter().enumerate() {
-            let at = format!("syscalls[{position}]");
-            // Checked on every entry, applying or not: a wrong profile is wrong on every host.
+        for (position, rule) in self.applicable(context)?.into_iter().enumerate() {
+            let at = format!("applicable rule {position}");
             let rule_action = action(&at, &rule.action, rule.errno_ret)?;
             let conditions = rule.args.iter().map(|arg| condition(&at, arg)).collect::<Result<Vec<_>, _>>()?;
-            let names: Vec<&str> = rule
-                .names
-                .iter()
-                .map(String::as_str)
-                .chain(Some(rule.name.as_str()).filter(|n| !n.is_empty()))
-                .collect();
-            if names.is_empty() {
-                return Err(ProfileError::NoNames { at });
-            }
-            if !applies(&at, rule, context)? {
-                continue;
-            }
             let same_index_twice =
                 conditions.iter().enumerate().any(|(i, a)| conditions[..i].iter().any(|b| b.index == a.index));
             let groups: Vec<Vec<Condition>> = if same_index_twice {
@@ -280,7 +300,7 @@ impl Profile {
             } else {
                 vec![conditions]
             };
-            for syscall in names.iter().filter_map(|name| syscall_number(name)) {
+            for syscall in rule.all_names().filter_map(&syscall_number) {
                 for group in &groups {
                     rules.push(Rule { syscall, action: rule_action.clone(), conditions: group.clone() });
                 }
