@@ -82,6 +82,22 @@ fn cap_sys_admin_opens_the_conditional_rules_as_in_docker() {
 }
 
 #[test]
+fn exec_probes_run_under_the_containers_filter() {
+    let host = TestHost::new(Path::new(CACHE));
+    let container = create(&host, "probe", &config("probe", "sleep 30", "")).unwrap();
+    let reaper = reaper();
+    let running = container.start(&reaper).unwrap();
+    let argv = ["unshare".to_owned(), "-U".to_owned(), "true".to_owned()];
+    let result = container.exec(running.pid, &argv, &reaper, Duration::from_secs(20)).unwrap();
+    keel_runtime::kill_container("probe", running.pid, libc::SIGKILL).unwrap();
+    running.exit.recv_timeout(Duration::from_secs(20)).unwrap();
+    let dirs = host.runtime_dirs();
+    keel_runtime::remove_container(&dirs.containers_dir, "probe", dirs.cgroup_root.as_deref()).unwrap();
+    assert_ne!(result.exit_code, 0, "the probe got a user namespace: {}", result.output);
+    assert!(result.output.contains("Operation not permitted"), "{}", result.output);
+}
+
+#[test]
 fn a_json_profile_answers_with_its_own_errno() {
     let host = TestHost::new(Path::new(CACHE));
     let profile = host.temp.path().join("no-mkdir.json");
