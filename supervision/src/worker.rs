@@ -33,7 +33,7 @@ pub(crate) enum Message {
     },
     Stop {
         by_user: bool,
-        done: Option<Sender<()>>,
+        done: Sender<()>,
     },
     Restart {
         done: Sender<()>,
@@ -214,9 +214,7 @@ impl Worker {
                 Ok(Message::Stop { by_user, done }) => {
                     self.machine.stopped_by_user |= by_user;
                     self.publish();
-                    if let Some(done) = done {
-                        let _ = done.send(());
-                    }
+                    let _ = done.send(());
                     return false;
                 }
                 // A start asked for while waiting is the start already pending.
@@ -236,7 +234,7 @@ impl Worker {
         match message {
             Message::Start { manual } => self.apply(Event::Start { manual }),
             Message::Stop { by_user, done } => {
-                self.stop_waiters.extend(done);
+                self.stop_waiters.push(done);
                 self.apply(Event::Stop { by_user });
             }
             Message::Restart { done } => {
