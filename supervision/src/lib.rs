@@ -142,6 +142,16 @@ impl Shared {
         self.containers.get(name).is_some_and(|entry| lock(&entry.status).is_ready())
     }
 
+    /// Tells every worker whose container depends on `name` that `name`'s readiness changed. Called after the
+    /// change is in `name`'s status, so a dependent registered too late to be told sees the change when it looks.
+    pub(crate) fn notify_dependents(&self, name: &str) {
+        for entry in self.containers.snapshot().by_name.values() {
+            if entry.definition.config.depends_on.iter().any(|dependency| dependency == name) {
+                let _ = entry.sender.send(Message::DependencyChanged);
+            }
+        }
+    }
+
     fn set_registries(&self, user_data: &UserData) {
         let settings: HashMap<String, RegistrySettings> = user_data
             .registries
