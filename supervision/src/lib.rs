@@ -14,9 +14,13 @@
 //! [`Reaper`] (whoever owns SIGCHLD drives it), forwarded per run. [`SupervisorHandle`] is what PID 1 and
 //! `keel supervise` hold. `docs/containers.md` has the state table and the timings.
 //!
+//! Readers never wait on writers: `status`, `container` and `logs` read a snapshot of the containers
+//! (`registry.rs`) that `apply` and `shutdown` replace whole, and never hold a lock across a stop. Every wait for a
+//! worker (`stop`, `restart`, a stop inside `apply` or `shutdown`) is bounded by the container's stop timeout plus
+//! a margin.
+//!
 //! # Current limitations
-//! No Docker API server yet, no per-container log files (an in-memory buffer only), no events stream; a worker's
-//! state reaches the rest through a shared status that readers lock, not through the machine alone.
+//! No Docker API server yet, no per-container log files (an in-memory buffer only), no events stream.
 
 pub mod backoff;
 pub mod health;
@@ -24,18 +28,19 @@ mod images;
 pub mod machine;
 mod probe;
 pub mod reconcile;
+mod registry;
 pub mod state_file;
 pub mod status;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use keel_config::UserData;
+use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
 use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
@@ -45,6 +50,7 @@ pub use reconcile::{Definition, ReconcilePlan};
 pub use status::ContainerStatus;
 
 use reconcile::plan;
+use registry::{Containers, Entry};
 use worker::{Message, Worker};
 
 /// Where the supervisor keeps things and how it reports.
@@ -97,6 +103,19 @@ pub enum SupervisorError {
         #[source]
         source: std::io::Error,
     },
+    #[error("container {name}: not stopped within {bound:?}")]
+    StopTimedOut { name: String, bound: Duration },
+    #[error("container {name}: not restarted within {bound:?}")]
+    RestartTimedOut { name: String, bound: Duration },
+}
+
+/// How long a stop may take beyond the container's stop timeout: the SIGKILL, the exit reaching the worker and,
+/// for a restart, the new start. Past it the caller gets an error rather than waiting on a stuck container.
+const STOP_MARGIN: Duration = Duration::from_secs(30);
+
+/// The longest a caller waits for `config`'s container to stop (or restart).
+fn stop_bound(config: &ContainerConfig) -> Duration {
+    Duration::from_secs(u64::from(config.stop_timeout)) + STOP_MARGIN
 }
 
 /// What the workers share.
@@ -106,7 +125,7 @@ pub(crate) struct Shared {
     pub reaper: Arc<Reaper>,
     pub sinks: Arc<Vec<Arc<dyn LogSink>>>,
     registry: RwLock<Arc<RegistryClient>>,
-    statuses: Mutex<BTreeMap<String, Arc<Mutex<ContainerStatus>>>>,
+    pub containers: Containers,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,8 +139,17 @@ impl Shared {
 
     /// Whether container `name` is running and, if it has a health check, healthy.
     pub(crate) fn is_ready(&self, name: &str) -> bool {
-        let status = lock(&self.statuses).get(name).cloned();
-        status.is_some_and(|status| lock(&status).is_ready())
+        self.containers.get(name).is_some_and(|entry| lock(&entry.status).is_ready())
+    }
+
+    /// Tells every worker whose container depends on `name` that `name`'s readiness changed. Called after the
+    /// change is in `name`'s status, so a dependent registered too late to be told sees the change when it looks.
+    pub(crate) fn notify_dependents(&self, name: &str) {
+        for entry in self.containers.snapshot().by_name.values() {
+            if entry.definition.config.depends_on.iter().any(|dependency| dependency == name) {
+                let _ = entry.sender.send(Message::DependencyChanged);
+            }
+        }
     }
 
     fn set_registries(&self, user_data: &UserData) {
@@ -142,25 +170,16 @@ impl Shared {
     }
 }
 
-struct WorkerHandle {
-    sender: Sender<Message>,
-    thread: JoinHandle<()>,
-    status: Arc<Mutex<ContainerStatus>>,
-    logs: Arc<LogBuffer>,
-    definition: Definition,
-}
-
-#[derive(Default)]
-struct Workers {
-    /// Start order of the current config.
-    order: Vec<String>,
-    by_name: BTreeMap<String, WorkerHandle>,
-}
-
 /// The running supervisor. Dropping it leaves containers running; call [`SupervisorHandle::shutdown`].
+///
+/// Readers ([`status`](Self::status), [`container`](Self::container), [`logs`](Self::logs)) answer from a
+/// snapshot and never wait on a writer; [`apply`](Self::apply) and [`shutdown`](Self::shutdown) take turns;
+/// [`stop`](Self::stop) and [`restart`](Self::restart) wait for their container only, and only so long.
 pub struct SupervisorHandle {
     shared: Arc<Shared>,
-    workers: Mutex<Workers>,
+    /// The worker threads, to join once stopped. Held by `apply` and `shutdown` for their whole run, which
+    /// serialises them; readers never take it.
+    threads: Mutex<BTreeMap<String, JoinHandle<()>>>,
 }
 
 /// Entry point for PID 1 and `keel supervise`.
@@ -208,9 +227,9 @@ impl Supervisor {
             reaper,
             sinks: Arc::new(sinks),
             registry: RwLock::new(Arc::new(RegistryClient::new(HashMap::new()))),
-            statuses: Mutex::new(BTreeMap::new()),
+            containers: Containers::default(),
         });
-        let handle = SupervisorHandle { shared, workers: Mutex::new(Workers::default()) };
+        let handle = SupervisorHandle { shared, threads: Mutex::new(BTreeMap::new()) };
         handle.apply(user_data)?;
         Ok(handle)
     }
@@ -218,16 +237,18 @@ impl Supervisor {
 
 impl SupervisorHandle {
     /// Reconciles with `user_data`: removed containers are stopped (reverse order) and deleted, changed ones
-    /// (config or image digest) recreated, new ones started in dependency order, the rest left running.
+    /// (config or image digest) recreated, new ones started in dependency order, the rest left running. A second
+    /// `apply` (or `shutdown`) waits for this one; readers do not.
     pub fn apply(&self, user_data: &UserData) -> Result<ReconcilePlan, SupervisorError> {
+        let mut threads = lock(&self.threads);
         self.shared.set_registries(user_data);
-        let mut workers = lock(&self.workers);
-        let current: BTreeMap<String, Definition> = workers
+        let registry = self.shared.containers.snapshot();
+        let current: BTreeMap<String, Definition> = registry
             .by_name
             .iter()
-            .map(|(name, worker)| {
-                let mut definition = worker.definition.clone();
-                if let Some(digest) = lock(&worker.status).image_digest.clone() {
+            .map(|(name, entry)| {
+                let mut definition = entry.definition.clone();
+                if let Some(digest) = lock(&entry.status).image_digest.clone() {
                     definition.image_digest = Some(digest);
                 }
                 (name.clone(), definition)
@@ -247,121 +268,138 @@ impl SupervisorHandle {
             })
             .collect();
         let plan = plan(&current, &desired);
-        let old_order = workers.order.clone();
-        for name in old_order.iter().rev() {
-            if plan.remove.contains(name) || plan.recreate.contains(name) {
-                if let Some(worker) = workers.by_name.remove(name) {
-                    log::info!(
-                        "{name}: {}",
-                        if plan.remove.contains(name) { "removed from the config" } else { "changed; recreating" }
-                    );
-                    self.stop_worker(name, worker, true);
-                }
+        for name in registry.names().iter().rev() {
+            let removed = plan.remove.contains(name);
+            if !(removed || plan.recreate.contains(name)) {
+                continue;
             }
+            log::info!("{name}: {}", if removed { "removed from the config" } else { "changed; recreating" });
+            self.retire(name, threads.remove(name), true);
         }
         let order = user_data.start_order();
+        self.shared.containers.update(|registry| registry.order.clone_from(&order));
         for name in &order {
             if !(plan.create.contains(name) || plan.recreate.contains(name)) {
                 continue;
             }
             let Some(definition) = desired.get(name) else { continue };
-            let worker = self.spawn_worker(name, definition.clone())?;
-            workers.by_name.insert(name.clone(), worker);
+            let thread = self.spawn_worker(name, definition.clone())?;
+            threads.insert(name.clone(), thread);
         }
-        workers.order = order;
         Ok(plan)
     }
 
-    fn spawn_worker(&self, name: &str, definition: Definition) -> Result<WorkerHandle, SupervisorError> {
+    fn spawn_worker(&self, name: &str, definition: Definition) -> Result<JoinHandle<()>, SupervisorError> {
         let config = &definition.config;
         let status = Arc::new(Mutex::new(ContainerStatus::new(name, &config.image, config.restart, config.required)));
         let logs = Arc::new(LogBuffer::default());
-        lock(&self.shared.statuses).insert(name.to_owned(), Arc::clone(&status));
         let (worker, sender) =
             Worker::new(name, config.clone(), Arc::clone(&self.shared), Arc::clone(&status), Arc::clone(&logs));
-        let thread = thread::Builder::new()
-            .name(format!("container-{name}"))
-            .spawn(move || worker.run())
-            .map_err(|source| SupervisorError::SpawnWorker { name: name.to_owned(), source })?;
-        Ok(WorkerHandle { sender, thread, status, logs, definition })
+        // In the registry before its thread runs, so that no readiness change of a dependency can pass unseen:
+        // the dependency either finds this worker to tell, or was ready before the worker first looked.
+        let entry = Arc::new(Entry { sender, status, logs, definition });
+        self.shared.containers.update(|registry| {
+            registry.by_name.insert(name.to_owned(), entry);
+        });
+        thread::Builder::new().name(format!("container-{name}")).spawn(move || worker.run()).map_err(|source| {
+            self.shared.containers.update(|registry| {
+                registry.by_name.remove(name);
+            });
+            SupervisorError::SpawnWorker { name: name.to_owned(), source }
+        })
     }
 
-    /// Stops a worker's container for good and waits, bounded by its stop timeout plus a margin.
-    fn stop_worker(&self, name: &str, worker: WorkerHandle, remove: bool) {
+    /// Stops a worker's container for good (deleting its files with `remove`), waits, bounded by its stop timeout
+    /// plus a margin, then forgets it. Readers see it as stopping meanwhile.
+    fn retire(&self, name: &str, thread: Option<JoinHandle<()>>, remove: bool) {
+        let Some(entry) = self.shared.containers.get(name) else { return };
         let (done, finished) = channel();
-        if worker.sender.send(Message::Shutdown { remove, done }).is_ok() {
-            let bound = Duration::from_secs(u64::from(worker.definition.config.stop_timeout) + 30);
-            if finished.recv_timeout(bound).is_err() {
+        let mut stopped = true;
+        if entry.sender.send(Message::Shutdown { remove, done }).is_ok() {
+            let bound = stop_bound(&entry.definition.config);
+            if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(bound) {
+                // Left to finish on its own: joining would wait without bound.
                 log::warn!("{name}: did not stop within {bound:?}");
-                return;
+                stopped = false;
             }
         }
-        let _ = worker.thread.join();
-        if remove {
-            lock(&self.shared.statuses).remove(name);
+        if let Some(thread) = thread.filter(|_| stopped) {
+            let _ = thread.join();
         }
+        self.shared.containers.update(|registry| {
+            registry.by_name.remove(name);
+            registry.order.retain(|other| other != name);
+        });
     }
 
     /// Every container's status, in start order.
     pub fn status(&self) -> Vec<ContainerStatus> {
-        let workers = lock(&self.workers);
-        workers
-            .order
+        let registry = self.shared.containers.snapshot();
+        registry
+            .names()
             .iter()
-            .filter_map(|name| workers.by_name.get(name))
-            .map(|worker| lock(&worker.status).clone())
+            .filter_map(|name| registry.by_name.get(name))
+            .map(|entry| lock(&entry.status).clone())
             .collect()
     }
 
     /// One container's status.
     pub fn container(&self, name: &str) -> Option<ContainerStatus> {
-        lock(&self.workers).by_name.get(name).map(|worker| lock(&worker.status).clone())
+        self.shared.containers.get(name).map(|entry| lock(&entry.status).clone())
     }
 
     /// A container's buffered output, oldest first.
     pub fn logs(&self, name: &str) -> Option<Vec<LogRecord>> {
-        lock(&self.workers).by_name.get(name).map(|worker| worker.logs.records())
+        self.shared.containers.get(name).map(|entry| entry.logs.records())
     }
 
-    fn send(&self, name: &str, message: Message) -> Result<(), SupervisorError> {
-        let workers = lock(&self.workers);
-        let worker =
-            workers.by_name.get(name).ok_or_else(|| SupervisorError::UnknownContainer { name: name.to_owned() })?;
-        worker.sender.send(message).map_err(|_| SupervisorError::WorkerGone { name: name.to_owned() })
+    fn entry(&self, name: &str) -> Result<Arc<Entry>, SupervisorError> {
+        self.shared.containers.get(name).ok_or_else(|| SupervisorError::UnknownContainer { name: name.to_owned() })
+    }
+
+    fn send(&self, name: &str, entry: &Entry, message: Message) -> Result<(), SupervisorError> {
+        entry.sender.send(message).map_err(|_| SupervisorError::WorkerGone { name: name.to_owned() })
     }
 
     /// `docker stop`: stop signal, stop timeout, SIGKILL; remembered as a manual stop (no restart; an
-    /// `unless-stopped` container stays stopped across supervisor restarts). Returns when it has stopped.
+    /// `unless-stopped` container stays stopped across supervisor restarts). Returns when it has stopped, or
+    /// [`SupervisorError::StopTimedOut`] after its stop timeout plus a margin.
     pub fn stop(&self, name: &str) -> Result<(), SupervisorError> {
+        let entry = self.entry(name)?;
         let (done, stopped) = channel();
-        self.send(name, Message::Stop { by_user: true, done: Some(done) })?;
-        stopped.recv().map_err(|_| SupervisorError::WorkerGone { name: name.to_owned() })
+        self.send(name, &entry, Message::Stop { by_user: true, done })?;
+        let bound = stop_bound(&entry.definition.config);
+        stopped.recv_timeout(bound).map_err(|error| match error {
+            RecvTimeoutError::Timeout => SupervisorError::StopTimedOut { name: name.to_owned(), bound },
+            RecvTimeoutError::Disconnected => SupervisorError::WorkerGone { name: name.to_owned() },
+        })
     }
 
     /// `docker start`: starts it again, resetting the restart count and the manual stop.
     pub fn start(&self, name: &str) -> Result<(), SupervisorError> {
-        self.send(name, Message::Start { manual: true })
+        let entry = self.entry(name)?;
+        self.send(name, &entry, Message::Start { manual: true })
     }
 
-    /// `docker restart`: stop (as above, but not a manual stop), then start. Returns once started.
+    /// `docker restart`: stop (as above, but not a manual stop), then start. Returns once started, or
+    /// [`SupervisorError::RestartTimedOut`] after its stop timeout plus a margin.
     pub fn restart(&self, name: &str) -> Result<(), SupervisorError> {
+        let entry = self.entry(name)?;
         let (done, restarted) = channel();
-        self.send(name, Message::Restart { done })?;
-        restarted.recv().map_err(|_| SupervisorError::WorkerGone { name: name.to_owned() })
+        self.send(name, &entry, Message::Restart { done })?;
+        let bound = stop_bound(&entry.definition.config);
+        restarted.recv_timeout(bound).map_err(|error| match error {
+            RecvTimeoutError::Timeout => SupervisorError::RestartTimedOut { name: name.to_owned(), bound },
+            RecvTimeoutError::Disconnected => SupervisorError::WorkerGone { name: name.to_owned() },
+        })
     }
 
     /// Stops every container in reverse dependency order, each bounded by its stop timeout. Not a manual stop:
-    /// containers start again with the next supervisor.
+    /// containers start again with the next supervisor. Readers see them stopping, then none.
     pub fn shutdown(&self) {
-        let mut workers = lock(&self.workers);
-        let order = std::mem::take(&mut workers.order);
-        for name in order.iter().rev() {
-            if let Some(worker) = workers.by_name.remove(name) {
-                self.stop_worker(name, worker, false);
-            }
-        }
-        for (name, worker) in std::mem::take(&mut workers.by_name) {
-            self.stop_worker(&name, worker, false);
+        let mut threads = lock(&self.threads);
+        for name in self.shared.containers.snapshot().names().iter().rev() {
+            self.retire(name, threads.remove(name), false);
         }
     }
 }
