@@ -3,12 +3,10 @@
 //! disk" is a loop device over a small file that the test creates and detaches again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
 use keel_config::UserData;
-use keel_fixtures::containers::{busybox_archive, reaper, TestHost};
+use keel_fixtures::containers::{busybox_archive, Outcome, TestHost};
 use keel_fixtures::devices::{image_with_block_node, LoopDevice};
 use keel_images::ImageReference;
 use keel_runtime::Container;
@@ -17,31 +15,9 @@ const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const SECRET: &[u8] = b"keel host disk: secret bytes\n";
 const EPERM: &str = "Operation not permitted";
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs a shell script in a new container of `image` with `extra` TOML keys.
 fn shell(host: &TestHost, image: &ImageReference, script: &str, extra: &str) -> Outcome {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!("dev{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let command = serde_json::to_string(&["sh", "-c", script]).unwrap();
-    let text = format!("[containers.{name}]\nimage = \"{image}\"\ncommand = {command}\n{extra}");
-    let config = UserData::parse("test", &text).unwrap().containers.remove(&name).unwrap();
-    let stored = host.store.image(image).unwrap();
-    let image_config = host.run_config(&stored);
-    let dirs = host.runtime_dirs();
-    let container = Container::create(&name, &config, &stored.layer_dirs, &image_config, &dirs).unwrap();
-    let mut running = container.start(&reaper()).unwrap();
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    running.stdout.read_to_string(&mut stdout).unwrap();
-    running.stderr.read_to_string(&mut stderr).unwrap();
-    let status = running.exit.recv_timeout(Duration::from_secs(60)).unwrap();
-    keel_runtime::remove_container(&dirs.containers_dir, &name, dirs.cgroup_root.as_deref()).unwrap();
-    Outcome { code: status.code(), stdout, stderr }
+    host.shell_in(image, "dev", script, extra)
 }
 
 fn secret_text() -> &'static str {

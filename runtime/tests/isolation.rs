@@ -2,48 +2,24 @@
 //! environment and workdir. Each test runs one container straight through `Container::create` + `start`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
 use keel_config::UserData;
-use keel_fixtures::containers::{reaper, TestHost};
+use keel_fixtures::containers::{reaper, Outcome, TestHost};
 use keel_runtime::Container;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs container `t` with `image = busybox` plus `extra` TOML keys and returns how it ended.
-fn run(host: &TestHost, extra: &str) -> Outcome {
-    // Tests run in parallel and share the cgroup root: each container gets its own name.
+/// Runs container `t<n>` (host name `t`) of the busybox image with `keys` and returns how it ended.
+fn run(host: &TestHost, keys: &str) -> Outcome {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let name = format!("t{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let text =
-        format!("[containers.{name}]\nimage = \"{}\"\nhostname = \"t\"\n{extra}", keel_fixtures::containers::BUSYBOX);
-    let config = UserData::parse("test", &text).unwrap().containers.remove(&name).unwrap();
-    let image = host.store.image(&host.busybox()).unwrap();
-    let image_config = host.run_config(&image);
-    let container = Container::create(&name, &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
-    let reaper = reaper();
-    let mut running = container.start(&reaper).unwrap();
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    running.stdout.read_to_string(&mut stdout).unwrap();
-    running.stderr.read_to_string(&mut stderr).unwrap();
-    let status = running.exit.recv_timeout(Duration::from_secs(60)).unwrap();
-    let dirs = host.runtime_dirs();
-    keel_runtime::remove_container(&dirs.containers_dir, &name, dirs.cgroup_root.as_deref()).unwrap();
-    Outcome { code: status.code(), stdout, stderr }
+    host.run_to_exit(&name, &host.busybox(), &format!("hostname = \"t\"\n{keys}"))
 }
 
-fn shell(host: &TestHost, script: &str, extra: &str) -> Outcome {
+fn shell(host: &TestHost, script: &str, keys: &str) -> Outcome {
     let command = serde_json::to_string(&["sh", "-c", script]).unwrap();
-    run(host, &format!("command = {command}\n{extra}"))
+    run(host, &format!("command = {command}\n{keys}"))
 }
 
 #[test]

@@ -4,21 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::error::Error;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use keel_config::{ContainerConfig, Seccomp, UserData};
-use keel_fixtures::containers::{reaper, TestHost};
+use keel_fixtures::containers::{reaper, Outcome, TestHost};
 use keel_runtime::{Container, CreateError};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
 
 fn config(name: &str, script: &str, extra: &str) -> ContainerConfig {
     let command = serde_json::to_string(&["sh", "-c", script]).unwrap();
@@ -36,19 +29,7 @@ fn create(host: &TestHost, name: &str, config: &ContainerConfig) -> Result<Conta
 
 /// Runs `script` in a busybox container with `extra` TOML keys.
 fn shell(host: &TestHost, script: &str, extra: &str) -> Outcome {
-    // Tests run in parallel and share the cgroup root: each container gets its own name.
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!("s{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let container = create(host, &name, &config(&name, script, extra)).unwrap();
-    let mut running = container.start(&reaper()).unwrap();
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    running.stdout.read_to_string(&mut stdout).unwrap();
-    running.stderr.read_to_string(&mut stderr).unwrap();
-    let status = running.exit.recv_timeout(Duration::from_secs(60)).unwrap();
-    let dirs = host.runtime_dirs();
-    keel_runtime::remove_container(&dirs.containers_dir, &name, dirs.cgroup_root.as_deref()).unwrap();
-    Outcome { code: status.code(), stdout, stderr }
+    host.shell("s", script, extra)
 }
 
 /// `unshare(CLONE_NEWUSER)` needs no capability from the kernel: only the filter stands in its way.
