@@ -27,7 +27,8 @@ impl Digest {
         &self.hex
     }
 
-    /// The first 12 hex characters: short enough to keep overlayfs `lowerdir=` strings small (trap 9).
+    /// The first 12 hex characters: for readable temp and log names only, never an identity (a 48-bit prefix
+    /// collision can be made).
     pub fn short(&self) -> &str {
         &self.hex[..12]
     }

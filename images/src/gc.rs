@@ -77,7 +77,7 @@ impl ImageStore {
         Ok(report)
     }
 
-    /// Blobs reachable from the tags (indexes, manifests, configs, layers) and the short ids of their layers.
+    /// Blobs reachable from the tags (indexes, manifests, configs, layers) and the directory names (full diff_id hex) of their layers.
     fn reachable(&self) -> Result<(HashSet<Digest>, HashSet<String>), GcError> {
         let mut blobs = HashSet::new();
         let mut layers = HashSet::new();
@@ -99,7 +99,7 @@ impl ImageStore {
                 Ok(ManifestKind::Image(manifest)) => {
                     blobs.extend(manifest.layers.into_iter().map(|layer| layer.digest));
                     if let Ok(config) = self.read_config(&manifest.config.digest) {
-                        layers.extend(config.rootfs.diff_ids.iter().map(|diff_id| diff_id.short().to_string()));
+                        layers.extend(config.rootfs.diff_ids.iter().map(|diff_id| diff_id.hex().to_string()));
                     }
                     blobs.insert(manifest.config.digest);
                 }

@@ -8,7 +8,7 @@
 //!
 //! # Design
 //! The store is an OCI image layout (`skopeo` and `umoci` read it) plus a directory of unpacked layers, one per
-//! `diff_id`, named by its first 12 hex digits. A pull streams each layer once: the compressed bytes are hashed
+//! `diff_id`, named by its 64 hex digits. A pull streams each layer once: the compressed bytes are hashed
 //! and written to a temp blob file while they are decompressed, hashed again (the `diff_id`) and extracted into a
 //! temp layer directory; both only become visible (renamed) when both digests match. Manifests and configs are
 //! written after all layers, and the tag last, so a failed pull never leaves a half image behind.

@@ -134,13 +134,18 @@ impl ImageStore {
         self.layout.blob_path(digest)
     }
 
-    /// Where the layer with this `diff_id` is (or will be) unpacked.
+    /// Where the layer with this `diff_id` is (or will be) unpacked: the full 64 hex digits, so no image can name
+    /// another image's layer by a prefix. Only `unpack` creates such a name, by renaming a directory whose
+    /// uncompressed stream it has just hashed to this `diff_id`: the rename is the commit, and a directory there
+    /// is one keel completed for exactly this digest. Stores from before used 12-digit names; nothing reads
+    /// them now, GC removes them and the layers unpack again from their stored blobs.
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
-        self.layers_root.join(diff_id.short())
+        self.layers_root.join(diff_id.hex())
     }
 
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_dir(diff_id).is_dir()
+        // Not through a symlink: a layer is a directory keel renamed into place, nothing else.
+        fs::symlink_metadata(self.layer_dir(diff_id)).is_ok_and(|metadata| metadata.is_dir())
     }
 
     /// Reads a small blob (manifest, config) whole.
@@ -246,7 +251,8 @@ impl ImageStore {
 
     /// Whether the image is tagged and all its layers are unpacked.
     pub fn is_complete(&self, reference: &ImageReference) -> bool {
-        self.image(reference).is_ok_and(|image| image.layer_dirs.iter().all(|dir| dir.is_dir()))
+        self.image(reference)
+            .is_ok_and(|image| image.config.rootfs.diff_ids.iter().all(|diff_id| self.has_layer(diff_id)))
     }
 
     /// Loads a tagged image: manifest, config and layer directories.
@@ -300,5 +306,27 @@ pub fn verify(
             Err(StoreError::SizeMismatch { digest: expected.clone(), expected: size, actual: actual_size })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn digests_sharing_a_12_digit_prefix_get_different_layer_dirs() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&temp.path().join("images"), &temp.path().join("layers")).unwrap();
+        let prefix = "0123456789ab";
+        let one: Digest = format!("sha256:{prefix}{}", "0".repeat(52)).parse().unwrap();
+        let other: Digest = format!("sha256:{prefix}{}", "1".repeat(52)).parse().unwrap();
+        assert_eq!(one.short(), other.short());
+        assert_ne!(store.layer_dir(&one), store.layer_dir(&other));
+        assert_eq!(store.layer_dir(&one), temp.path().join("layers").join(one.hex()));
+        // A directory under one name says nothing about the other digest.
+        fs::create_dir(store.layer_dir(&one)).unwrap();
+        assert!(store.has_layer(&one) && !store.has_layer(&other));
     }
 }

@@ -184,14 +184,24 @@ pub(crate) fn store_layer(
 }
 
 /// Renames the verified temp directory to its final name; if another pull got there first, ours is dropped.
+/// Anything else at that name (a symlink, a file) is not a layer keel completed: it is replaced.
 fn commit_layer_dir(store: &ImageStore, temp_dir: &Path, diff_id: &Digest, layer: &Digest) -> Result<(), UnpackError> {
     let target = store.layer_dir(diff_id);
-    match fs::rename(temp_dir, &target) {
+    let commit_error = |source| UnpackError::CommitDir { layer: layer.clone(), path: target.clone(), source };
+    let mut result = fs::rename(temp_dir, &target);
+    if result.is_err() && !store.has_layer(diff_id) && fs::symlink_metadata(&target).is_ok() {
+        fs::remove_file(&target).map_err(commit_error)?;
+        result = fs::rename(temp_dir, &target);
+    }
+    match result {
         Ok(()) => {}
-        Err(error) if target.is_dir() && matches!(error.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {
+        Err(error)
+            if store.has_layer(diff_id)
+                && matches!(error.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) =>
+        {
             let _ = fs::remove_dir_all(temp_dir);
         }
-        Err(source) => return Err(UnpackError::CommitDir { layer: layer.clone(), path: target, source }),
+        Err(source) => return Err(commit_error(source)),
     }
     sync_dir(store.layers_root()).map_err(|source| UnpackError::CommitBlob { layer: layer.clone(), source })
 }

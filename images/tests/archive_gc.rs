@@ -117,3 +117,39 @@ fn gc_removes_only_unreferenced_blobs_and_layers() {
         assert!(store.has_blob(digest), "{digest} must be kept");
     }
 }
+
+#[test]
+fn layer_dirs_keel_did_not_complete_are_not_trusted() {
+    let fixture = fixture();
+    let store = open_store(&fixture.dir);
+    let path = archive(&fixture, "base", "oci-archive", "base.tar", "1");
+    // Learn the layer's diff_id from a first import, then forget the image.
+    store.import_archive(&path).unwrap();
+    let base: ImageReference = "base:1".parse().unwrap();
+    let real = store.image(&base).unwrap().layer_dirs[0].clone();
+    let name = real.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(name.len(), 64, "keyed by the whole diff_id: {name}");
+    assert!(store.untag(&base.to_string()).unwrap());
+    store.collect_garbage().unwrap();
+    assert!(!real.exists());
+
+    // A 12-digit directory as older stores named layers, and a symlink at the full name to a planted tree.
+    let planted = fixture.dir.join("planted");
+    std::fs::create_dir_all(planted.join("etc")).unwrap();
+    std::fs::write(planted.join("etc/base"), "planted").unwrap();
+    let legacy = store.layers_root().join(&name[..12]);
+    std::fs::create_dir_all(legacy.join("etc")).unwrap();
+    std::fs::write(legacy.join("etc/base"), "legacy").unwrap();
+    std::os::unix::fs::symlink(&planted, &real).unwrap();
+
+    store.import_archive(&path).unwrap();
+    let image = store.image(&base).unwrap();
+    assert_eq!(image.layer_dirs[0], real);
+    assert!(std::fs::symlink_metadata(&real).unwrap().is_dir(), "the symlink was replaced by the unpacked layer");
+    assert_eq!(std::fs::read_to_string(real.join("etc/base")).unwrap(), "base");
+    assert_eq!(std::fs::read_to_string(planted.join("etc/base")).unwrap(), "planted");
+    // The old-style directory is nobody's layer now.
+    let report = store.collect_garbage().unwrap();
+    assert_eq!(report.removed_layers, vec![legacy.clone()]);
+    assert!(!legacy.exists() && store.is_complete(&base));
+}

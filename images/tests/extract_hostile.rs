@@ -195,3 +195,21 @@ fn compressed_streams_are_detected() {
     extract_layer(reader, &scene.root, &ExtractOptions::default()).unwrap();
     assert_eq!(std::fs::read(scene.root.join("b")).unwrap(), b"zst");
 }
+
+#[test]
+fn directory_times_are_not_set_through_a_swapped_parent() {
+    let scene = scene();
+    let outside_mtime = || std::fs::metadata(&scene.outside).unwrap().mtime();
+    let before = outside_mtime();
+    // `link/outside/` is created through `link -> .`, so its time is recorded for the path `link/outside`; then
+    // `link` becomes a symlink to the scene's base. Setting the time by path at the end would resolve
+    // `link/outside` to the real outside directory and give it the layer's mtime (1_700_000_000).
+    let base = scene.base.to_str().unwrap().to_string();
+    let entries = [RawEntry::Symlink("link", "."), RawEntry::Dir("link/outside/"), RawEntry::Symlink("link", &base)];
+    let result = extract_layer(&raw_tar(&entries)[..], &scene.root, &ExtractOptions::default());
+    assert_eq!(outside_mtime(), before, "the outside directory's mtime changed ({result:?})");
+    assert_eq!(std::fs::read_to_string(scene.outside.join("sentinel")).unwrap(), "untouched");
+    // The directory inside the root exists; the layer itself is accepted (nothing in it is out of bounds).
+    assert!(result.is_ok(), "{result:?}");
+    assert!(scene.root.join("outside").is_dir());
+}

@@ -326,8 +326,15 @@ impl Extractor {
 
     fn finish(mut self, root: &Path) -> Result<ExtractStats, ExtractError> {
         // Children first (reverse order of creation) so setting a parent's time is the last touch on it.
+        // Each directory is opened again beneath the root and its time set through that fd: later entries may
+        // have turned a component of the recorded path into a symlink leading outside, which `RESOLVE_BENEATH`
+        // refuses (EXDEV), where a time set by path would have followed it. Such a directory keeps its time of
+        // extraction, which is only cosmetic.
         for (path, mtime) in self.directory_times.drain(..).rev() {
-            if let Err(error) = sys::set_mtime_nofollow(self.root.as_fd(), &path, mtime) {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+            let result = sys::open_beneath(self.root.as_fd(), &path, flags)
+                .and_then(|directory| sys::set_mtime_fd(directory.as_fd(), mtime));
+            if let Err(error) = result {
                 log::debug!("layer {}: setting mtime of {path:?}: {error}", root.display());
             }
         }

@@ -120,6 +120,15 @@ pub fn fchmod(file: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<()> {
     check(unsafe { libc::fchmod(file.as_raw_fd(), mode) })
 }
 
+/// Sets access and modification time of the file open as `file`: no path is resolved, so nothing a later entry
+/// did to the names on the way can redirect it.
+pub fn set_mtime_fd(file: BorrowedFd<'_>, seconds: i64) -> io::Result<()> {
+    let time = libc::timespec { tv_sec: seconds as _, tv_nsec: 0 };
+    let times = [time, time];
+    // SAFETY: `times` holds the two timespecs futimens reads and outlives the call; the fd is borrowed for it.
+    check(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) })
+}
+
 /// Sets access and modification time of `dir/name` without following a symlink there.
 pub fn set_mtime_nofollow(dir: BorrowedFd<'_>, name: &CStr, seconds: i64) -> io::Result<()> {
     let time = libc::timespec { tv_sec: seconds as _, tv_nsec: 0 };
