@@ -177,3 +177,24 @@ fn symlinks_inside_the_image_still_lead_volumes_and_workdirs_within_it() {
     assert_eq!(out.stdout, "/opt/work\nseed\n", "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(host.state_dir.join("volumes/seeded/seed")).unwrap(), "from the image\n");
 }
+
+#[test]
+fn passwd_is_read_inside_the_image_and_bounded() {
+    let host = TestHost::new(Path::new(CACHE));
+    let victim = victim(&host);
+    std::fs::write(victim.join("passwd"), "intruder:x:4242:4242::/:/bin/sh\n").unwrap();
+    let target = victim.display().to_string();
+    let linked = hostile_image(&host, "keel-test/passwd-link:1", &[RawEntry::Symlink("etc", &target)], |_| {});
+    let result = run(&host, &linked, "pw1", "user = \"intruder\"");
+    match result {
+        Err(message) => assert!(message.contains("unable to find user intruder"), "{message}"),
+        Ok(out) => panic!("the host's passwd named the user: {out:?}"),
+    }
+    let huge = "x".repeat(1 << 20) + "\n";
+    let large =
+        hostile_image(&host, "keel-test/passwd-large:1", &[RawEntry::File("etc/passwd", huge.as_bytes())], |_| {});
+    match run(&host, &large, "pw2", "") {
+        Err(message) => assert!(message.contains("/etc/passwd is larger than 1048576 bytes"), "{message}"),
+        Ok(out) => panic!("a 1 MiB passwd was read: {out:?}"),
+    }
+}
