@@ -300,6 +300,12 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
     or_fail(sys::chdir(&plan.rootfs), Stage::PivotRoot);
     let host_root_name = c".keel-host";
     or_fail(sys::mkdir(host_root_name, 0o700), Stage::PivotRoot);
+    // The image (or a writable layer kept from a crashed run) may already have it: it must be a directory, not a
+    // symlink that would put the host's root where the image chooses.
+    match sys::open(host_root_name, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0) {
+        Ok(fd) => sys::close(fd),
+        Err(errno) => fail(error_fd, Stage::PivotRoot, 2, errno),
+    }
     or_fail(sys::pivot_root(c".", host_root_name), Stage::PivotRoot);
     or_fail(sys::chdir(c"/"), Stage::PivotRoot);
     // Paths now resolve in the container's root, but the host's is still reachable under HOST_ROOT (bind

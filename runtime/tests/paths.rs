@@ -198,3 +198,20 @@ fn passwd_is_read_inside_the_image_and_bounded() {
         Ok(out) => panic!("a 1 MiB passwd was read: {out:?}"),
     }
 }
+
+#[test]
+fn an_image_cannot_choose_where_the_host_root_goes() {
+    let host = TestHost::new(Path::new(CACHE));
+    let victim = victim(&host);
+    let before = snapshot(&victim);
+    // pivot_root puts the host's root at `.keel-host`; a symlink there would put it at the image's `/srv`.
+    let image = hostile_image(
+        &host,
+        "keel-test/host-root-link:1",
+        &[RawEntry::Dir("srv/"), RawEntry::Symlink(".keel-host", "srv")],
+        |config| config["config"]["WorkingDir"] = format!("/srv{}/made-by-the-image", victim.display()).into(),
+    );
+    let result = run(&host, &image, "hr1", "");
+    assert_eq!(snapshot(&victim), before, "{result:?}");
+    assert!(result.as_ref().is_err_and(|message| message.contains("PivotRoot: Not a directory")), "{result:?}");
+}
