@@ -5,6 +5,7 @@
 //! built into a plan first; the child walks it with the syscalls of [`super::sys`]. A failing step writes
 //! `(stage, step index, errno)` to the error pipe and exits; the parent turns that into a message naming the step.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::RawFd;
@@ -370,6 +371,9 @@ struct ContainerRoot {
     fd: RawFd,
     /// `(st_dev, st_ino)` of the host's root at HOST_ROOT.
     host: (u64, u64),
+    /// The container's `/proc` is mounted: mount targets are then given as `/proc/self/fd/N` of the checked fd,
+    /// so that nothing (a container sharing a volume) can swap a path component between the check and the mount.
+    proc_ready: Cell<bool>,
 }
 
 impl ContainerRoot {
@@ -379,7 +383,7 @@ impl ContainerRoot {
         sys::close(host);
         let (dev, ino, _) = identity?;
         let fd = sys::open(c"/", libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
-        Ok(ContainerRoot { fd, host: (dev, ino) })
+        Ok(ContainerRoot { fd, host: (dev, ino), proc_ready: Cell::new(false) })
     }
 
     /// Opens directory `path` resolved inside the root and refuses (EXDEV) one in the host's tree: an image
@@ -454,6 +458,74 @@ impl ContainerRoot {
     }
 }
 
+impl ContainerRoot {
+    /// Runs `mount` on target `path`, resolved in the root and checked not to be in the host's tree; once `/proc`
+    /// is there, through the fd itself. The first target, `/proc`, is made by the steps just before with nothing
+    /// else mounted yet, so naming it by path cannot be raced.
+    fn at_target(&self, path: &CStr, mount: impl FnOnce(&CStr) -> sys::SysResult) -> sys::SysResult {
+        if !self.proc_ready.get() {
+            let checked = self.open_target(path)?;
+            sys::close(checked);
+            return mount(path);
+        }
+        let target = self.open_target(path)?;
+        let mut buffer = [0u8; 32];
+        let result = fd_path(target, &mut buffer).and_then(mount);
+        sys::close(target);
+        result
+    }
+
+    /// An `O_PATH` fd of mount target `path`: a directory resolved in the root (symlinks followed there) outside the
+    /// host's tree, or a file that is no symlink in such a directory.
+    fn open_target(&self, path: &CStr) -> sys::SysResult<RawFd> {
+        let resolved = sys::openat2(self.fd, path, libc::O_PATH, 0, sys::RESOLVE_IMAGE_PATH)?;
+        let mode = sys::fstat(resolved).map(|(_, _, mode)| mode & libc::S_IFMT);
+        sys::close(resolved);
+        if mode? == libc::S_IFDIR {
+            return self.open_dir(path);
+        }
+        let mut buffer = [0u8; libc::PATH_MAX as usize];
+        let (parent, name) = split_path(path, &mut buffer)?;
+        let dir = self.open_dir(parent)?;
+        let file = sys::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0);
+        sys::close(dir);
+        let file = file?;
+        match sys::fstat(file) {
+            Ok((_, _, mode)) if mode & libc::S_IFMT != libc::S_IFLNK => Ok(file),
+            Ok(_) => {
+                sys::close(file);
+                Err(libc::ELOOP)
+            }
+            Err(errno) => {
+                sys::close(file);
+                Err(errno)
+            }
+        }
+    }
+}
+
+/// `/proc/self/fd/<fd>` written into `buffer`, NUL-terminated, without allocating.
+fn fd_path(fd: RawFd, buffer: &mut [u8; 32]) -> sys::SysResult<&CStr> {
+    let prefix = b"/proc/self/fd/";
+    buffer[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut count = 0;
+    let mut rest = u32::try_from(fd).map_err(|_| libc::EBADF)?;
+    loop {
+        digits[count] = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for index in 0..count {
+        buffer[prefix.len() + index] = digits[count - 1 - index];
+    }
+    buffer[prefix.len() + count] = 0;
+    CStr::from_bytes_with_nul(&buffer[..prefix.len() + count + 1]).map_err(|_| libc::EINVAL)
+}
+
 /// Splits an absolute `path` into its parent (copied, NUL-terminated, into `buffer`; `/` for a top-level name)
 /// and its last component; `/` itself gives `("/", "")`. No allocation: runs in the cloned child.
 fn split_path<'a>(path: &'a CStr, buffer: &'a mut [u8]) -> sys::SysResult<(&'a CStr, &'a CStr)> {
@@ -473,14 +545,18 @@ fn run_step(step: &Step, root: &ContainerRoot) -> sys::SysResult {
         Step::Mkdir { path, mode } => root.mkdir(path, *mode),
         Step::Touch { path } => root.touch(path),
         Step::Mount { source, target, fstype, flags, data } => {
-            sys::mount(source.as_deref(), target, fstype.as_deref(), *flags, data.as_deref())
+            root.at_target(target, |at| sys::mount(source.as_deref(), at, fstype.as_deref(), *flags, data.as_deref()))?;
+            if fstype.as_deref() == Some(c"proc") && target.as_c_str() == c"/proc" {
+                root.proc_ready.set(true);
+            }
+            Ok(())
         }
         Step::OptionalMount { source, target, fstype, flags } => {
-            let _ = sys::mount(Some(source), target, Some(fstype), *flags, None);
+            let _ = root.at_target(target, |at| sys::mount(Some(source), at, Some(fstype), *flags, None));
             Ok(())
         }
         Step::Remount { target, flags } => {
-            sys::mount(None, target, None, libc::MS_REMOUNT | libc::MS_BIND | *flags, None)
+            root.at_target(target, |at| sys::mount(None, at, None, libc::MS_REMOUNT | libc::MS_BIND | *flags, None))
         }
         Step::Mknod { path, mode, major, minor, owner } => {
             sys::mknod(path, *mode, *major, *minor)?;
@@ -649,5 +725,27 @@ fn run_init(process: &ProcessPlan, argv: &NullTerminated, envp: &NullTerminated,
                 sys::exit_now(sys::status_code(status));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_parent_and_name_without_allocating() {
+        let mut buffer = [0u8; 64];
+        assert_eq!(split_path(c"/etc/hosts", &mut buffer).unwrap(), (c"/etc", c"hosts"));
+        assert_eq!(split_path(c"/proc", &mut buffer).unwrap(), (c"/", c"proc"));
+        assert_eq!(split_path(c"/", &mut buffer).unwrap(), (c"/", c""));
+        let mut small = [0u8; 4];
+        assert_eq!(split_path(c"/a/b/c/d", &mut small), Err(libc::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn fd_paths_name_the_fd() {
+        let mut buffer = [0u8; 32];
+        assert_eq!(fd_path(0, &mut buffer).unwrap(), c"/proc/self/fd/0");
+        assert_eq!(fd_path(2147483647, &mut buffer).unwrap(), c"/proc/self/fd/2147483647");
     }
 }
