@@ -110,8 +110,8 @@ impl Container {
         let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
         let view = view_of(&paths.upper, layer_dirs);
-        let passwd = read_merged(&view, "etc/passwd").unwrap_or_default();
-        let group = read_merged(&view, "etc/group").unwrap_or_default();
+        let passwd = read_merged(name, &view, "etc/passwd")?.unwrap_or_default();
+        let group = read_merged(name, &view, "etc/group")?.unwrap_or_default();
         let user = resolve_user(name, &spec.user, &passwd, &group)?;
         if env_value(&spec.env, "HOME").is_none() {
             spec.env.push(format!("HOME={}", user.home));

@@ -117,12 +117,6 @@ pub fn symlink(target: &CStr, link: &CStr) -> SysResult {
 }
 
 /// Creates an empty file to bind a file onto, unless something is already there.
-pub fn touch(path: &CStr) -> SysResult {
-    let fd = open(path, libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644)?;
-    close(fd);
-    Ok(())
-}
-
 pub fn open(path: &CStr, flags: c_int, mode: u32) -> SysResult<RawFd> {
     // SAFETY: `path` is NUL-terminated and outlives the call; `mode` is read only with O_CREAT.
     check(unsafe { libc::open(path.as_ptr(), flags, mode) })
@@ -444,4 +438,66 @@ pub fn poll_readable(fd: RawFd, timeout_ms: c_int) -> SysResult<bool> {
     // SAFETY: one valid pollfd on this stack frame, and the count says one.
     let ready = check(unsafe { libc::poll(&mut entry, 1, timeout_ms) })?;
     Ok(ready > 0)
+}
+
+/// How paths that come from an image are resolved: inside the root fd they start from (`..` and absolute
+/// symlinks stay in it), never through `/proc/self/fd/…`-style magic links.
+pub const RESOLVE_IMAGE_PATH: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+
+/// The kernel's `struct open_how` (libc's is non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(root, path, flags | O_CLOEXEC, mode, resolve)`; retried on the EAGAIN a concurrent rename can cause.
+/// Allocation-free: usable in a cloned child.
+pub fn openat2(root: RawFd, path: &CStr, flags: c_int, mode: u32, resolve: u64) -> SysResult<RawFd> {
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: mode as u64, resolve };
+    let mut last = libc::EAGAIN;
+    for _ in 0..16 {
+        // SAFETY: `path` is NUL-terminated and `how` a fully initialised `open_how` whose size we pass; both
+        // outlive the call and the kernel only reads them.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match check_long(ret) {
+            Ok(fd) => return RawFd::try_from(fd).map_err(|_| libc::EBADF),
+            Err(libc::EAGAIN) => last = libc::EAGAIN,
+            Err(errno) => return Err(errno),
+        }
+    }
+    Err(last)
+}
+
+/// `openat(dir, name, flags | O_CLOEXEC, mode)`: `name` is resolved relative to `dir` as the kernel usually does.
+pub fn openat(dir: RawFd, name: &CStr, flags: c_int, mode: u32) -> SysResult<RawFd> {
+    // SAFETY: `name` is NUL-terminated and outlives the call; `mode` is read only with O_CREAT.
+    check(unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+}
+
+/// `mkdirat(dir, name, mode)`; an existing entry is not an error (the caller checks what it is).
+pub fn mkdirat(dir: RawFd, name: &CStr, mode: u32) -> SysResult {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    match check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }) {
+        Ok(_) | Err(libc::EEXIST) => Ok(()),
+        Err(errno) => Err(errno),
+    }
+}
+
+/// `(st_dev, st_ino, st_mode)` of an open fd.
+pub fn fstat(fd: RawFd) -> SysResult<(u64, u64, u32)> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct the kernel fills in.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is a writable `struct stat` that lives across the call.
+    check(unsafe { libc::fstat(fd, &mut stat) })?;
+    Ok((stat.st_dev as u64, stat.st_ino as u64, stat.st_mode as u32))
 }

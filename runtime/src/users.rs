@@ -1,8 +1,12 @@
 //! Resolves `user[:group]` to uid, gid and supplementary groups from the image's `/etc/passwd` and `/etc/group`.
 
-use std::fs;
-use std::os::unix::fs::FileTypeExt;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use super::sys;
 
 /// Who the container runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,20 +26,55 @@ pub enum UserError {
     UnknownUser { container: String, user: String },
     #[error("container {container}: unable to find group {group}: no matching entries in group file")]
     UnknownGroup { container: String, group: String },
+    #[error("container {container}: the image's {path} is larger than {limit} bytes")]
+    FileTooLarge { container: String, path: String, limit: u64 },
 }
 
+/// The most of `/etc/passwd` or `/etc/group` PID 1 reads from an image (tens of thousands of accounts).
+pub const MAX_ACCOUNT_FILE: u64 = 1 << 20;
+
 /// Reads `relative` (e.g. `etc/passwd`) as the container sees it: from the highest of `layers` (highest first)
-/// that has it. An overlay whiteout (a 0/0 character device) there means deleted.
-pub fn read_merged(layers_highest_first: &[PathBuf], relative: &str) -> Option<String> {
+/// that has it, resolved inside that layer (an image's symlinks never lead to the host's files) and only as a
+/// regular file. An overlay whiteout (a 0/0 character device) there means deleted.
+pub fn read_merged(
+    container: &str,
+    layers_highest_first: &[PathBuf],
+    relative: &str,
+) -> Result<Option<String>, UserError> {
+    let Ok(relative_c) = CString::new(relative) else { return Ok(None) };
     for layer in layers_highest_first {
-        let path = layer.join(relative);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_char_device() => return None,
-            Ok(meta) if meta.is_file() => return fs::read_to_string(&path).ok(),
+        let Ok(root) = File::open(layer) else { continue };
+        let open = |flags| {
+            sys::openat2(root.as_raw_fd(), &relative_c, flags | libc::O_NOFOLLOW, 0, sys::RESOLVE_IMAGE_PATH)
+                // SAFETY: openat2 returned a new descriptor that nothing else owns.
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        // The entry itself (O_PATH with O_NOFOLLOW opens a symlink or a device without following or opening it).
+        let Ok(entry) = open(libc::O_PATH) else { continue };
+        match sys::fstat(entry.as_raw_fd()).map(|(_, _, mode)| mode & libc::S_IFMT) {
+            Ok(libc::S_IFCHR) => return Ok(None),
+            Ok(libc::S_IFREG) => {}
             _ => continue,
         }
+        let Ok(file) = open(libc::O_RDONLY | libc::O_NONBLOCK) else { return Ok(None) };
+        let mut file = File::from(file);
+        if !matches!(file.metadata(), Ok(meta) if meta.is_file()) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        if (&mut file).take(MAX_ACCOUNT_FILE + 1).read_to_end(&mut bytes).is_err() {
+            return Ok(None);
+        }
+        if bytes.len() as u64 > MAX_ACCOUNT_FILE {
+            return Err(UserError::FileTooLarge {
+                container: container.to_owned(),
+                path: format!("/{relative}"),
+                limit: MAX_ACCOUNT_FILE,
+            });
+        }
+        return Ok(String::from_utf8(bytes).ok());
     }
-    None
+    Ok(None)
 }
 
 /// Resolves `spec` (`name|uid[:group|gid]`, empty for root) against passwd and group file contents.

@@ -3,6 +3,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -64,7 +65,7 @@ fn populate(
     let populate_error = |source| VolumeError::Populate { volume: name.to_owned(), target: target.to_owned(), source };
     if let [only] = layer_dirs {
         // One layer is its own merged view (overlayfs wants two lower layers for a mount without upper).
-        return copy_from(&only.join(target.trim_start_matches('/')), volume).map_err(populate_error);
+        return copy_from(only, target, volume).map_err(populate_error);
     }
     fs::create_dir_all(scratch).map_err(|source| VolumeError::Create {
         volume: name.to_owned(),
@@ -81,18 +82,35 @@ fn populate(
         return Err(mount_error(libc::EINVAL));
     };
     sys::mount(Some(c"overlay"), &scratch_c, Some(c"overlay"), libc::MS_RDONLY, Some(&options)).map_err(mount_error)?;
-    let result = copy_from(&scratch.join(target.trim_start_matches('/')), volume);
+    let result = copy_from(scratch, target, volume);
     let _ = sys::umount_detach(&scratch_c);
     let _ = fs::remove_dir(scratch);
     result.map_err(populate_error)
 }
 
-/// Copies the directory `source` (if it is one) into `volume`, taking its mode and owner too.
-fn copy_from(source: &Path, volume: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(source) {
-        Ok(meta) if meta.is_dir() => copy_tree(source, volume).and_then(|()| copy_attributes(&meta, volume)),
-        _ => Ok(()),
-    }
+/// Copies the directory the image has at `target` (if it is one) into `volume`, taking its mode and owner too.
+/// `target` is resolved inside `image_root` (the image's merged view): an image symlink on the way, such as
+/// `srv -> /var/lib/keel`, is followed within the image and can never lead the copy to the host's files.
+fn copy_from(image_root: &Path, target: &str, volume: &Path) -> io::Result<()> {
+    let root = fs::File::open(image_root)?;
+    let Ok(relative) = CString::new(target.trim_start_matches('/')) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let relative = if relative.as_bytes().is_empty() { c".".to_owned() } else { relative };
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    let source = match sys::openat2(root.as_raw_fd(), &relative, flags, 0, sys::RESOLVE_IMAGE_PATH) {
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+        // Nothing (or no directory) there: the volume starts empty, as with Docker.
+        Err(libc::ENOENT | libc::ENOTDIR) => return Ok(()),
+        Err(errno) => return Err(io::Error::from_raw_os_error(errno)),
+    };
+    // Below the resolved directory the copy follows no symlink (it recreates them), so walking it by the fd's
+    // path is as confined as the fd itself.
+    let source_path = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
+    let meta = fs::metadata(&source_path)?;
+    copy_tree(&source_path, volume)?;
+    copy_attributes(&meta, volume)
 }
 
 /// Copies directories, regular files and symlinks with their modes and owners; other node types are skipped.
