@@ -5,7 +5,7 @@
 //! built into a plan first; the child walks it with the syscalls of [`super::sys`]. A failing step writes
 //! `(stage, step index, errno)` to the error pipe and exits; the parent turns that into a message naming the step.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::RawFd;
 
@@ -116,6 +116,13 @@ pub enum Step {
     Mask {
         path: CString,
     },
+    /// Docker's masked glob `{dir}/{prefix}*/{leaf}`, expanded in the container's own view when the step runs
+    /// (which CPUs exist is the kernel's business): each match is masked like [`Step::Mask`].
+    MaskEach {
+        dir: CString,
+        prefix: CString,
+        leaf: CString,
+    },
     /// Docker's read-only path: bound onto itself read-only.
     ReadOnly {
         path: CString,
@@ -143,6 +150,9 @@ impl fmt::Display for Step {
             Step::Mknod { path, .. } => write!(f, "creating device {}", show(path)),
             Step::Symlink { link, .. } => write!(f, "creating symlink {}", show(link)),
             Step::Mask { path } => write!(f, "masking {}", show(path)),
+            Step::MaskEach { dir, prefix, leaf } => {
+                write!(f, "masking {}/{}*/{}", show(dir), show(prefix), show(leaf))
+            }
             Step::ReadOnly { path } => write!(f, "making {} read-only", show(path)),
             Step::DetachHost => write!(f, "detaching the host root"),
             Step::ReadOnlyRoot => write!(f, "making the root read-only"),
@@ -367,14 +377,8 @@ fn run_step(step: &Step) -> sys::SysResult {
             }
         }
         Step::Symlink { target, link } => sys::symlink(target, link),
-        Step::Mask { path } => match sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
-            Ok(()) | Err(libc::ENOENT) => Ok(()),
-            Err(libc::ENOTDIR) => {
-                let tmpfs = c"tmpfs";
-                sys::mount(Some(tmpfs), path, Some(tmpfs), libc::MS_RDONLY, None)
-            }
-            Err(errno) => Err(errno),
-        },
+        Step::Mask { path } => mask(path),
+        Step::MaskEach { dir, prefix, leaf } => mask_each(dir, prefix, leaf),
         Step::ReadOnly { path } => match sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
             Err(libc::ENOENT) => Ok(()),
             Err(errno) => Err(errno),
@@ -395,6 +399,54 @@ fn run_step(step: &Step) -> sys::SysResult {
         }
         Step::ReadOnlyRoot => sys::mount(None, c"/", None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, None),
     }
+}
+
+/// /dev/null over a file, an empty read-only tmpfs over a directory; a path this kernel lacks is fine.
+fn mask(path: &CStr) -> sys::SysResult {
+    match sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
+        Ok(()) | Err(libc::ENOENT) => Ok(()),
+        Err(libc::ENOTDIR) => {
+            let tmpfs = c"tmpfs";
+            sys::mount(Some(tmpfs), path, Some(tmpfs), libc::MS_RDONLY, None)
+        }
+        Err(errno) => Err(errno),
+    }
+}
+
+/// Masks `{dir}/{name}/{leaf}` for every entry `name` of `dir` starting with `prefix`. The child may not
+/// allocate, so the directory is read with getdents64 into a stack buffer and each path is put together in another.
+fn mask_each(dir: &CStr, prefix: &CStr, leaf: &CStr) -> sys::SysResult {
+    let fd = match sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+        Ok(fd) => fd,
+        Err(libc::ENOENT) => return Ok(()),
+        Err(errno) => return Err(errno),
+    };
+    let result = (|| {
+        let mut records = [0u8; 4096];
+        loop {
+            let length = sys::read_dir_entries(fd, &mut records)?;
+            if length == 0 {
+                return Ok(());
+            }
+            for name in sys::dir_entry_names(&records[..length]) {
+                if !name.to_bytes().starts_with(prefix.to_bytes()) {
+                    continue;
+                }
+                let mut path = [0u8; libc::PATH_MAX as usize];
+                let parts = [dir.to_bytes(), b"/", name.to_bytes(), b"/", leaf.to_bytes(), b"\0"];
+                let mut end = 0;
+                for part in parts {
+                    let slot = path.get_mut(end..end + part.len()).ok_or(libc::ENAMETOOLONG)?;
+                    slot.copy_from_slice(part);
+                    end += part.len();
+                }
+                let path = CStr::from_bytes_with_nul(&path[..end]).map_err(|_| libc::EINVAL)?;
+                mask(path)?;
+            }
+        }
+    })();
+    sys::close(fd);
+    result
 }
 
 /// Puts `/dev/null`, the stdout pipe and the stderr pipe at 0, 1, 2 and the error pipe at 3 (close-on-exec), and

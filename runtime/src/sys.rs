@@ -438,10 +438,61 @@ impl<'a> NullTerminated<'a> {
     }
 }
 
+/// One `getdents64` into `buffer`: the number of bytes of `linux_dirent64` records written, 0 at the end.
+pub fn read_dir_entries(fd: RawFd, buffer: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the pointer and length describe the live, writable slice `buffer`; the kernel writes at most that
+    // many bytes and no alignment is required of them since `dir_entry_names` reads the records bytewise.
+    let ret = unsafe { libc::syscall(libc::SYS_getdents64, fd, buffer.as_mut_ptr(), buffer.len()) };
+    check_long(ret).map(|written| written as usize)
+}
+
+/// The names in a buffer filled by [`read_dir_entries`], without allocating: each record is
+/// `d_ino: u64, d_off: i64, d_reclen: u16, d_type: u8, d_name: NUL-terminated`.
+pub fn dir_entry_names(mut records: &[u8]) -> impl Iterator<Item = &CStr> {
+    const NAME_OFFSET: usize = 19;
+    std::iter::from_fn(move || {
+        let length = usize::from(u16::from_ne_bytes([*records.get(16)?, *records.get(17)?]));
+        let record = records.get(..length)?;
+        records = &records[length..];
+        CStr::from_bytes_until_nul(record.get(NAME_OFFSET..)?).ok()
+    })
+}
+
 /// Waits up to `timeout_ms` for `fd` to be readable (or hung up); `Ok(false)` on timeout.
 pub fn poll_readable(fd: RawFd, timeout_ms: c_int) -> SysResult<bool> {
     let mut entry = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd on this stack frame, and the count says one.
     let ready = check(unsafe { libc::poll(&mut entry, 1, timeout_ms) })?;
     Ok(ready > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn dir_entry_names_walk_getdents_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = vec![".".to_string(), "..".to_string()];
+        for index in 0..300 {
+            // Names of varying length, so records have varying padding, and more than one buffer full.
+            let name = format!("cpu{index}{}", "x".repeat(index % 7));
+            std::fs::write(dir.path().join(&name), b"").unwrap();
+            expected.push(name);
+        }
+        let handle = std::fs::File::open(dir.path()).unwrap();
+        let mut names = Vec::new();
+        let mut buffer = [0u8; 1024];
+        loop {
+            let length = read_dir_entries(handle.as_raw_fd(), &mut buffer).unwrap();
+            if length == 0 {
+                break;
+            }
+            names.extend(dir_entry_names(&buffer[..length]).map(|name| name.to_string_lossy().into_owned()));
+        }
+        names.sort();
+        expected.sort();
+        assert_eq!(names, expected);
+    }
 }

@@ -106,7 +106,9 @@ fn masked_and_read_only_proc_paths() {
     let host = TestHost::new(Path::new(CACHE));
     let out = shell(
         &host,
-        "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; ls /dev | tr '\\n' ' '",
+        "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; ls /dev | tr '\\n' ' '; \
+         echo; wc -c < /proc/interrupts; \
+         for dir in /sys/devices/system/cpu/cpu*/thermal_throttle; do [ -d $dir ] && echo $dir: $(ls $dir); done",
         "",
     );
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -115,6 +117,18 @@ fn masked_and_read_only_proc_paths() {
     for node in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdout"] {
         assert!(lines[2].split(' ').any(|name| name == node), "/dev lacks {node}: {}", lines[2]);
     }
+    assert_eq!(lines[3].trim(), "0", "/proc/interrupts is /dev/null: {}", out.stdout);
+    // Where the host has per-CPU thermal_throttle directories (not every VM does), each is an empty tmpfs.
+    let throttle: Vec<&str> = lines[4..].to_vec();
+    let host_has = std::fs::read_dir("/sys/devices/system/cpu")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry.file_name().to_string_lossy().starts_with("cpu") && entry.path().join("thermal_throttle").is_dir()
+        })
+        .count();
+    assert_eq!(throttle.len(), host_has, "{}", out.stdout);
+    assert!(throttle.iter().all(|line| line.ends_with("thermal_throttle:")), "not masked: {throttle:?}");
 }
 
 #[test]
