@@ -94,10 +94,10 @@ pub enum Step {
         fstype: CString,
         flags: c_ulong,
     },
-    /// Remount an existing bind with `flags` (read-only binds).
-    Remount {
+    /// Make a bind and every mount under it read-only (`:ro` binds; a host mount below the bound directory must
+    /// not stay writable).
+    ReadOnlyTree {
         target: CString,
-        flags: c_ulong,
     },
     Mknod {
         path: CString,
@@ -146,7 +146,7 @@ impl fmt::Display for Step {
                 show(target)
             ),
             Step::OptionalMount { fstype, target, .. } => write!(f, "mounting {} on {}", show(fstype), show(target)),
-            Step::Remount { target, .. } => write!(f, "remounting {}", show(target)),
+            Step::ReadOnlyTree { target } => write!(f, "making {} and its submounts read-only", show(target)),
             Step::Mknod { path, .. } => write!(f, "creating device {}", show(path)),
             Step::Symlink { link, .. } => write!(f, "creating symlink {}", show(link)),
             Step::Mask { path } => write!(f, "masking {}", show(path)),
@@ -366,9 +366,7 @@ fn run_step(step: &Step) -> sys::SysResult {
             let _ = sys::mount(Some(source), target, Some(fstype), *flags, None);
             Ok(())
         }
-        Step::Remount { target, flags } => {
-            sys::mount(None, target, None, libc::MS_REMOUNT | libc::MS_BIND | *flags, None)
-        }
+        Step::ReadOnlyTree { target } => sys::make_read_only_recursive(target),
         Step::Mknod { path, mode, major, minor, owner } => {
             sys::mknod(path, *mode, *major, *minor)?;
             match owner {

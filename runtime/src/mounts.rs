@@ -186,8 +186,7 @@ impl MountPlanner {
                     let source = via_host_root(host);
                     self.mount(&source, target, None, libc::MS_BIND | libc::MS_REC, None)?;
                     if *read_only {
-                        self.steps
-                            .push(Step::Remount { target: cstring(target)?, flags: libc::MS_RDONLY | libc::MS_REC });
+                        self.steps.push(Step::ReadOnlyTree { target: cstring(target)? });
                     }
                 }
                 UserMount::Tmpfs { target, flags, data } => {
@@ -265,7 +264,7 @@ mod tests {
                 "creating directory /a",
                 "creating directory /a/b",
                 "mounting /.keel-host/srv/x (bind) on /a/b",
-                "remounting /a/b"
+                "making /a/b and its submounts read-only"
             ]
         );
     }

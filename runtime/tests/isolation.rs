@@ -58,6 +58,43 @@ fn binds_show_host_files_and_ro_is_not_writable() {
     assert!(!shared.join("nope").exists());
 }
 
+/// A tmpfs the test mounts on the host; unmounted (lazily, in case a container still holds it) on drop.
+struct HostTmpfs(std::path::PathBuf);
+
+impl HostTmpfs {
+    fn mount(at: &Path) -> HostTmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        keel_fixtures::run("mount", &["-t", "tmpfs", "-o", "size=1m", "keel-test", at.to_str().unwrap()]);
+        HostTmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn ro_binds_are_read_only_down_to_their_submounts() {
+    let host = TestHost::new(Path::new(CACHE));
+    let shared = host.temp.path().join("with-submount");
+    let _submount = HostTmpfs::mount(&shared.join("sub"));
+    let volumes = format!("volumes = [\"{0}:/rw\", \"{0}:/ro:ro\"]", shared.display());
+    let out = shell(
+        &host,
+        "{ echo y > /ro/sub/nope; } 2>&1 || echo ro-sub-refused; touch /ro/top 2>/dev/null || echo ro-top-refused; \
+         echo x > /rw/sub/written && echo rw-sub-written",
+        &volumes,
+    );
+    // EROFS, the submount's own error: the tmpfs under a `:ro` bind is read-only too, though writable on the host
+    // and through the `rw` bind.
+    assert!(out.stdout.contains("Read-only file system\nro-sub-refused\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("ro-top-refused\nrw-sub-written"), "{}", out.stdout);
+    assert!(!shared.join("sub/nope").exists());
+    assert_eq!(std::fs::read_to_string(shared.join("sub/written")).unwrap(), "x\n");
+}
+
 #[test]
 fn named_volumes_start_with_the_image_content_and_persist() {
     let host = TestHost::new(Path::new(CACHE));
