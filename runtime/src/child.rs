@@ -42,11 +42,12 @@ pub enum Stage {
     JoinNamespace,
     Fork,
     Seccomp,
+    NotDumpable,
 }
 
 impl Stage {
     fn from_u32(value: u32) -> Option<Stage> {
-        const ALL: [Stage; 17] = [
+        const ALL: [Stage; 18] = [
             Stage::JoinCgroup,
             Stage::LoopbackUp,
             Stage::PrivatePropagation,
@@ -64,6 +65,7 @@ impl Stage {
             Stage::JoinNamespace,
             Stage::Fork,
             Stage::Seccomp,
+            Stage::NotDumpable,
         ];
         ALL.into_iter().find(|stage| *stage as u32 == value)
     }
@@ -279,6 +281,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
             fail(error_fd, stage, 0, errno)
         }
     };
+    // First of all: this process is a copy of the supervisor's memory (registry passwords, other containers'
+    // environments) and enters the container's PID namespace as its PID 1. Under `init = true` it never execs, so
+    // root in the container, with the same uid and capabilities, could otherwise read /proc/1/mem and environ.
+    or_fail(sys::set_not_dumpable(), Stage::NotDumpable);
     // Modes are exactly as the plan says while building the root; the command gets Docker's 022 below.
     sys::set_umask(0);
     // Into the cgroup before anything else, so that every process and allocation of the container counts.
@@ -325,6 +331,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
 /// command lands in the container's PID namespace; this process waits for it and exits with its status.
 pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, fds: ChildFds) -> ! {
     let error_fd = fds.error;
+    // A copy of the supervisor's memory too, about to join the container's namespaces (see run_container).
+    if let Err(errno) = sys::set_not_dumpable() {
+        fail(error_fd, Stage::NotDumpable, 0, errno);
+    }
     if let Some(procs) = &plan.cgroup_procs {
         // Mandatory: the cgroup carries the device filter, and a running container's cgroup cannot be gone.
         if let Err(errno) = sys::write_file(procs, b"0") {

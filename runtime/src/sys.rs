@@ -257,6 +257,13 @@ pub fn install_seccomp_filter(program: &[seccompiler::sock_filter]) -> SysResult
     check_long(ret).map(drop)
 }
 
+/// Makes this process non-dumpable: no core dumps, and `/proc/<pid>/{mem,environ,maps,…}` and ptrace are closed to
+/// everyone without CAP_SYS_PTRACE, even to processes of the same uid and capabilities. The next execve of an
+/// ordinary binary makes it dumpable again (the flag belongs to the memory image it replaces).
+pub fn set_not_dumpable() -> SysResult {
+    prctl(libc::PR_SET_DUMPABLE, 0)
+}
+
 pub fn set_parent_death_signal(signal: c_int) -> SysResult {
     prctl(libc::PR_SET_PDEATHSIG, signal as c_ulong)
 }

@@ -198,6 +198,30 @@ fn init_reaps_forwards_and_passes_the_exit_status() {
 }
 
 #[test]
+fn init_is_not_readable_from_the_container() {
+    let host = TestHost::new(Path::new(CACHE));
+    // The init is a fork of the supervisor that never execs: its memory and environ are the supervisor's (here
+    // the test binary's, with cargo's CARGO_PKG_NAME). Root in the container shares its uid and capabilities, so
+    // only the init being non-dumpable keeps /proc/1/{environ,mem} closed.
+    let out = shell(
+        &host,
+        "cat /proc/1/environ 2>&1 | tr '\\0' '\\n' | grep -c CARGO_PKG_NAME; cat /proc/1/environ >/dev/null 2>&1 || echo environ-refused; \
+         cat /proc/1/mem 2>&1 >/dev/null; grep -c . /proc/self/environ",
+        "init = true",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("0"), "the supervisor's environment shows: {}", out.stdout);
+    assert_eq!(lines.get(1).copied(), Some("environ-refused"), "{}", out.stdout);
+    assert!(
+        lines.get(2).is_some_and(|line| line.contains("/proc/1/mem") && line.contains("Permission denied")),
+        "/proc/1/mem opens: {}",
+        out.stdout
+    );
+    // The command itself execs, which makes it dumpable again: its own environ stays readable.
+    assert_eq!(lines.get(3).copied(), Some("1"), "{}", out.stdout);
+}
+
+#[test]
 fn network_none_has_only_loopback_up() {
     let host = TestHost::new(Path::new(CACHE));
     let out = shell(
