@@ -204,7 +204,7 @@ pub struct ContainerPlan {
 /// Everything a process exec'd into a running container does before exec.
 #[derive(Debug)]
 pub struct ExecPlan {
-    /// Namespace fds of the container's init with their types, the mount namespace last.
+    /// Namespaces to join as `(fd, CLONE_NEW* flags)`: the init's pidfd with every type at once.
     pub namespaces: Vec<(RawFd, c_int)>,
     pub cgroup_procs: Option<CString>,
     pub process: ProcessPlan,

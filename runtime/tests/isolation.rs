@@ -221,6 +221,58 @@ fn init_is_not_readable_from_the_container() {
     assert_eq!(lines.get(3).copied(), Some("1"), "{}", out.stdout);
 }
 
+/// Starts `sleep 60` on the host under `pid` (set through `ns_last_pid`; other processes may take it first, so it
+/// retries). None if the pid could not be had.
+fn host_process_with_pid(pid: i32) -> Option<std::process::Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        if child.id() as i32 == pid {
+            return Some(child);
+        }
+        // The fixture's reaper may collect it first (ECHILD here): either way it is gone.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+#[test]
+fn a_reaped_containers_pid_reused_by_a_host_process_is_neither_signalled_nor_joined() {
+    let host = TestHost::new(Path::new(CACHE));
+    let text = format!(
+        "[containers.p]\nimage = \"{}\"\ncommand = [\"sleep\", \"60\"]\nhostname = \"inside\"\n",
+        keel_fixtures::containers::BUSYBOX
+    );
+    let config = UserData::parse("test", &text).unwrap().containers.remove("p").unwrap();
+    let image = host.store.image(&host.busybox()).unwrap();
+    let image_config = host.run_config(&image);
+    let container = Container::create("p", &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
+    let reaper = reaper();
+    let running = container.start(&reaper).unwrap();
+    let hostname = ["hostname".to_owned()];
+    let timeout = std::time::Duration::from_secs(20);
+    let inside = container.exec(&running.process, &hostname, &reaper, timeout).unwrap();
+    assert_eq!(inside.output, "inside\n");
+    keel_runtime::kill_container("p", &running.process, libc::SIGKILL).unwrap();
+    running.exit.recv_timeout(timeout).unwrap();
+
+    // The reaper has freed the pid: give it to a host process, as the kernel may at any time.
+    let pid = running.process.pid().as_raw();
+    let mut stranger = host_process_with_pid(pid).expect("could not get the freed pid back");
+    keel_runtime::kill_container("p", &running.process, libc::SIGKILL).unwrap();
+    let joined = container.exec(&running.process, &hostname, &reaper, timeout).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with(b"sleep");
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    let dirs = host.runtime_dirs();
+    keel_runtime::remove_container(&dirs.containers_dir, "p", dirs.cgroup_root.as_deref()).unwrap();
+    assert!(alive, "SIGKILL for the reaped container reached the host process that now has pid {pid}");
+    assert_ne!(joined.exit_code, 0, "joined the namespaces of pid {pid}'s new owner: {}", joined.output);
+    assert!(joined.output.contains("No such process"), "{}", joined.output);
+}
+
 #[test]
 fn network_none_has_only_loopback_up() {
     let host = TestHost::new(Path::new(CACHE));
