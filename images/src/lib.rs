@@ -36,5 +36,5 @@ pub use gc::{GcError, GcReport};
 pub use progress::{NoProgress, ProgressFn, ProgressSink, PullEvent};
 pub use pull::{pull_image, PullError, PullOptions, PulledImage};
 pub use reference::{ImageReference, ReferenceError};
-pub use registry::{RegistryClient, RegistryError, RegistrySettings};
+pub use registry::{RegistryClient, RegistryError, RegistrySettings, WithheldReason};
 pub use store::{ImageStore, StoreError, StoredImage};

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -245,6 +246,39 @@ fn bearer_token_flow() {
     pull_image(&client, &store, &reference, &PullOptions::default(), &NoProgress).unwrap();
     assert!(store.is_complete(&reference));
     assert!(proxy.tokens_issued.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // The realm is the registry's own host and port, so plain HTTP may carry the credentials there.
+    let sent = proxy.token_authorizations();
+    assert!(sent.contains(&Some("Basic a2VlbDp0MGtlbi1wYXNz".to_string())), "{sent:?}");
+}
+
+#[test]
+fn credentials_are_withheld_from_a_plain_http_realm_on_another_host() {
+    let fixture = Fixture::new();
+    let registry = Registry::start(&fixture.dir.join("registry"));
+    // The registry (the proxy's front) is on 127.0.0.1, the realm its 401 names on 127.0.0.2: another host.
+    let proxy = TokenProxy::start_with_realm_on(registry.port, "keel", "t0ken-pass", Ipv4Addr::new(127, 0, 0, 2));
+    assert!(proxy.realm.starts_with("http://127.0.0.2:"), "{}", proxy.realm);
+    let layout = Layout::create(&fixture.dir.join("build"));
+    small_image(&layout, "v1", "token");
+    layout.push("v1", &registry.host(), "keel/token:v1", None);
+    let store = fixture.store();
+    let reference: ImageReference = format!("{}/keel/token:v1", proxy.host()).parse().unwrap();
+
+    let client = insecure(&proxy.host(), Some(("keel", "t0ken-pass")));
+    let error = pull_image(&client, &store, &reference, &PullOptions::default(), &NoProgress)
+        .expect_err("the realm refuses anonymous requests and must not get the credentials");
+    let message = error_chain(&error);
+    let expected = format!(
+        "the credentials for {} were withheld from the token realm {} (plain HTTP to a host other than the \
+         registry's own) and the anonymous request was refused",
+        proxy.host(),
+        proxy.realm
+    );
+    assert!(message.contains(&expected), "{message}");
+    let sent = proxy.token_authorizations();
+    assert!(!sent.is_empty() && sent.iter().all(Option::is_none), "the realm got an Authorization: {sent:?}");
+    assert_eq!(proxy.tokens_issued.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(!store.is_complete(&reference));
 }
 
 #[test]

@@ -222,7 +222,7 @@ fn container_config(arguments: &Arguments) -> ContainerConfig {
 
 /// Starts the container on this process's stdout and stderr and reaps until its PID 1 has exited.
 fn run_to_exit(container: &Container, reaper: &Reaper, signals: &SignalFd) -> Result<ExitStatus, RunError> {
-    let (pid, exit) = container.start_attached(reaper, io::stdout().as_fd(), io::stderr().as_fd())?;
+    let (process, exit) = container.start_attached(reaper, io::stdout().as_fd(), io::stderr().as_fd())?;
     loop {
         match exit.try_recv() {
             Ok(status) => return Ok(status),
@@ -241,7 +241,7 @@ fn run_to_exit(container: &Container, reaper: &Reaper, signals: &SignalFd) -> Re
             Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) => {
                 // As `docker run` does: the container decides what the signal means (PID 1 of its namespace
                 // ignores it without a handler).
-                if let Err(error) = kill_container(&container.name, pid, signal as i32) {
+                if let Err(error) = kill_container(&container.name, &process, signal as i32) {
                     eprintln!("keel run: {}", error_chain(&error));
                 }
             }

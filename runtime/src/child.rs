@@ -43,11 +43,12 @@ pub enum Stage {
     JoinNamespace,
     Fork,
     Seccomp,
+    NotDumpable,
 }
 
 impl Stage {
     fn from_u32(value: u32) -> Option<Stage> {
-        const ALL: [Stage; 17] = [
+        const ALL: [Stage; 18] = [
             Stage::JoinCgroup,
             Stage::LoopbackUp,
             Stage::PrivatePropagation,
@@ -65,6 +66,7 @@ impl Stage {
             Stage::JoinNamespace,
             Stage::Fork,
             Stage::Seccomp,
+            Stage::NotDumpable,
         ];
         ALL.into_iter().find(|stage| *stage as u32 == value)
     }
@@ -95,10 +97,10 @@ pub enum Step {
         fstype: CString,
         flags: c_ulong,
     },
-    /// Remount an existing bind with `flags` (read-only binds).
-    Remount {
+    /// Make a bind and every mount under it read-only (`:ro` binds; a host mount below the bound directory must
+    /// not stay writable).
+    ReadOnlyTree {
         target: CString,
-        flags: c_ulong,
     },
     Mknod {
         path: CString,
@@ -116,6 +118,13 @@ pub enum Step {
     /// Docker's masked path: /dev/null over a file, an empty read-only tmpfs over a directory.
     Mask {
         path: CString,
+    },
+    /// Docker's masked glob `{dir}/{prefix}*/{leaf}`, expanded in the container's own view when the step runs
+    /// (which CPUs exist is the kernel's business): each match is masked like [`Step::Mask`].
+    MaskEach {
+        dir: CString,
+        prefix: CString,
+        leaf: CString,
     },
     /// Docker's read-only path: bound onto itself read-only.
     ReadOnly {
@@ -140,10 +149,13 @@ impl fmt::Display for Step {
                 show(target)
             ),
             Step::OptionalMount { fstype, target, .. } => write!(f, "mounting {} on {}", show(fstype), show(target)),
-            Step::Remount { target, .. } => write!(f, "remounting {}", show(target)),
+            Step::ReadOnlyTree { target } => write!(f, "making {} and its submounts read-only", show(target)),
             Step::Mknod { path, .. } => write!(f, "creating device {}", show(path)),
             Step::Symlink { link, .. } => write!(f, "creating symlink {}", show(link)),
             Step::Mask { path } => write!(f, "masking {}", show(path)),
+            Step::MaskEach { dir, prefix, leaf } => {
+                write!(f, "masking {}/{}*/{}", show(dir), show(prefix), show(leaf))
+            }
             Step::ReadOnly { path } => write!(f, "making {} read-only", show(path)),
             Step::DetachHost => write!(f, "detaching the host root"),
             Step::ReadOnlyRoot => write!(f, "making the root read-only"),
@@ -193,7 +205,7 @@ pub struct ContainerPlan {
 /// Everything a process exec'd into a running container does before exec.
 #[derive(Debug)]
 pub struct ExecPlan {
-    /// Namespace fds of the container's init with their types, the mount namespace last.
+    /// Namespaces to join as `(fd, CLONE_NEW* flags)`: the init's pidfd with every type at once.
     pub namespaces: Vec<(RawFd, c_int)>,
     pub cgroup_procs: Option<CString>,
     pub process: ProcessPlan,
@@ -270,6 +282,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
             fail(error_fd, stage, 0, errno)
         }
     };
+    // First of all: this process is a copy of the supervisor's memory (registry passwords, other containers'
+    // environments) and enters the container's PID namespace as its PID 1. Under `init = true` it never execs, so
+    // root in the container, with the same uid and capabilities, could otherwise read /proc/1/mem and environ.
+    or_fail(sys::set_not_dumpable(), Stage::NotDumpable);
     // Modes are exactly as the plan says while building the root; the command gets Docker's 022 below.
     sys::set_umask(0);
     // Into the cgroup before anything else, so that every process and allocation of the container counts.
@@ -335,6 +351,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
 /// command lands in the container's PID namespace; this process waits for it and exits with its status.
 pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, fds: ChildFds) -> ! {
     let error_fd = fds.error;
+    // A copy of the supervisor's memory too, about to join the container's namespaces (see run_container).
+    if let Err(errno) = sys::set_not_dumpable() {
+        fail(error_fd, Stage::NotDumpable, 0, errno);
+    }
     if let Some(procs) = &plan.cgroup_procs {
         // Mandatory: the cgroup carries the device filter, and a running container's cgroup cannot be gone.
         if let Err(errno) = sys::write_file(procs, b"0") {
@@ -555,9 +575,7 @@ fn run_step(step: &Step, root: &ContainerRoot) -> sys::SysResult {
             let _ = root.at_target(target, |at| sys::mount(Some(source), at, Some(fstype), *flags, None));
             Ok(())
         }
-        Step::Remount { target, flags } => {
-            root.at_target(target, |at| sys::mount(None, at, None, libc::MS_REMOUNT | libc::MS_BIND | *flags, None))
-        }
+        Step::ReadOnlyTree { target } => root.at_target(target, sys::make_read_only_recursive),
         Step::Mknod { path, mode, major, minor, owner } => {
             sys::mknod(path, *mode, *major, *minor)?;
             match owner {
@@ -566,14 +584,8 @@ fn run_step(step: &Step, root: &ContainerRoot) -> sys::SysResult {
             }
         }
         Step::Symlink { target, link } => sys::symlink(target, link),
-        Step::Mask { path } => match sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
-            Ok(()) | Err(libc::ENOENT) => Ok(()),
-            Err(libc::ENOTDIR) => {
-                let tmpfs = c"tmpfs";
-                sys::mount(Some(tmpfs), path, Some(tmpfs), libc::MS_RDONLY, None)
-            }
-            Err(errno) => Err(errno),
-        },
+        Step::Mask { path } => mask(path),
+        Step::MaskEach { dir, prefix, leaf } => mask_each(dir, prefix, leaf),
         Step::ReadOnly { path } => match sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
             Err(libc::ENOENT) => Ok(()),
             Err(errno) => Err(errno),
@@ -594,6 +606,54 @@ fn run_step(step: &Step, root: &ContainerRoot) -> sys::SysResult {
         }
         Step::ReadOnlyRoot => sys::mount(None, c"/", None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, None),
     }
+}
+
+/// /dev/null over a file, an empty read-only tmpfs over a directory; a path this kernel lacks is fine.
+fn mask(path: &CStr) -> sys::SysResult {
+    match sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None) {
+        Ok(()) | Err(libc::ENOENT) => Ok(()),
+        Err(libc::ENOTDIR) => {
+            let tmpfs = c"tmpfs";
+            sys::mount(Some(tmpfs), path, Some(tmpfs), libc::MS_RDONLY, None)
+        }
+        Err(errno) => Err(errno),
+    }
+}
+
+/// Masks `{dir}/{name}/{leaf}` for every entry `name` of `dir` starting with `prefix`. The child may not
+/// allocate, so the directory is read with getdents64 into a stack buffer and each path is put together in another.
+fn mask_each(dir: &CStr, prefix: &CStr, leaf: &CStr) -> sys::SysResult {
+    let fd = match sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+        Ok(fd) => fd,
+        Err(libc::ENOENT) => return Ok(()),
+        Err(errno) => return Err(errno),
+    };
+    let result = (|| {
+        let mut records = [0u8; 4096];
+        loop {
+            let length = sys::read_dir_entries(fd, &mut records)?;
+            if length == 0 {
+                return Ok(());
+            }
+            for name in sys::dir_entry_names(&records[..length]) {
+                if !name.to_bytes().starts_with(prefix.to_bytes()) {
+                    continue;
+                }
+                let mut path = [0u8; libc::PATH_MAX as usize];
+                let parts = [dir.to_bytes(), b"/", name.to_bytes(), b"/", leaf.to_bytes(), b"\0"];
+                let mut end = 0;
+                for part in parts {
+                    let slot = path.get_mut(end..end + part.len()).ok_or(libc::ENAMETOOLONG)?;
+                    slot.copy_from_slice(part);
+                    end += part.len();
+                }
+                let path = CStr::from_bytes_with_nul(&path[..end]).map_err(|_| libc::EINVAL)?;
+                mask(path)?;
+            }
+        }
+    })();
+    sys::close(fd);
+    result
 }
 
 /// Puts `/dev/null`, the stdout pipe and the stderr pipe at 0, 1, 2 and the error pipe at 3 (close-on-exec), and

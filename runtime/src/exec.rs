@@ -10,10 +10,10 @@ use nix::unistd::Pid;
 
 use super::child::{self, ChildFds, ExecPlan};
 use super::container::{process_plan, Container};
-use super::kill::kill_container;
+use super::kill::{kill_container, ContainerProcess};
 use super::mounts::PathNulError;
 use super::start::{cloexec_pipe, read_failure, StartError};
-use super::sys::{self, NullTerminated};
+use super::sys::{self, Cloned, NullTerminated};
 use crate::reaper::Reaper;
 
 /// Docker keeps this much of a probe's output.
@@ -22,13 +22,6 @@ pub const MAX_OUTPUT: usize = 4096;
 /// What failed before the command could run.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("container {container}: opening namespace {path}")]
-    OpenNamespace {
-        container: String,
-        path: String,
-        #[source]
-        source: io::Error,
-    },
     #[error("container {container}: preparing the exec")]
     Prepare {
         container: String,
@@ -49,35 +42,21 @@ pub struct ExecResult {
     pub timed_out: bool,
 }
 
-/// The namespaces an exec joins, the mount namespace last (after it, host paths are gone).
-const NAMESPACES: [(&str, libc::c_int); 5] = [
-    ("ipc", libc::CLONE_NEWIPC),
-    ("uts", libc::CLONE_NEWUTS),
-    ("net", libc::CLONE_NEWNET),
-    ("pid", libc::CLONE_NEWPID),
-    ("mnt", libc::CLONE_NEWNS),
-];
+/// The namespaces an exec joins, all at once through the init's pidfd (`setns(pidfd)`, Linux 5.8).
+const NAMESPACES: libc::c_int =
+    libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNET | libc::CLONE_NEWPID | libc::CLONE_NEWNS;
 
 impl Container {
-    /// Runs `argv` in the namespaces and cgroup of the container whose PID 1 is `init_pid`, as the container's
-    /// user with its capabilities and environment; kills it after `timeout`.
+    /// Runs `argv` in the namespaces and cgroup of the container whose PID 1 is `init`, as the container's
+    /// user with its capabilities and environment; kills it after `timeout`. The namespaces are those of `init`'s
+    /// pidfd: if it has exited (and its pid been reused), joining fails instead of entering another process's.
     pub fn exec(
         &self,
-        init_pid: Pid,
+        init: &ContainerProcess,
         argv: &[String],
         reaper: &Reaper,
         timeout: Duration,
     ) -> Result<ExecResult, ExecError> {
-        let mut namespace_files = Vec::new();
-        for (name, kind) in NAMESPACES {
-            let path = format!("/proc/{init_pid}/ns/{name}");
-            let file = File::open(&path).map_err(|source| ExecError::OpenNamespace {
-                container: self.name.clone(),
-                path: path.clone(),
-                source,
-            })?;
-            namespace_files.push((file, kind));
-        }
         let prepare_error = |source| ExecError::Prepare { container: self.name.clone(), source };
         let process =
             process_plan(argv, &self.spec.env, &self.spec.workdir, &self.user, &self.limits).map_err(prepare_error)?;
@@ -88,11 +67,7 @@ impl Container {
             ),
             None => None,
         };
-        let plan = ExecPlan {
-            namespaces: namespace_files.iter().map(|(file, kind)| (file.as_raw_fd(), *kind)).collect(),
-            cgroup_procs,
-            process,
-        };
+        let plan = ExecPlan { namespaces: vec![(init.pidfd().as_raw_fd(), NAMESPACES)], cgroup_procs, process };
         let (output_read, output_write) = cloexec_pipe(&self.name)?;
         let (failure_read, failure_write) = cloexec_pipe(&self.name)?;
         let argv_pointers = NullTerminated::new(plan.process.argv.iter().map(CString::as_c_str));
@@ -103,14 +78,18 @@ impl Container {
             error: failure_write.as_raw_fd(),
         };
         let started = Instant::now();
+        let mut pidfd = None;
         let (pid, exit) = reaper
-            .spawn_with(|| match sys::clone_process(0) {
-                Ok(0) => child::run_exec(&plan, &argv_pointers, &envp, fds),
-                Ok(pid) => Ok(Pid::from_raw(pid)),
+            .spawn_with(|| match sys::clone_with_pidfd(0) {
+                Ok(Cloned::Child) => child::run_exec(&plan, &argv_pointers, &envp, fds),
+                Ok(Cloned::Parent { pid, pidfd: fd }) => {
+                    pidfd = Some(fd);
+                    Ok(Pid::from_raw(pid))
+                }
                 Err(errno) => Err(io::Error::from_raw_os_error(errno)),
             })
             .map_err(|source| StartError::Clone { container: self.name.clone(), source })?;
-        drop((output_write, failure_write, namespace_files));
+        drop((output_write, failure_write));
         let failure = read_failure(failure_read)
             .map_err(|source| StartError::ReadResult { container: self.name.clone(), source })?;
         if let Some(failure) = failure {
@@ -129,7 +108,10 @@ impl Container {
             Some(status) => Ok(ExecResult { exit_code: i64::from(status.code()), output, timed_out: false }),
             None => {
                 // The probe's own process dies with this one (parent-death signal).
-                let _ = kill_container(&self.name, pid, libc::SIGKILL);
+                // Through the probe's pidfd: its pid may already be reaped and reused.
+                if let Some(pidfd) = pidfd {
+                    let _ = kill_container(&self.name, &ContainerProcess::new(pid, pidfd), libc::SIGKILL);
+                }
                 let _ = exit.recv_timeout(Duration::from_secs(5));
                 let output = format!("Health check exceeded timeout ({timeout:?})");
                 Ok(ExecResult { exit_code: -1, output, timed_out: true })

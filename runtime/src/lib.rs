@@ -49,7 +49,7 @@ pub use container::{Container, ContainerPaths, RuntimeDirs};
 pub use create::CreateError;
 pub use exec::{ExecError, ExecResult};
 pub use image_config::{ImageHealthcheck, ImageRunConfig};
-pub use kill::{kill_container, KillError};
+pub use kill::{kill_container, ContainerProcess, KillError};
 pub use reaper::{ExitStatus, Reaper};
 pub use remove::{remove_container, RemoveError};
 pub use start::{RunningContainer, StartError};

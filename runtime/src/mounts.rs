@@ -8,9 +8,10 @@ use libc::c_ulong;
 use super::child::{Step, HOST_ROOT};
 
 /// Docker's masked paths (moby `oci/defaults.go`), hidden unless privileged.
-pub const MASKED_PATHS: [&str; 11] = [
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -21,6 +22,10 @@ pub const MASKED_PATHS: [&str; 11] = [
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
+
+/// Docker's masked globs as `(dir, prefix, leaf)` for `{dir}/{prefix}*/{leaf}`, each match masked (moby expands
+/// `/sys/devices/system/cpu/cpu*/thermal_throttle` the same way): per-CPU thermal event counters.
+pub const MASKED_GLOBS: [(&str, &str, &str); 1] = [("/sys/devices/system/cpu", "cpu", "thermal_throttle")];
 
 /// Docker's read-only paths, read-only unless privileged.
 pub const READ_ONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
@@ -181,8 +186,7 @@ impl MountPlanner {
                     let source = via_host_root(host);
                     self.mount(&source, target, None, libc::MS_BIND | libc::MS_REC, None)?;
                     if *read_only {
-                        self.steps
-                            .push(Step::Remount { target: cstring(target)?, flags: libc::MS_RDONLY | libc::MS_REC });
+                        self.steps.push(Step::ReadOnlyTree { target: cstring(target)? });
                     }
                 }
                 UserMount::Tmpfs { target, flags, data } => {
@@ -205,6 +209,9 @@ impl MountPlanner {
         if !privileged {
             for path in MASKED_PATHS {
                 self.steps.push(Step::Mask { path: cstring(path)? });
+            }
+            for (dir, prefix, leaf) in MASKED_GLOBS {
+                self.steps.push(Step::MaskEach { dir: cstring(dir)?, prefix: cstring(prefix)?, leaf: cstring(leaf)? });
             }
             for path in READ_ONLY_PATHS {
                 self.steps.push(Step::ReadOnly { path: cstring(path)? });
@@ -257,7 +264,7 @@ mod tests {
                 "creating directory /a",
                 "creating directory /a/b",
                 "mounting /.keel-host/srv/x (bind) on /a/b",
-                "remounting /a/b"
+                "making /a/b and its submounts read-only"
             ]
         );
     }
@@ -266,7 +273,7 @@ mod tests {
     fn privileged_containers_see_unmasked_paths() {
         let mut normal = MountPlanner::default();
         normal.finish(false, true).unwrap();
-        assert_eq!(normal.steps.len(), 1 + MASKED_PATHS.len() + READ_ONLY_PATHS.len() + 1);
+        assert_eq!(normal.steps.len(), 1 + MASKED_PATHS.len() + MASKED_GLOBS.len() + READ_ONLY_PATHS.len() + 1);
         assert!(matches!(normal.steps.last(), Some(Step::ReadOnlyRoot)));
         let mut privileged = MountPlanner::default();
         privileged.finish(true, false).unwrap();

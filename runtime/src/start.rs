@@ -11,7 +11,8 @@ use nix::unistd::Pid;
 
 use super::child::{self, ChildFailure, ChildFds};
 use super::container::Container;
-use super::sys::{self, NullTerminated};
+use super::kill::ContainerProcess;
+use super::sys::{self, Cloned, NullTerminated};
 use crate::reaper::{ExitStatus, Reaper};
 
 /// What failed while starting; the container's first process, if any, is gone or going.
@@ -59,9 +60,9 @@ impl StartError {
 /// A container whose command is running.
 #[derive(Debug)]
 pub struct RunningContainer {
-    /// The container's PID 1 as the host sees it.
-    pub pid: Pid,
-    /// Delivers the exit of `pid` (from the reaper).
+    /// The container's PID 1 as the host sees it, with its pidfd.
+    pub process: ContainerProcess,
+    /// Delivers the exit of `process` (from the reaper).
     pub exit: Receiver<ExitStatus>,
     pub stdout: File,
     pub stderr: File,
@@ -90,9 +91,9 @@ impl Container {
         let (stderr_read, stderr_write) = cloexec_pipe(&self.name)?;
         let oom_kills_at_start = self.cgroup.as_ref().and_then(|cgroup| cgroup.oom_kills());
         // The write ends are dropped inside: our copies must go, or readers never see the end.
-        let (pid, exit, started_at) = self.clone_first_process(reaper, stdout_write, stderr_write)?;
+        let (process, exit, started_at) = self.clone_first_process(reaper, stdout_write, stderr_write)?;
         Ok(RunningContainer {
-            pid,
+            process,
             exit,
             stdout: File::from(stdout_read),
             stderr: File::from(stderr_read),
@@ -109,14 +110,14 @@ impl Container {
         reaper: &Reaper,
         stdout: BorrowedFd<'_>,
         stderr: BorrowedFd<'_>,
-    ) -> Result<(Pid, Receiver<ExitStatus>), StartError> {
+    ) -> Result<(ContainerProcess, Receiver<ExitStatus>), StartError> {
         // Duplicates close on exec in the child; the child dups them onto 1 and 2 itself.
         let duplicate = |fd: BorrowedFd<'_>| {
             fd.try_clone_to_owned()
                 .map_err(|source| StartError::DuplicateStdio { container: self.name.clone(), source })
         };
-        let (pid, exit, _) = self.clone_first_process(reaper, duplicate(stdout)?, duplicate(stderr)?)?;
-        Ok((pid, exit))
+        let (process, exit, _) = self.clone_first_process(reaper, duplicate(stdout)?, duplicate(stderr)?)?;
+        Ok((process, exit))
     }
 
     /// Clones the first process with `stdout` and `stderr` as its 1 and 2 and waits until it has exec'd.
@@ -125,20 +126,30 @@ impl Container {
         reaper: &Reaper,
         stdout: OwnedFd,
         stderr: OwnedFd,
-    ) -> Result<(Pid, Receiver<ExitStatus>, SystemTime), StartError> {
+    ) -> Result<(ContainerProcess, Receiver<ExitStatus>, SystemTime), StartError> {
         let (failure_read, failure_write) = cloexec_pipe(&self.name)?;
         // Allocated now: the child may not allocate.
         let argv = NullTerminated::new(self.plan.process.argv.iter().map(CString::as_c_str));
         let envp = NullTerminated::new(self.plan.process.env.iter().map(CString::as_c_str));
         let fds = ChildFds { stdout: stdout.as_raw_fd(), stderr: stderr.as_raw_fd(), error: failure_write.as_raw_fd() };
         let plan = &self.plan;
+        let mut pidfd = None;
         let (pid, exit) = reaper
-            .spawn_with(|| match sys::clone_process(plan.namespaces) {
-                Ok(0) => child::run_container(plan, &argv, &envp, fds),
-                Ok(pid) => Ok(Pid::from_raw(pid)),
+            .spawn_with(|| match sys::clone_with_pidfd(plan.namespaces) {
+                Ok(Cloned::Child) => child::run_container(plan, &argv, &envp, fds),
+                Ok(Cloned::Parent { pid, pidfd: fd }) => {
+                    pidfd = Some(fd);
+                    Ok(Pid::from_raw(pid))
+                }
                 Err(errno) => Err(io::Error::from_raw_os_error(errno)),
             })
             .map_err(|source| StartError::Clone { container: self.name.clone(), source })?;
+        // Set whenever the clone succeeded (the only way to get here); no pidfd would mean no safe way to signal.
+        let Some(pidfd) = pidfd else {
+            let source = io::Error::other("clone returned no pidfd");
+            return Err(StartError::Clone { container: self.name.clone(), source });
+        };
+        let process = ContainerProcess::new(pid, pidfd);
         let started_at = SystemTime::now();
         // Our copies of the write ends must go, or the read below never sees the end.
         drop((stdout, stderr, failure_write));
@@ -152,6 +163,6 @@ impl Container {
                 exit_code: failure.exit_code(),
             });
         }
-        Ok((pid, exit, started_at))
+        Ok((process, exit, started_at))
     }
 }

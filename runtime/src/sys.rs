@@ -5,7 +5,7 @@
 //! built `CStr`s and slices, return the errno as a plain `i32`, and call nothing that allocates or locks.
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use libc::{c_char, c_int, c_ulong, gid_t, pid_t, uid_t};
@@ -51,6 +51,38 @@ pub fn clone_process(namespace_flags: c_int) -> SysResult<pid_t> {
     check_long(ret).map(|pid| pid as pid_t)
 }
 
+/// What [`clone_with_pidfd`] returns on each side of the clone.
+pub enum Cloned {
+    Child,
+    Parent { pid: pid_t, pidfd: OwnedFd },
+}
+
+/// [`clone_process`] with `CLONE_PIDFD`: the parent also gets a pidfd (close-on-exec) naming the child for good,
+/// so that signals and `setns` cannot reach another process once the child is reaped and its pid reused.
+pub fn clone_with_pidfd(namespace_flags: c_int) -> SysResult<Cloned> {
+    let flags = (namespace_flags | libc::CLONE_PIDFD | libc::SIGCHLD) as c_ulong;
+    let mut pidfd: c_int = -1;
+    // SAFETY: as in `clone_process` (fork semantics with a null stack, the child keeps to this module). The third
+    // argument, `parent_tid` on x86_64 and aarch64 alike, is where CLONE_PIDFD stores the pidfd: it points at
+    // `pidfd` on this frame, which the kernel writes before the call returns in the parent.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, &mut pidfd as *mut c_int, 0usize, 0usize) };
+    match check_long(ret)? {
+        0 => Ok(Cloned::Child),
+        // SAFETY: the kernel has just installed `pidfd` in this process's fd table for us alone; nothing else
+        // owns or closes it.
+        pid => Ok(Cloned::Parent { pid: pid as pid_t, pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) } }),
+    }
+}
+
+/// `pidfd_send_signal`: signals the process `pidfd` names; ESRCH once it has exited, never another process.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: c_int) -> SysResult {
+    // SAFETY: a null siginfo is allowed (the kernel fills in a SI_USER one); flags must be 0.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, ptr::null::<libc::siginfo_t>(), 0)
+    };
+    check_long(ret).map(drop)
+}
+
 pub fn mount(
     source: Option<&CStr>,
     target: &CStr,
@@ -61,6 +93,37 @@ pub fn mount(
     // SAFETY: every pointer is null or a NUL-terminated string that outlives the call.
     let ret = unsafe { libc::mount(opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data).cast()) };
     check(ret).map(drop)
+}
+
+/// `MOUNT_ATTR_RDONLY` of linux/mount.h (libc does not carry the mount_setattr constants).
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `struct mount_attr` of linux/mount.h, version 0 (32 bytes).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the mount at `target` and every mount below it read-only (`mount_setattr(AT_RECURSIVE)`, Linux 5.12):
+/// a remount with `MS_RDONLY` changes only the top mount of a recursive bind, and `MS_REC` does not change that.
+pub fn make_read_only_recursive(target: &CStr) -> SysResult {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: `target` is NUL-terminated and `attr` is a `struct mount_attr` on this stack frame whose size is
+    // passed with it; both outlive the call and the kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_RECURSIVE as c_ulong,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check_long(ret).map(drop)
 }
 
 pub fn umount_detach(target: &CStr) -> SysResult {
@@ -218,6 +281,13 @@ pub fn install_seccomp_filter(program: &[seccompiler::sock_filter]) -> SysResult
         libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as c_ulong, &fprog as *const SockFprog)
     };
     check_long(ret).map(drop)
+}
+
+/// Makes this process non-dumpable: no core dumps, and `/proc/<pid>/{mem,environ,maps,…}` and ptrace are closed to
+/// everyone without CAP_SYS_PTRACE, even to processes of the same uid and capabilities. The next execve of an
+/// ordinary binary makes it dumpable again (the flag belongs to the memory image it replaces).
+pub fn set_not_dumpable() -> SysResult {
+    prctl(libc::PR_SET_DUMPABLE, 0)
 }
 
 pub fn set_parent_death_signal(signal: c_int) -> SysResult {
@@ -432,6 +502,26 @@ impl<'a> NullTerminated<'a> {
     }
 }
 
+/// One `getdents64` into `buffer`: the number of bytes of `linux_dirent64` records written, 0 at the end.
+pub fn read_dir_entries(fd: RawFd, buffer: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the pointer and length describe the live, writable slice `buffer`; the kernel writes at most that
+    // many bytes and no alignment is required of them since `dir_entry_names` reads the records bytewise.
+    let ret = unsafe { libc::syscall(libc::SYS_getdents64, fd, buffer.as_mut_ptr(), buffer.len()) };
+    check_long(ret).map(|written| written as usize)
+}
+
+/// The names in a buffer filled by [`read_dir_entries`], without allocating: each record is
+/// `d_ino: u64, d_off: i64, d_reclen: u16, d_type: u8, d_name: NUL-terminated`.
+pub fn dir_entry_names(mut records: &[u8]) -> impl Iterator<Item = &CStr> {
+    const NAME_OFFSET: usize = 19;
+    std::iter::from_fn(move || {
+        let length = usize::from(u16::from_ne_bytes([*records.get(16)?, *records.get(17)?]));
+        let record = records.get(..length)?;
+        records = &records[length..];
+        CStr::from_bytes_until_nul(record.get(NAME_OFFSET..)?).ok()
+    })
+}
+
 /// Waits up to `timeout_ms` for `fd` to be readable (or hung up); `Ok(false)` on timeout.
 pub fn poll_readable(fd: RawFd, timeout_ms: c_int) -> SysResult<bool> {
     let mut entry = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
@@ -500,4 +590,35 @@ pub fn fstat(fd: RawFd) -> SysResult<(u64, u64, u32)> {
     // SAFETY: `stat` is a writable `struct stat` that lives across the call.
     check(unsafe { libc::fstat(fd, &mut stat) })?;
     Ok((stat.st_dev as u64, stat.st_ino as u64, stat.st_mode as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn dir_entry_names_walk_getdents_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = vec![".".to_string(), "..".to_string()];
+        for index in 0..300 {
+            // Names of varying length, so records have varying padding, and more than one buffer full.
+            let name = format!("cpu{index}{}", "x".repeat(index % 7));
+            std::fs::write(dir.path().join(&name), b"").unwrap();
+            expected.push(name);
+        }
+        let handle = std::fs::File::open(dir.path()).unwrap();
+        let mut names = Vec::new();
+        let mut buffer = [0u8; 1024];
+        loop {
+            let length = read_dir_entries(handle.as_raw_fd(), &mut buffer).unwrap();
+            if length == 0 {
+                break;
+            }
+            names.extend(dir_entry_names(&buffer[..length]).map(|name| name.to_string_lossy().into_owned()));
+        }
+        names.sort();
+        expected.sort();
+        assert_eq!(names, expected);
+    }
 }

@@ -58,6 +58,43 @@ fn binds_show_host_files_and_ro_is_not_writable() {
     assert!(!shared.join("nope").exists());
 }
 
+/// A tmpfs the test mounts on the host; unmounted (lazily, in case a container still holds it) on drop.
+struct HostTmpfs(std::path::PathBuf);
+
+impl HostTmpfs {
+    fn mount(at: &Path) -> HostTmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        keel_fixtures::run("mount", &["-t", "tmpfs", "-o", "size=1m", "keel-test", at.to_str().unwrap()]);
+        HostTmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn ro_binds_are_read_only_down_to_their_submounts() {
+    let host = TestHost::new(Path::new(CACHE));
+    let shared = host.temp.path().join("with-submount");
+    let _submount = HostTmpfs::mount(&shared.join("sub"));
+    let volumes = format!("volumes = [\"{0}:/rw\", \"{0}:/ro:ro\"]", shared.display());
+    let out = shell(
+        &host,
+        "{ echo y > /ro/sub/nope; } 2>&1 || echo ro-sub-refused; touch /ro/top 2>/dev/null || echo ro-top-refused; \
+         echo x > /rw/sub/written && echo rw-sub-written",
+        &volumes,
+    );
+    // EROFS, the submount's own error: the tmpfs under a `:ro` bind is read-only too, though writable on the host
+    // and through the `rw` bind.
+    assert!(out.stdout.contains("Read-only file system\nro-sub-refused\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("ro-top-refused\nrw-sub-written"), "{}", out.stdout);
+    assert!(!shared.join("sub/nope").exists());
+    assert_eq!(std::fs::read_to_string(shared.join("sub/written")).unwrap(), "x\n");
+}
+
 #[test]
 fn named_volumes_start_with_the_image_content_and_persist() {
     let host = TestHost::new(Path::new(CACHE));
@@ -106,7 +143,9 @@ fn masked_and_read_only_proc_paths() {
     let host = TestHost::new(Path::new(CACHE));
     let out = shell(
         &host,
-        "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; ls /dev | tr '\\n' ' '",
+        "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; ls /dev | tr '\\n' ' '; \
+         echo; wc -c < /proc/interrupts; \
+         for dir in /sys/devices/system/cpu/cpu*/thermal_throttle; do [ -d $dir ] && echo $dir: $(ls $dir); done",
         "",
     );
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -115,6 +154,18 @@ fn masked_and_read_only_proc_paths() {
     for node in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdout"] {
         assert!(lines[2].split(' ').any(|name| name == node), "/dev lacks {node}: {}", lines[2]);
     }
+    assert_eq!(lines[3].trim(), "0", "/proc/interrupts is /dev/null: {}", out.stdout);
+    // Where the host has per-CPU thermal_throttle directories (not every VM does), each is an empty tmpfs.
+    let throttle: Vec<&str> = lines[4..].to_vec();
+    let host_has = std::fs::read_dir("/sys/devices/system/cpu")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry.file_name().to_string_lossy().starts_with("cpu") && entry.path().join("thermal_throttle").is_dir()
+        })
+        .count();
+    assert_eq!(throttle.len(), host_has, "{}", out.stdout);
+    assert!(throttle.iter().all(|line| line.ends_with("thermal_throttle:")), "not masked: {throttle:?}");
 }
 
 #[test]
@@ -144,6 +195,82 @@ fn init_reaps_forwards_and_passes_the_exit_status() {
     assert_ne!(lines[0], "pid=1", "the command is not PID 1 under init");
     let killed = shell(&host, "kill -TERM $$; sleep 5", "init = true");
     assert_eq!(killed.code, 128 + 15);
+}
+
+#[test]
+fn init_is_not_readable_from_the_container() {
+    let host = TestHost::new(Path::new(CACHE));
+    // The init is a fork of the supervisor that never execs: its memory and environ are the supervisor's (here
+    // the test binary's, with cargo's CARGO_PKG_NAME). Root in the container shares its uid and capabilities, so
+    // only the init being non-dumpable keeps /proc/1/{environ,mem} closed.
+    let out = shell(
+        &host,
+        "cat /proc/1/environ 2>&1 | tr '\\0' '\\n' | grep -c CARGO_PKG_NAME; cat /proc/1/environ >/dev/null 2>&1 || echo environ-refused; \
+         cat /proc/1/mem 2>&1 >/dev/null; grep -c . /proc/self/environ",
+        "init = true",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("0"), "the supervisor's environment shows: {}", out.stdout);
+    assert_eq!(lines.get(1).copied(), Some("environ-refused"), "{}", out.stdout);
+    assert!(
+        lines.get(2).is_some_and(|line| line.contains("/proc/1/mem") && line.contains("Permission denied")),
+        "/proc/1/mem opens: {}",
+        out.stdout
+    );
+    // The command itself execs, which makes it dumpable again: its own environ stays readable.
+    assert_eq!(lines.get(3).copied(), Some("1"), "{}", out.stdout);
+}
+
+/// Starts `sleep 60` on the host under `pid` (set through `ns_last_pid`; other processes may take it first, so it
+/// retries). None if the pid could not be had.
+fn host_process_with_pid(pid: i32) -> Option<std::process::Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        if child.id() as i32 == pid {
+            return Some(child);
+        }
+        // The fixture's reaper may collect it first (ECHILD here): either way it is gone.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+#[test]
+fn a_reaped_containers_pid_reused_by_a_host_process_is_neither_signalled_nor_joined() {
+    let host = TestHost::new(Path::new(CACHE));
+    let text = format!(
+        "[containers.p]\nimage = \"{}\"\ncommand = [\"sleep\", \"60\"]\nhostname = \"inside\"\n",
+        keel_fixtures::containers::BUSYBOX
+    );
+    let config = UserData::parse("test", &text).unwrap().containers.remove("p").unwrap();
+    let image = host.store.image(&host.busybox()).unwrap();
+    let image_config = host.run_config(&image);
+    let container = Container::create("p", &config, &image.layer_dirs, &image_config, &host.runtime_dirs()).unwrap();
+    let reaper = reaper();
+    let running = container.start(&reaper).unwrap();
+    let hostname = ["hostname".to_owned()];
+    let timeout = std::time::Duration::from_secs(20);
+    let inside = container.exec(&running.process, &hostname, &reaper, timeout).unwrap();
+    assert_eq!(inside.output, "inside\n");
+    keel_runtime::kill_container("p", &running.process, libc::SIGKILL).unwrap();
+    running.exit.recv_timeout(timeout).unwrap();
+
+    // The reaper has freed the pid: give it to a host process, as the kernel may at any time.
+    let pid = running.process.pid().as_raw();
+    let mut stranger = host_process_with_pid(pid).expect("could not get the freed pid back");
+    keel_runtime::kill_container("p", &running.process, libc::SIGKILL).unwrap();
+    let joined = container.exec(&running.process, &hostname, &reaper, timeout).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with(b"sleep");
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    let dirs = host.runtime_dirs();
+    keel_runtime::remove_container(&dirs.containers_dir, "p", dirs.cgroup_root.as_deref()).unwrap();
+    assert!(alive, "SIGKILL for the reaped container reached the host process that now has pid {pid}");
+    assert_ne!(joined.exit_code, 0, "joined the namespaces of pid {pid}'s new owner: {}", joined.output);
+    assert!(joined.output.contains("No such process"), "{}", joined.output);
 }
 
 #[test]

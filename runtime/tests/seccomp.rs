@@ -69,8 +69,8 @@ fn exec_probes_run_under_the_containers_filter() {
     let reaper = reaper();
     let running = container.start(&reaper).unwrap();
     let argv = ["unshare".to_owned(), "-U".to_owned(), "true".to_owned()];
-    let result = container.exec(running.pid, &argv, &reaper, Duration::from_secs(20)).unwrap();
-    keel_runtime::kill_container("probe", running.pid, libc::SIGKILL).unwrap();
+    let result = container.exec(&running.process, &argv, &reaper, Duration::from_secs(20)).unwrap();
+    keel_runtime::kill_container("probe", &running.process, libc::SIGKILL).unwrap();
     running.exit.recv_timeout(Duration::from_secs(20)).unwrap();
     let dirs = host.runtime_dirs();
     keel_runtime::remove_container(&dirs.containers_dir, "probe", dirs.cgroup_root.as_deref()).unwrap();

@@ -6,8 +6,7 @@ use std::thread;
 use std::time::SystemTime;
 
 use keel_logs::error_chain;
-use keel_runtime::{Container, Reaper};
-use nix::unistd::Pid;
+use keel_runtime::{Container, ContainerProcess, Reaper};
 
 use super::health::{HealthSettings, ProbeRecord};
 use super::worker::Message;
@@ -16,7 +15,7 @@ use super::worker::Message;
 /// after the start, as with Docker.
 pub(crate) fn spawn_prober(
     container: Arc<Container>,
-    pid: Pid,
+    init: ContainerProcess,
     settings: HealthSettings,
     reaper: Arc<Reaper>,
     worker: Sender<Message>,
@@ -30,7 +29,7 @@ pub(crate) fn spawn_prober(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let start = SystemTime::now();
-        let probe = match container.exec(pid, &settings.argv, &reaper, settings.timeout) {
+        let probe = match container.exec(&init, &settings.argv, &reaper, settings.timeout) {
             Ok(result) => {
                 ProbeRecord { start, end: SystemTime::now(), exit_code: result.exit_code, output: result.output }
             }

@@ -31,6 +31,8 @@ fn a_start_after_a_stop_during_a_pull_waits_for_the_image() {
     assert_eq!((stopped.state, stopped.status, stopped.stopped_by_user), (State::Created, "created", true));
 
     handle.start("late").unwrap();
+    // The worker takes the start on its own thread; readers see it once it has.
+    wait_status(&handle, "late", "the start taken", |status| !status.stopped_by_user);
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {
         let status = handle.container("late").unwrap();

@@ -47,6 +47,12 @@ pub enum RegistryError {
     CredentialsRequired { url: String, registry: String },
     #[error("GET {url}: HTTP 401: the registry refused the credentials of user {username:?}")]
     CredentialsRefused { url: String, username: String },
+    /// The URL is left out to keep the error small: the realm and registry name the requests well enough.
+    #[error(
+        "HTTP {status}: the credentials for {registry} were withheld from the token realm {realm} ({reason}) and \
+         the anonymous request was refused"
+    )]
+    CredentialsWithheld { status: u16, registry: String, realm: String, reason: WithheldReason },
     #[error("token from {realm}: response has neither `token` nor `access_token`")]
     TokenMissing { realm: String },
     #[error("GET {url}: reading the response body failed")]
@@ -61,6 +67,25 @@ pub enum RegistryError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// Why Basic credentials were not sent to a token realm: a 401 may name any URL as its realm, and a registry
+/// reached over plain HTTP (or a spoofed answer) must not be able to collect the password that way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithheldReason {
+    /// The realm is plain HTTP on a host or port other than the registry's own.
+    PlainHttpOtherHost,
+    /// The realm is not an `http://` or `https://` URL at all.
+    NotHttp,
+}
+
+impl std::fmt::Display for WithheldReason {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            WithheldReason::PlainHttpOtherHost => "plain HTTP to a host other than the registry's own",
+            WithheldReason::NotHttp => "not an http:// or https:// URL",
+        })
+    }
 }
 
 /// A manifest as fetched: its bytes, the content type the registry announced, and the digest of the bytes.
@@ -137,6 +162,8 @@ impl RegistryClient {
     ) -> Result<Response<Body>, RegistryError> {
         let auth_key = format!("{}/{}", reference.registry(), reference.repository());
         let mut answered_challenge = false;
+        // Set when the Bearer flow got its token without the credentials: a 401 after that is not their refusal.
+        let mut withheld: Option<(String, WithheldReason)> = None;
         loop {
             let authorization = self.cached_authorization(&auth_key);
             let response = self.get_with_retries(url, accept, authorization.as_deref())?;
@@ -151,7 +178,9 @@ impl RegistryClient {
                     }
                     Some(Challenge::Bearer { realm, service, scope }) => {
                         let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", reference.repository()));
-                        Some(self.fetch_token(reference, &realm, service.as_deref(), &scope)?)
+                        let (token, withheld_from) = self.fetch_token(reference, &realm, service.as_deref(), &scope)?;
+                        withheld = withheld_from.map(|reason| (realm, reason));
+                        Some(token)
                     }
                     None => None,
                 };
@@ -165,6 +194,14 @@ impl RegistryClient {
                 continue;
             }
             if status == 401 {
+                if let Some((realm, reason)) = withheld {
+                    return Err(RegistryError::CredentialsWithheld {
+                        status,
+                        registry: reference.registry().to_string(),
+                        realm,
+                        reason,
+                    });
+                }
                 return Err(self.unauthorized(reference, url));
             }
             if !(200..300).contains(&status) {
@@ -193,21 +230,43 @@ impl RegistryClient {
         Some(basic_header(settings.username.as_deref()?, settings.password.as_deref().unwrap_or_default()))
     }
 
-    /// The Bearer flow: GET realm?service&scope (with Basic credentials when configured) → `Bearer <token>`.
+    /// The Bearer flow: GET realm?service&scope → `Bearer <token>`, with the configured Basic credentials only
+    /// where [`credentials_allowed`] lets them go; also returns why they were withheld, if they were.
     fn fetch_token(
         &self,
         reference: &ImageReference,
         realm: &str,
         service: Option<&str>,
         scope: &str,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, Option<WithheldReason>), RegistryError> {
         let mut url = format!("{realm}{}scope={}", if realm.contains('?') { '&' } else { '?' }, query_escape(scope));
         if let Some(service) = service {
             url.push_str(&format!("&service={}", query_escape(service)));
         }
-        let basic = self.basic_authorization(reference);
+        let mut basic = self.basic_authorization(reference);
+        let mut withheld = None;
+        if basic.is_some() {
+            let registry_port = if self.settings_for(reference).insecure { 80 } else { 443 };
+            if let Err(reason) = credentials_allowed(realm, reference.api_host(), registry_port) {
+                log::warn!(
+                    "not sending the credentials for {} to the token realm {realm}: {reason}; asking anonymously",
+                    reference.registry()
+                );
+                basic = None;
+                withheld = Some(reason);
+            }
+        }
         let mut response = self.get_with_retries(&url, None, basic.as_deref())?;
-        if response.status().as_u16() == 401 {
+        let status = response.status().as_u16();
+        if let Some(reason) = withheld.filter(|_| !response.status().is_success()) {
+            return Err(RegistryError::CredentialsWithheld {
+                status,
+                registry: reference.registry().to_string(),
+                realm: realm.to_string(),
+                reason,
+            });
+        }
+        if status == 401 {
             return Err(self.unauthorized(reference, &url));
         }
         if !response.status().is_success() {
@@ -222,7 +281,7 @@ impl RegistryClient {
         let token: TokenResponse = serde_json::from_slice(&body)
             .map_err(|source| RegistryError::TokenJson { realm: realm.to_string(), source })?;
         let token = token.into_token().ok_or_else(|| RegistryError::TokenMissing { realm: realm.to_string() })?;
-        Ok(format!("Bearer {token}"))
+        Ok((format!("Bearer {token}"), withheld))
     }
 
     /// Retries connection errors and 5xx with exponential backoff; 4xx are answers, not failures.
@@ -266,6 +325,48 @@ impl RegistryClient {
     }
 }
 
+/// Whether a registry's Basic credentials may go to the token realm a 401 named: over HTTPS anywhere (the realm
+/// is then authenticated by its certificate, as Docker does for Docker Hub's `auth.docker.io`), over plain HTTP only
+/// to the registry's own host and port (`api_host`, which already receives them for a Basic challenge;
+/// `registry_port` is its port when `api_host` names none: 80 for an insecure registry, else 443).
+fn credentials_allowed(realm: &str, api_host: &str, registry_port: u16) -> Result<(), WithheldReason> {
+    let Some((scheme, rest)) = realm.split_once("://") else { return Err(WithheldReason::NotHttp) };
+    if scheme.eq_ignore_ascii_case("https") {
+        return Ok(());
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(WithheldReason::NotHttp);
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // `user:pass@host` in a realm is not the host; only what follows the last `@` is.
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    if host_and_port(authority, 80) == host_and_port(api_host, registry_port) {
+        Ok(())
+    } else {
+        Err(WithheldReason::PlainHttpOtherHost)
+    }
+}
+
+/// `host[:port]` (or `[v6]:port`) split into a lowercase host and a port, `default_port` when none is written.
+fn host_and_port(authority: &str, default_port: u16) -> (String, Option<u16>) {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => (v6, None),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    // An unparsable port compares as None, which no written port equals.
+    let port = match port {
+        Some(port) => port.parse().ok(),
+        None => Some(default_port),
+    };
+    (host.to_ascii_lowercase(), port)
+}
+
 fn is_transient(error: &ureq::Error) -> bool {
     matches!(
         error,
@@ -294,4 +395,34 @@ fn query_escape(value: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_to_https_anywhere_and_plain_http_only_on_the_registry_host() {
+        assert_eq!(credentials_allowed("https://auth.docker.io/token", "registry-1.docker.io", 443), Ok(()));
+        assert_eq!(credentials_allowed("http://127.0.0.1:5000/token", "127.0.0.1:5000", 80), Ok(()));
+        assert_eq!(credentials_allowed("HTTP://Registry.Example/token", "registry.example:80", 443), Ok(()));
+        assert_eq!(credentials_allowed("http://registry.example/token", "registry.example", 80), Ok(()));
+        assert_eq!(credentials_allowed("http://[::1]:5000/t?x=1", "[::1]:5000", 80), Ok(()));
+        for (realm, host) in [
+            ("http://127.0.0.2:5000/token", "127.0.0.1:5000"),
+            ("http://127.0.0.1:5001/token", "127.0.0.1:5000"),
+            ("http://127.0.0.1/token", "127.0.0.1:5000"),
+            ("http://127.0.0.1:5000@evil.example/token", "127.0.0.1:5000"),
+            ("http://registry.example:x/token", "registry.example"),
+            // An HTTPS registry's password does not go out in clear to port 80 of the same host.
+            ("http://registry.example/token", "registry.example"),
+        ] {
+            assert_eq!(credentials_allowed(realm, host, 443), Err(WithheldReason::PlainHttpOtherHost), "{realm}");
+        }
+        assert_eq!(
+            credentials_allowed("ftp://127.0.0.1:5000/token", "127.0.0.1:5000", 80),
+            Err(WithheldReason::NotHttp)
+        );
+        assert_eq!(credentials_allowed("/token", "127.0.0.1:5000", 80), Err(WithheldReason::NotHttp));
+    }
 }

@@ -4,4 +4,4 @@ pub mod auth;
 pub mod client;
 pub mod manifest;
 
-pub use client::{BlobStream, FetchedManifest, RegistryClient, RegistryError, RegistrySettings};
+pub use client::{BlobStream, FetchedManifest, RegistryClient, RegistryError, RegistrySettings, WithheldReason};

@@ -9,8 +9,7 @@ use std::time::{Instant, SystemTime};
 use keel_config::values::signal::parse_signal;
 use keel_images::ImageReference;
 use keel_logs::{error_chain, spawn_reader, LogStream};
-use keel_runtime::{kill_container, remove_container, Container, ExitStatus};
-use nix::unistd::Pid;
+use keel_runtime::{kill_container, remove_container, Container, ContainerProcess, ExitStatus};
 
 use super::{fingerprint, lock, Message, Worker};
 use crate::health::{Health, HealthSettings, ProbeRecord};
@@ -19,7 +18,7 @@ use crate::machine::Event;
 
 /// The current run's process and what goes with it.
 pub(super) struct CurrentRun {
-    pid: Pid,
+    process: ContainerProcess,
     started: Instant,
     container: Arc<Container>,
     oom_kills_at_start: Option<u64>,
@@ -31,7 +30,7 @@ pub(super) struct CurrentRun {
 impl Worker {
     pub(super) fn signal(&self, signal: i32) {
         if let Some(current) = &self.current {
-            if let Err(error) = kill_container(&self.name, current.pid, signal) {
+            if let Err(error) = kill_container(&self.name, &current.process, signal) {
                 log::warn!("{error}");
             }
         }
@@ -99,7 +98,7 @@ impl Worker {
         });
         if let Err(error) = forwarded {
             // Without the forwarder the exit would never be seen: stop the container rather than lose track.
-            let _ = kill_container(&self.name, running.pid, libc::SIGKILL);
+            let _ = kill_container(&self.name, &running.process, libc::SIGKILL);
             return Err(failed(format!("{}: cannot start the exit watcher: {error}", self.name)));
         }
 
@@ -110,7 +109,7 @@ impl Worker {
             let (stop, stopped) = channel();
             crate::probe::spawn_prober(
                 Arc::clone(&container),
-                running.pid,
+                running.process.clone(),
                 settings.clone(),
                 Arc::clone(&self.shared.reaper),
                 self.sender.clone(),
@@ -121,7 +120,7 @@ impl Worker {
         });
         {
             let mut status = lock(&self.status);
-            status.pid = Some(running.pid.as_raw());
+            status.pid = Some(running.process.pid().as_raw());
             status.started_at = Some(running.started_at);
             status.image_digest = Some(image_digest);
             status.error.clear();
@@ -130,9 +129,9 @@ impl Worker {
             status.labels = container.labels.clone();
             status.health = health_settings.as_ref().map(|_| Health::default());
         }
-        log::info!("{}: started (pid {})", self.name, running.pid);
+        log::info!("{}: started (pid {})", self.name, running.process);
         self.current = Some(CurrentRun {
-            pid: running.pid,
+            process: running.process,
             started: Instant::now(),
             container,
             oom_kills_at_start: running.oom_kills_at_start,
