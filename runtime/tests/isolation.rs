@@ -58,20 +58,29 @@ fn binds_show_host_files_and_ro_is_not_writable() {
     assert!(!shared.join("nope").exists());
 }
 
-/// A tmpfs the test mounts on the host; unmounted (lazily, in case a container still holds it) on drop.
+/// A tmpfs the test mounts on the host; unmounted (lazily, in case a container still holds it) on drop. Made
+/// with mount(2) itself, not the `mount` program: this test binary's reaper would take that child's exit status.
 struct HostTmpfs(std::path::PathBuf);
 
 impl HostTmpfs {
     fn mount(at: &Path) -> HostTmpfs {
         std::fs::create_dir_all(at).unwrap();
-        keel_fixtures::run("mount", &["-t", "tmpfs", "-o", "size=1m", "keel-test", at.to_str().unwrap()]);
+        let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: every pointer is a NUL-terminated string that outlives the call; the kernel only reads them.
+        let ret = unsafe {
+            libc::mount(c"keel-test".as_ptr(), path.as_ptr(), c"tmpfs".as_ptr(), 0, c"size=1m".as_ptr().cast())
+        };
+        assert_eq!(ret, 0, "mounting a tmpfs on {}: {}", at.display(), std::io::Error::last_os_error());
         HostTmpfs(at.to_path_buf())
     }
 }
 
 impl Drop for HostTmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        if let Ok(path) = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()) {
+            // SAFETY: `path` is a NUL-terminated string that outlives the call.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
     }
 }
 
