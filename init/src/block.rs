@@ -19,17 +19,10 @@ pub struct PartitionNotFound {
 
 /// The `/dev` node of the partition whose GPT name is `name`, if the kernel has one now.
 pub fn find_partition(name: &str) -> Option<PathBuf> {
-    let entries = fs::read_dir("/sys/class/block").ok()?;
-    for entry in entries.flatten() {
-        let Ok(uevent) = fs::read_to_string(entry.path().join("uevent")) else { continue };
-        if uevent_value(&uevent, "PARTNAME") == Some(name) {
-            let device = uevent_value(&uevent, "DEVNAME")?;
-            let node = PathBuf::from("/dev").join(device);
-            // devtmpfs creates the node right after the kernel announces the device; the caller retries.
-            return node.exists().then_some(node);
-        }
-    }
-    None
+    let device = list_devices().into_iter().find(|device| device.partition_name.as_deref() == Some(name))?;
+    let node = PathBuf::from("/dev").join(device.name);
+    // devtmpfs creates the node right after the kernel announces the device; the caller retries.
+    node.exists().then_some(node)
 }
 
 /// Waits, up to `timeout`, for the partition named `name`. virtio-blk probes synchronously, so it is usually
@@ -49,16 +42,11 @@ pub fn wait_for_partition(name: &str, timeout: Duration) -> Result<PathBuf, Part
 
 /// `vda vda1[esp] vda2[keel-root-a]`: what there was, for the error message.
 fn describe_block_devices() -> String {
-    let Ok(entries) = fs::read_dir("/sys/class/block") else { return "none".to_owned() };
-    let mut devices: Vec<String> = entries
-        .flatten()
-        .map(|entry| {
-            let device = entry.file_name().to_string_lossy().into_owned();
-            let uevent = fs::read_to_string(entry.path().join("uevent")).unwrap_or_default();
-            match uevent_value(&uevent, "PARTNAME") {
-                Some(label) => format!("{device}[{label}]"),
-                None => device,
-            }
+    let mut devices: Vec<String> = list_devices()
+        .into_iter()
+        .map(|device| match device.partition_name {
+            Some(label) => format!("{}[{label}]", device.name),
+            None => device.name,
         })
         .collect();
     devices.sort();
@@ -89,13 +77,13 @@ pub fn list_devices() -> Vec<BlockDevice> {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             let uevent = fs::read_to_string(path.join("uevent")).unwrap_or_default();
-            // A partition's sysfs directory sits inside its disk's: .../block/vdb/vdb2.
+            // A partition's sysfs link points inside its disk's directory: ../../devices/…/block/vdb/vdb2.
             let disk = path
                 .join("partition")
                 .exists()
-                .then(|| fs::canonicalize(&path).ok())
+                .then(|| fs::read_link(&path).ok())
                 .flatten()
-                .and_then(|real| real.parent()?.file_name().map(|disk| disk.to_string_lossy().into_owned()));
+                .and_then(|target| target.parent()?.file_name().map(|disk| disk.to_string_lossy().into_owned()));
             let partition_name = uevent_value(&uevent, "PARTNAME").map(str::to_owned);
             BlockDevice { name, disk, partition_name }
         })

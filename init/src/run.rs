@@ -169,7 +169,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
         layers_root: state_dir.join("layers"),
         containers_dir: state_dir.join("containers"),
         volumes_dir: state_dir.join("volumes"),
-        cgroup_root: arguments.cgroup_root.clone().or_else(crate::supervise::detect_cgroup_root),
+        cgroup_root: arguments.cgroup_root.clone().or_else(keel_runtime::cgroup::detect_mount),
     };
     let name = arguments.name.clone().unwrap_or_else(|| format!("run-{}", std::process::id()));
     // A supervised container of that name may be running: its directory is not ours to reuse or remove.

@@ -64,15 +64,6 @@ fn parse_arguments(args: &[String]) -> Result<Arguments, String> {
     Ok(parsed)
 }
 
-/// Where this host mounts cgroup2 with the `cgroup.procs` interface: `/sys/fs/cgroup`, or the `unified`
-/// mount of a hybrid host.
-pub(crate) fn detect_cgroup_root() -> Option<PathBuf> {
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|path| path.join("cgroup.controllers").exists())
-}
-
 /// Runs `keel supervise` with the arguments after the subcommand.
 pub fn main(args: &[String]) -> ExitCode {
     let arguments = match parse_arguments(args) {
@@ -122,12 +113,14 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
     let api_socket = arguments.api_socket.unwrap_or_else(|| state_dir.join("keel.sock"));
     log::info!("API socket (reserved; the API comes later): {}", api_socket.display());
     let mut options = SupervisorOptions::new(&state_dir);
-    options.cgroup_root = arguments.cgroup_root.or_else(detect_cgroup_root);
+    options.cgroup_root = arguments.cgroup_root.or_else(keel_runtime::cgroup::detect_mount);
     options.preloaded_images = arguments.preloaded_images;
     options.echo_logs = arguments.echo_logs;
     match &options.cgroup_root {
         Some(root) => log::info!("containers go under {}/keel", root.display()),
-        None => log::warn!("no cgroup2 mount found; containers run without cgroups"),
+        None => {
+            log::warn!("no cgroup2 mount found; only privileged containers can run (the device filter needs a cgroup)")
+        }
     }
     let reaper = Arc::new(Reaper::new());
     let handle = Supervisor::start(options, Arc::clone(&reaper), user_data)

@@ -17,6 +17,15 @@ pub const CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
 /// cgroup2's default `cpu.max` period, as Docker uses it for `--cpus`.
 pub const CPU_PERIOD_MICROS: u64 = 100_000;
 
+/// Where this host mounts cgroup2 with the `cgroup.procs` interface containers join through: `/sys/fs/cgroup`,
+/// or the `unified` mount of a hybrid (v1 + v2) host.
+pub fn detect_mount() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.join("cgroup.controllers").exists())
+}
+
 /// Creating the leaf failed; limits that cannot be written are not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {

@@ -22,7 +22,7 @@ pub struct RuntimeDirs {
     pub containers_dir: PathBuf,
     /// `<state>/volumes`: named volumes.
     pub volumes_dir: PathBuf,
-    /// The cgroup2 mount containers go under (`<root>/keel/<name>`); `None` runs them without cgroups.
+    /// The cgroup2 mount containers go under (`<root>/keel/<name>`); `None` allows only privileged containers (the device filter needs a cgroup).
     pub cgroup_root: Option<PathBuf>,
 }
 

@@ -62,7 +62,7 @@ pub struct SupervisorOptions {
     pub images_root: PathBuf,
     /// Unpacked layers (`<state>/layers`).
     pub layers_root: PathBuf,
-    /// The cgroup2 mount (`/sys/fs/cgroup`); `None` runs containers without cgroups.
+    /// The cgroup2 mount (`/sys/fs/cgroup`); `None` allows only privileged containers (the device filter needs a cgroup).
     pub cgroup_root: Option<PathBuf>,
     /// Image archives imported at start if not yet in the store (`/usr/share/keel/images` on a keel host).
     pub preloaded_images: Option<PathBuf>,
