@@ -17,8 +17,9 @@ all: image
 deps:
 	@./scripts/install-deps.sh
 
+# PID 1 (`keel`) and the container init (`keel-container-init`) it runs for `init = true`.
 init: deps
-	cargo build --release --locked --target $(MUSL) -p keel-init
+	cargo build --release --locked --target $(MUSL) -p keel-init -p keel-runtime --bins
 
 builder: deps
 	cargo build --release --locked -p keel-image-builder
@@ -31,6 +32,7 @@ $(PRELOAD): scripts/make-busybox-image.sh
 
 image: init builder $(PRELOAD)
 	$(KEEL_BUILD) image --recipe $(RECIPE) --out $(BUILD)/keel.img --init $(KEEL_BIN) \
+		--container-init target/$(MUSL)/release/keel-container-init \
 		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot --preload $(PRELOAD)
 
 # Moves the recipe's kernel lock (os-image/keel.lock) to Debian's current kernel; commit the lock afterwards.

@@ -61,6 +61,8 @@ pub struct ImageRequest {
     pub out: PathBuf,
     pub format: ImageFormat,
     pub init: PathBuf,
+    /// The static container init (`keel-container-init`).
+    pub container_init: PathBuf,
     pub cache: PathBuf,
     pub boot_dir: Option<PathBuf>,
     /// Image archives for `/usr/share/keel/images/`, which PID 1 imports at boot.
@@ -151,6 +153,9 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     if !request.init.is_file() {
         return Err(ImageError::Init { path: request.init.clone() });
     }
+    if !request.container_init.is_file() {
+        return Err(ImageError::Init { path: request.container_init.clone() });
+    }
     let version = &recipe.recipe.version;
     let ids = DerivedIds::new(version);
     step(&format!("recipe {} (keel {version}, epoch {epoch})", request.recipe.display()));
@@ -220,6 +225,7 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     });
     let inputs = RootTreeInputs {
         init: &request.init,
+        container_init: &request.container_init,
         os_release: &os_release,
         files: &extra_files,
         generated: &generated,

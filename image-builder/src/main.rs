@@ -9,8 +9,9 @@
 //! # Usage
 //! ```text
 //! keel-build image --recipe os-image/keel.toml --out build/keel.img \
-//!     --init target/x86_64-unknown-linux-musl/release/keel [--cache build/cache] [--boot-dir build/boot] \
-//!     [--format raw|qcow2]
+//!     --init target/x86_64-unknown-linux-musl/release/keel \
+//!     --container-init target/x86_64-unknown-linux-musl/release/keel-container-init \
+//!     [--cache build/cache] [--boot-dir build/boot] [--format raw|qcow2]
 //! keel-build kernel --recipe os-image/keel.toml [--cache build/cache] [--update]
 //! keel-build config-drive --user-data FILE [--meta-data FILE] [--format vfat|iso9660] \
 //!     [--layout nocloud|config-2] --out FILE
@@ -135,6 +136,9 @@ struct ImageArgs {
     /// The static PID 1 binary.
     #[arg(long)]
     init: PathBuf,
+    /// The static container init that `init = true` runs (keel-container-init).
+    #[arg(long)]
+    container_init: PathBuf,
     /// Kernel package cache directory.
     #[arg(long, default_value = "build/cache")]
     cache: PathBuf,
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Format::Qcow2 => ImageFormat::Qcow2,
         },
         init: args.init,
+        container_init: args.container_init,
         cache: args.cache,
         boot_dir: args.boot_dir,
         preload: args.preload,

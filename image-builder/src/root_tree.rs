@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keel_os_image::initramfs::ROOT_INIT;
+use keel_os_image::initramfs::{ROOT_CONTAINER_INIT, ROOT_INIT};
 use keel_os_image::layout::{GENERATED_ETC, GENERATED_ETC_FILES};
 
 use crate::staging::{self, StagingError};
@@ -52,6 +52,8 @@ pub struct GeneratedFile {
 pub struct RootTreeInputs<'a> {
     /// The static PID 1 binary, installed as `/sbin/init`.
     pub init: &'a Path,
+    /// The static container init, installed as `/sbin/keel-container-init`.
+    pub container_init: &'a Path,
     pub os_release: &'a str,
     pub files: &'a [ExtraFile<'a>],
     pub generated: &'a [GeneratedFile],
@@ -69,6 +71,7 @@ fn stage_inner(dir: &Path, inputs: &RootTreeInputs) -> Result<(), StagingError> 
         staging::make_dir(&dir.join(path), mode)?;
     }
     staging::copy_file(inputs.init, &dir.join(ROOT_INIT.trim_start_matches('/')), 0o755)?;
+    staging::copy_file(inputs.container_init, &dir.join(ROOT_CONTAINER_INIT.trim_start_matches('/')), 0o755)?;
     staging::write_file(&dir.join("etc/os-release"), inputs.os_release.as_bytes(), 0o644)?;
     for name in GENERATED_ETC_FILES {
         staging::make_symlink(&format!("{GENERATED_ETC}/{name}"), &dir.join("etc").join(name))?;

@@ -19,6 +19,9 @@ pub const LATE_MODULE_LOAD_LIST: &str = "/usr/lib/keel/modules/keel.load";
 /// The path, inside the root filesystem, of PID 1 after `switch_root`.
 pub const ROOT_INIT: &str = "/sbin/init";
 
+/// The container init `init = true` runs (`keel-container-init`): beside [`ROOT_INIT`], where PID 1 looks for it.
+pub const ROOT_CONTAINER_INIT: &str = "/sbin/keel-container-init";
+
 /// Parses a module load list into the module paths it names, in order.
 pub fn parse_module_load_list(text: &str) -> Vec<&str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')).collect()

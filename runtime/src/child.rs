@@ -44,11 +44,12 @@ pub enum Stage {
     Fork,
     Seccomp,
     NotDumpable,
+    Init,
 }
 
 impl Stage {
     fn from_u32(value: u32) -> Option<Stage> {
-        const ALL: [Stage; 18] = [
+        const ALL: [Stage; 19] = [
             Stage::JoinCgroup,
             Stage::LoopbackUp,
             Stage::PrivatePropagation,
@@ -67,6 +68,7 @@ impl Stage {
             Stage::Fork,
             Stage::Seccomp,
             Stage::NotDumpable,
+            Stage::Init,
         ];
         ALL.into_iter().find(|stage| *stage as u32 == value)
     }
@@ -197,8 +199,9 @@ pub struct ContainerPlan {
     pub overlay_options: CString,
     pub steps: Vec<Step>,
     pub hostname: CString,
-    /// Run a minimal init as PID 1 that forks the command, forwards signals and reaps.
-    pub init: bool,
+    /// `init = true`: the container init program (a host path, opened before the pivot) that becomes PID 1 and
+    /// runs the command; the argv passed to [`run_container`] is then the init's.
+    pub init: Option<CString>,
     pub process: ProcessPlan,
 }
 
@@ -247,6 +250,7 @@ impl ChildFailure {
                 None => format!("step {}", self.index),
             },
             Stage::Exec => "executing the command".to_owned(),
+            Stage::Init => "starting the container init program".to_owned(),
             stage => format!("{stage:?}"),
         };
         format!("{what}: {}", std::io::Error::from_raw_os_error(self.errno))
@@ -263,7 +267,7 @@ impl ChildFailure {
 }
 
 /// Reports a failure on `error_fd` and exits.
-fn fail(error_fd: RawFd, stage: Stage, index: usize, errno: Errno) -> ! {
+pub(crate) fn fail(error_fd: RawFd, stage: Stage, index: usize, errno: Errno) -> ! {
     let failure = ChildFailure { stage, index: index as u32, errno };
     let mut bytes = [0u8; ChildFailure::SIZE];
     bytes[0..4].copy_from_slice(&(stage as u32).to_ne_bytes());
@@ -283,8 +287,8 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
         }
     };
     // First of all: this process is a copy of the supervisor's memory (registry passwords, other containers'
-    // environments) and enters the container's PID namespace as its PID 1. Under `init = true` it never execs, so
-    // root in the container, with the same uid and capabilities, could otherwise read /proc/1/mem and environ.
+    // environments) and enters the container's PID namespace as its PID 1; until it execs, root in the container
+    // with the same uid and capabilities could otherwise read /proc/1/mem and environ.
     or_fail(sys::set_not_dumpable(), Stage::NotDumpable);
     // Modes are exactly as the plan says while building the root; the command gets Docker's 022 below.
     sys::set_umask(0);
@@ -300,6 +304,11 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
     // Before anything the image can steer: only stdio and the error pipe stay open (at 0..=3).
     let fds = take_stdio(fds);
     let error_fd = fds.error;
+    // Opened while the host's paths still resolve; the exec of the command closes it (O_CLOEXEC).
+    let init_fd = plan.init.as_ref().map(|program| match sys::open(program, libc::O_PATH | libc::O_CLOEXEC, 0) {
+        Ok(fd) => fd,
+        Err(errno) => fail(error_fd, Stage::Init, 0, errno),
+    });
     let or_fail = |result: sys::SysResult, stage: Stage| {
         if let Err(errno) = result {
             fail(error_fd, stage, 0, errno)
@@ -338,12 +347,10 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
     }
     sys::close(root.fd);
     or_fail(sys::sethostname(plan.hostname.to_bytes()), Stage::Hostname);
-    if plan.init {
-        prepare_process(&plan.process, fds.error);
-        run_init(&plan.process, argv, envp, fds.error)
-    } else {
-        prepare_process(&plan.process, fds.error);
-        exec_command(&plan.process, argv, envp, fds.error)
+    prepare_process(&plan.process, fds.error);
+    match init_fd {
+        Some(init_fd) => exec_init(init_fd, argv, envp, fds.error),
+        None => exec_command(&plan.process.executable_candidates, argv, envp, fds.error),
     }
 }
 
@@ -373,7 +380,7 @@ pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, f
             // The probe must not outlive this process, which the supervisor kills on timeout.
             let _ = sys::set_parent_death_signal(libc::SIGKILL);
             prepare_process(&plan.process, fds.error);
-            exec_command(&plan.process, argv, envp, fds.error)
+            exec_command(&plan.process.executable_candidates, argv, envp, fds.error)
         }
         Ok(pid) => {
             sys::close(fds.error);
@@ -565,11 +572,11 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
 
 /// Starts a new session (the command leads its own process group, as under `docker run`), resets signals and
 /// executes the first candidate that exists.
-fn exec_command(process: &ProcessPlan, argv: &NullTerminated, envp: &NullTerminated, error_fd: RawFd) -> ! {
+pub(crate) fn exec_command(candidates: &[CString], argv: &NullTerminated, envp: &NullTerminated, error_fd: RawFd) -> ! {
     let _ = sys::setsid();
     sys::reset_signals();
     let mut last_errno = libc::ENOENT;
-    for candidate in &process.executable_candidates {
+    for candidate in candidates {
         let errno = sys::execve(candidate, argv.as_slice(), envp.as_slice());
         // Like execvp: a missing file means try the next directory; remember a more telling error.
         if errno != libc::ENOENT && errno != libc::ENOTDIR {
@@ -579,36 +586,13 @@ fn exec_command(process: &ProcessPlan, argv: &NullTerminated, envp: &NullTermina
     fail(error_fd, Stage::Exec, 0, last_errno)
 }
 
-/// `init = true`: stays PID 1 of the container, runs the command as its only child, forwards every signal to
-/// the command's process group, reaps every zombie, and exits with the command's status (128 + N for signal N),
-/// as tini and `docker run --init` do.
-fn run_init(process: &ProcessPlan, argv: &NullTerminated, envp: &NullTerminated, error_fd: RawFd) -> ! {
-    sys::reset_signals();
-    // Blocked before the fork, so that no signal sent in between is lost: they wait for sigwaitinfo.
-    sys::set_signal_mask(true);
-    let child = match sys::clone_process(0) {
-        Err(errno) => fail(error_fd, Stage::Fork, 0, errno),
-        Ok(0) => exec_command(process, argv, envp, error_fd),
-        Ok(pid) => pid,
-    };
-    // The exec (or its failure report) in the child is what the parent waits for on this pipe.
-    sys::close(error_fd);
-    loop {
-        let signal = match sys::wait_any_signal() {
-            Ok(signal) => signal,
-            Err(_) => continue,
-        };
-        if signal != libc::SIGCHLD {
-            // The command leads its own group (setsid); fall back to the child alone if the group is gone.
-            if sys::kill(-child, signal).is_err() {
-                let _ = sys::kill(child, signal);
-            }
-            continue;
-        }
-        while let Ok(Some((pid, status))) = sys::wait_nohang(-1) {
-            if pid == child {
-                sys::exit_now(sys::status_code(status));
-            }
-        }
+/// `init = true`: executes the container init (see [`crate::container_init`]) with the error pipe left open at
+/// fd 3, where the init's child reports a failed exec of the command as this process would.
+fn exec_init(init_fd: RawFd, argv: &NullTerminated, envp: &NullTerminated, error_fd: RawFd) -> ! {
+    if let Err(errno) = sys::set_cloexec(error_fd, false) {
+        fail(error_fd, Stage::Stdio, 7, errno);
     }
+    sys::reset_signals();
+    let errno = sys::execveat_fd(init_fd, argv.as_slice(), envp.as_slice());
+    fail(error_fd, Stage::Init, 1, errno)
 }

@@ -9,7 +9,7 @@ use keel_config::containers::resources::Ulimit;
 use super::cgroup::ContainerCgroup;
 use super::child::{ContainerPlan, ProcessPlan};
 use super::mounts::PathNulError;
-use super::process_spec::{env_value, ProcessSpec};
+use super::process_spec::{env_value, executable_candidates, ProcessSpec};
 use super::seccomp::SeccompFilters;
 use super::users::ResolvedUser;
 
@@ -24,6 +24,8 @@ pub struct RuntimeDirs {
     pub volumes_dir: PathBuf,
     /// The cgroup2 mount containers go under (`<root>/keel/<name>`); `None` allows only privileged containers (the device filter needs a cgroup).
     pub cgroup_root: Option<PathBuf>,
+    /// The program `init = true` runs as the container's PID 1 (see [`crate::container_init`]).
+    pub container_init: PathBuf,
 }
 
 /// A container's files on the host, under `<containers>/<name>/`.
@@ -93,15 +95,7 @@ pub(crate) fn process_plan(
 ) -> Result<ProcessPlan, PathNulError> {
     let cstring = |text: &str| CString::new(text).map_err(|_| PathNulError { path: text.to_owned() });
     let program = argv.first().map(String::as_str).unwrap_or_default();
-    let candidates: Vec<String> = if program.contains('/') {
-        vec![program.to_owned()]
-    } else {
-        let path = env_value(env, "PATH").unwrap_or(super::process_spec::DEFAULT_PATH);
-        path.split(':')
-            .filter(|dir| !dir.is_empty())
-            .map(|dir| format!("{}/{program}", dir.trim_end_matches('/')))
-            .collect()
-    };
+    let candidates = executable_candidates(program, env_value(env, "PATH"));
     Ok(ProcessPlan {
         argv: argv.iter().map(|arg| cstring(arg)).collect::<Result<_, _>>()?,
         env: env.iter().map(|entry| cstring(entry)).collect::<Result<_, _>>()?,

@@ -60,6 +60,8 @@ pub enum CreateError {
     DeviceFilter(#[from] DeviceFilterError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error("container {container}: init = true needs the container init program {path}, which is not there")]
+    NoContainerInit { container: String, path: PathBuf },
     #[error("container {container}")]
     Path {
         container: String,
@@ -107,6 +109,9 @@ impl Container {
         // but root may reach them.
         fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(|source| CreateError::CreateDir { container: name.to_owned(), path: paths.dir.clone(), source })?;
+        if config.init && !dirs.container_init.is_file() {
+            return Err(CreateError::NoContainerInit { container: name.to_owned(), path: dirs.container_init.clone() });
+        }
         let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
         let view = view_of(&paths.upper, layer_dirs);
@@ -226,7 +231,7 @@ impl Container {
             steps: planner.steps,
             hostname: CString::new(hostname.clone())
                 .map_err(|_| path_error(PathNulError { path: hostname.clone() }))?,
-            init: config.init,
+            init: if config.init { Some(cstring(&dirs.container_init)?) } else { None },
             process,
         };
         let mut labels = image_config.labels.clone().unwrap_or_default();

@@ -28,6 +28,7 @@ pub mod capabilities;
 pub mod cgroup;
 mod child;
 pub mod container;
+pub mod container_init;
 mod container_root;
 pub mod create;
 pub mod device_filter;

@@ -78,6 +78,19 @@ pub fn resolve(
 }
 
 /// The value of `key` in a `KEY=VALUE` list.
+/// Where to look for `program`, as execvp does: itself if it has a `/`, else each directory of `path` (the
+/// environment's `PATH`, [`DEFAULT_PATH`] without one) joined with it.
+pub fn executable_candidates(program: &str, path: Option<&str>) -> Vec<String> {
+    if program.contains('/') {
+        return vec![program.to_owned()];
+    }
+    path.unwrap_or(DEFAULT_PATH)
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| format!("{}/{program}", dir.trim_end_matches('/')))
+        .collect()
+}
+
 pub fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter().find_map(|entry| entry.strip_prefix(key)?.strip_prefix('='))
 }

@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 
 use super::child::{self, ChildFailure, ChildFds};
 use super::container::Container;
+use super::container_init;
 use super::kill::ContainerProcess;
 use super::sys::{self, Cloned, NullTerminated};
 use crate::reaper::{ExitStatus, Reaper};
@@ -129,7 +130,10 @@ impl Container {
     ) -> Result<(ContainerProcess, Receiver<ExitStatus>, SystemTime), StartError> {
         let (failure_read, failure_write) = cloexec_pipe(&self.name)?;
         // Allocated now: the child may not allocate.
-        let argv = NullTerminated::new(self.plan.process.argv.iter().map(CString::as_c_str));
+        // Under `init = true` the first process executes the init, which runs the command.
+        let init_argv = self.plan.init.as_ref().map(|_| container_init::init_argv(&self.plan.process.argv));
+        let argv =
+            NullTerminated::new(init_argv.as_ref().unwrap_or(&self.plan.process.argv).iter().map(CString::as_c_str));
         let envp = NullTerminated::new(self.plan.process.env.iter().map(CString::as_c_str));
         let fds = ChildFds { stdout: stdout.as_raw_fd(), stderr: stderr.as_raw_fd(), error: failure_write.as_raw_fd() };
         let plan = &self.plan;

@@ -458,6 +458,21 @@ pub fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Er
     errno()
 }
 
+/// Executes the file `fd` was opened on (`execveat` with `AT_EMPTY_PATH`; `fd` may be `O_PATH`); returns only on
+/// failure, with the errno.
+pub fn execveat_fd(fd: RawFd, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+    // SAFETY: as for `execve`; the empty path is a static NUL-terminated string.
+    unsafe { libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH) };
+    errno()
+}
+
+/// Sets or clears `FD_CLOEXEC` on `fd`.
+pub fn set_cloexec(fd: RawFd, cloexec: bool) -> SysResult {
+    let flags = if cloexec { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: no pointers.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
+}
+
 /// Ends this process at once, without running Rust or libc exit handlers (they belong to the parent's copy).
 pub fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit never returns and touches no memory of ours.

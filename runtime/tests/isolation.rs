@@ -207,27 +207,47 @@ fn init_reaps_forwards_and_passes_the_exit_status() {
 }
 
 #[test]
-fn init_is_not_readable_from_the_container() {
+fn init_holds_nothing_of_the_supervisor() {
     let host = TestHost::new(Path::new(CACHE));
-    // The init is a fork of the supervisor that never execs: its memory and environ are the supervisor's (here
-    // the test binary's, with cargo's CARGO_PKG_NAME). Root in the container shares its uid and capabilities, so
-    // only the init being non-dumpable keeps /proc/1/{environ,mem} closed.
+    // The supervisor here is this test binary (with cargo's CARGO_PKG_NAME in its environment). The container's
+    // PID 1 must be a program of its own: nothing of the supervisor mapped, nothing of its environment.
+    let supervisor = std::env::current_exe().unwrap();
+    let supervisor_name = supervisor.file_name().unwrap().to_str().unwrap();
     let out = shell(
         &host,
-        "cat /proc/1/environ 2>&1 | tr '\\0' '\\n' | grep -c CARGO_PKG_NAME; cat /proc/1/environ >/dev/null 2>&1 || echo environ-refused; \
-         cat /proc/1/mem 2>&1 >/dev/null; grep -c . /proc/self/environ",
+        "tr '\\0' ' ' </proc/1/cmdline; echo; tr '\\0' '\\n' </proc/1/environ | grep -c CARGO_PKG_NAME; \
+         grep -c . /proc/1/maps; cat /proc/1/maps",
         "init = true",
     );
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.first().copied(), Some("0"), "the supervisor's environment shows: {}", out.stdout);
-    assert_eq!(lines.get(1).copied(), Some("environ-refused"), "{}", out.stdout);
+    assert!(lines[0].starts_with("keel-container-init -- sh -c "), "PID 1 is {:?}", lines[0]);
+    assert_eq!(lines.get(1).copied(), Some("0"), "the supervisor's environment shows: {}", out.stdout);
+    let maps = &lines[3..];
+    assert!(maps.len() > 2, "no mappings read: {}", out.stdout);
+    assert!(maps.iter().any(|line| line.ends_with("/keel-container-init")), "init not mapped: {}", out.stdout);
     assert!(
-        lines.get(2).is_some_and(|line| line.contains("/proc/1/mem") && line.contains("Permission denied")),
-        "/proc/1/mem opens: {}",
+        !maps.iter().any(|line| line.contains(supervisor_name)),
+        "the supervisor is mapped in PID 1: {}",
         out.stdout
     );
-    // The command itself execs, which makes it dumpable again: its own environ stays readable.
-    assert_eq!(lines.get(3).copied(), Some("1"), "{}", out.stdout);
+}
+
+#[test]
+fn init_reports_a_missing_command_as_docker_does() {
+    let host = TestHost::new(Path::new(CACHE));
+    for (name, init) in [("missing0", ""), ("missing1", "init = true")] {
+        let text =
+            format!("[containers.{name}]\nimage = \"{}\"\ncommand = [\"/no/such/program\"]\n{init}", host.busybox());
+        let config = UserData::parse("test", &text).unwrap().containers.remove(name).unwrap();
+        let stored = host.store.image(&host.busybox()).unwrap();
+        let dirs = host.runtime_dirs();
+        let container = Container::create(name, &config, &stored.layer_dirs, &host.run_config(&stored), &dirs).unwrap();
+        let error = container.start(&reaper()).expect_err("a missing command cannot start");
+        keel_runtime::remove_container(&dirs.containers_dir, name, dirs.cgroup_root.as_deref()).unwrap();
+        assert_eq!(error.exit_code(), 127, "{init:?}: {error}");
+        assert!(error.to_string().contains("executing the command"), "{init:?}: {error}");
+    }
 }
 
 /// Starts `sleep 60` on the host under `pid` (set through `ns_last_pid`; other processes may take it first, so it

@@ -64,6 +64,8 @@ pub struct SupervisorOptions {
     pub layers_root: PathBuf,
     /// The cgroup2 mount (`/sys/fs/cgroup`); `None` allows only privileged containers (the device filter needs a cgroup).
     pub cgroup_root: Option<PathBuf>,
+    /// The program `init = true` runs as a container's PID 1 (beside the running executable by default).
+    pub container_init: PathBuf,
     /// Image archives imported at start if not yet in the store (`/usr/share/keel/images` on a keel host).
     pub preloaded_images: Option<PathBuf>,
     /// Echo every container line to the log as `<name>: <line>`.
@@ -81,6 +83,7 @@ impl SupervisorOptions {
             layers_root: state_dir.join("layers"),
             state_dir,
             cgroup_root: None,
+            container_init: keel_runtime::container_init::beside_current_exe(),
             preloaded_images: None,
             echo_logs: false,
             log_sinks: Vec::new(),
@@ -220,6 +223,7 @@ impl Supervisor {
             containers_dir: options.state_dir.join("containers"),
             volumes_dir: options.state_dir.join("volumes"),
             cgroup_root: options.cgroup_root.clone(),
+            container_init: options.container_init.clone(),
         };
         let shared = Arc::new(Shared {
             dirs,

@@ -50,6 +50,8 @@ impl BuildEnv {
             .arg(out)
             .arg("--init")
             .arg(&self.init)
+            .arg("--container-init")
+            .arg(&self.init)
             .arg("--cache")
             .arg(&self.cache)
             .args(extra)
