@@ -124,7 +124,7 @@ fn syntax_error() {
 fn unknown_keys() {
     assert_eq!(
         error("[host]\nhostnme = \"x\"\n"),
-        "user-data:2:1: host.hostnme: unknown key; expected one of hostname"
+        "user-data:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout"
     );
     assert_eq!(
         error("[hots]\n"),
@@ -346,7 +346,7 @@ x = = 1
         [
             "user-data:2:12: host.hostname: host name \"-bad\" has an invalid label \"-bad\": labels are 1-63 letters, \
 digits or '-', not starting or ending with '-'",
-            "user-data:3:1: host.colour: unknown key; expected one of hostname",
+            "user-data:3:1: host.colour: unknown key; expected one of hostname, shutdown_timeout",
             "user-data:5:1: network.interface[0]: neither dhcp = true nor addresses; give one or both",
             "user-data:7:7: network.interface[0].mtu: \"big\" is not an integer",
             "user-data:11:11: containers.web.restart: \"sometimes\" is not one of no, on-failure[:N], always, unless-stopped",
@@ -380,4 +380,15 @@ fn sections_not_acted_on_yet_are_valid_with_a_placed_warning() {
         ]
     );
     assert!(UserData::parse("user-data", "[host]\nhostname = \"a\"\n").unwrap().warnings.is_empty());
+}
+
+#[test]
+fn shutdown_timeout_defaults_to_dockers_and_is_bounded() {
+    assert_eq!(UserData::parse("user-data", "").unwrap().host.shutdown_timeout, 15);
+    let user_data = UserData::parse("user-data", "[host]\nshutdown_timeout = 40\n").unwrap();
+    assert_eq!(user_data.host.shutdown_timeout, 40);
+    assert_eq!(
+        error("[host]\nshutdown_timeout = -1\n"),
+        "user-data:2:20: host.shutdown_timeout: -1 is not between 0 and 3600"
+    );
 }

@@ -7,6 +7,7 @@ use keel_supervision::SupervisorHandle;
 
 use crate::logger;
 use crate::network::NetworkHandle;
+use crate::shutdown::timed;
 
 /// How long DHCP clients get to release their leases at shutdown.
 const NETWORK_STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,14 +29,15 @@ impl Services {
 
     /// Stops everything, in the reverse order of starting.
     fn stop(self) {
-        // Containers first, in reverse dependency order, each with its stop signal and timeout; their last lines
-        // still reach syslog, whose relay then flushes while the network is up.
+        // Containers first, all at once but each before those it depends on, each with its stop signal and timeout,
+        // all within `[host] shutdown_timeout`; their last lines still reach syslog, whose relay then flushes
+        // while the network is up. Every step is bounded.
         if let Some(supervisor) = self.supervisor {
-            supervisor.shutdown();
+            timed("stopping the containers", || supervisor.shutdown());
         }
-        logger::flush_relay(SYSLOG_FLUSH_TIMEOUT);
+        timed("flushing the syslog relay", || logger::flush_relay(SYSLOG_FLUSH_TIMEOUT));
         if let Some(network) = self.network {
-            network.stop(NETWORK_STOP_TIMEOUT);
+            timed("releasing the network", || network.stop(NETWORK_STOP_TIMEOUT));
         }
     }
 }

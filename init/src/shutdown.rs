@@ -5,6 +5,7 @@
 use std::fmt;
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for processes to vanish after SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long sync and the unmounts may take before the machine goes down regardless.
+const UNMOUNT_BUDGET: Duration = Duration::from_secs(10);
 /// `PF_KTHREAD` in the flags field of /proc/PID/stat: kernel threads, which signals do not end.
 const PF_KTHREAD: u64 = 0x0020_0000;
 
@@ -57,13 +60,22 @@ impl fmt::Display for Action {
 /// Stops the services, ends every process and powers off or reboots. Never returns. `reaper` is the one the
 /// services spawned their children with, so that their exits still reach them.
 pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -> ! {
+    let started = Instant::now();
     log::info!("shutdown: {} ({})", request.action, request.reason);
     // A bug in a step must not skip the steps that protect data, nor the reboot itself.
     let steps = panic::catch_unwind(AssertUnwindSafe(|| {
         services.stop_while_reaping(reaper);
-        end_all_processes(reaper);
-        sync();
-        unmount_all();
+        timed("ending the remaining processes", || end_all_processes(reaper));
+        // A disk that stops answering must not keep the machine from going down: the step gets a budget.
+        let finished = within(UNMOUNT_BUDGET, || {
+            timed("unmounting", || {
+                sync();
+                unmount_all();
+            })
+        });
+        if !finished {
+            log::error!("unmounting did not finish within {UNMOUNT_BUDGET:?}; going on");
+        }
     }));
     if steps.is_err() {
         log::error!("shutdown step failed; syncing and going on");
@@ -73,7 +85,8 @@ pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -
         Action::PowerOff => RebootMode::RB_POWER_OFF,
         Action::Reboot => RebootMode::RB_AUTOBOOT,
     };
-    log::info!("{}", if mode == RebootMode::RB_POWER_OFF { "powering off" } else { "rebooting" });
+    let what = if mode == RebootMode::RB_POWER_OFF { "powering off" } else { "rebooting" };
+    log::info!("{what} ({:.1} s after the request)", started.elapsed().as_secs_f64());
     let error = match reboot(mode) {
         Err(error) => error,
         Ok(never) => match never {},
@@ -81,6 +94,38 @@ pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -
     log::error!("reboot(2) failed: {error}; the machine stays halted here");
     loop {
         sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Runs one shutdown step and says on the console how long it took.
+pub fn timed<T>(step: &str, run: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = run();
+    log::info!("shutdown: {step}: {:.1} s", started.elapsed().as_secs_f64());
+    result
+}
+
+/// Runs `step` on a thread of its own and waits at most `budget` for it; false if it did not finish (it is left
+/// running). Runs it here, unbounded, only if no thread can be started.
+fn within(budget: Duration, step: impl FnOnce() + Send + 'static) -> bool {
+    let step = Arc::new(Mutex::new(Some(step)));
+    let (done, finished) = std::sync::mpsc::channel();
+    let for_thread = Arc::clone(&step);
+    let spawned = std::thread::Builder::new().name("shutdown-step".into()).spawn(move || {
+        if let Some(step) = for_thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            step();
+        }
+        let _ = done.send(());
+    });
+    match spawned {
+        Ok(_) => finished.recv_timeout(budget).is_ok(),
+        Err(error) => {
+            log::warn!("cannot start a thread for a shutdown step ({error}); nothing bounds it");
+            if let Some(step) = step.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                step();
+            }
+            true
+        }
     }
 }
 

@@ -10,8 +10,9 @@
 //! exactly as without an init, and a successful one closes it.
 
 use std::ffi::{CString, OsString};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::child::{self, Stage};
 use crate::process_spec::executable_candidates;
@@ -34,6 +35,32 @@ const IN_OS_IMAGE: &str = "/sbin/keel-container-init";
 pub fn beside_current_exe() -> PathBuf {
     let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(PROGRAM_NAME)));
     beside.unwrap_or_else(|| PathBuf::from(IN_OS_IMAGE))
+}
+
+/// Whether the file at `path` is an ELF executable that needs no program interpreter: it runs in the
+/// container's root, which has no loader of the host's (a glibc build of keel-container-init does not run there;
+/// the musl build does). Reads at most the ELF and program headers.
+pub fn is_static_executable(path: &Path) -> std::io::Result<bool> {
+    const PT_INTERP: u32 = 3;
+    let mut header = [0u8; 64];
+    let mut file = std::fs::File::open(path)?;
+    file.read_exact(&mut header)?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 {
+        return Ok(false);
+    }
+    let u16_at = |bytes: &[u8], at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let program_headers = u64::from_le_bytes(header[32..40].try_into().unwrap_or_default());
+    let (entry_size, count) = (usize::from(u16_at(&header, 54)), usize::from(u16_at(&header, 56)));
+    if entry_size < 4 || count > 64 {
+        return Ok(false);
+    }
+    let mut table = vec![0u8; entry_size * count];
+    file.seek(SeekFrom::Start(program_headers))?;
+    file.read_exact(&mut table)?;
+    let has_interpreter = table
+        .chunks_exact(entry_size)
+        .any(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) == PT_INTERP);
+    Ok(!has_interpreter)
 }
 
 /// The init's `argv`: the program name, `--`, then the command.
@@ -110,4 +137,20 @@ fn to_cstrings(items: impl IntoIterator<Item = OsString>) -> Vec<CString> {
 fn usage(problem: &str) -> ! {
     eprintln!("{PROGRAM_NAME}: {problem}; it is the container init keel runs for `init = true`");
     std::process::exit(EXIT_USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_static_executables_from_dynamic_ones_and_other_files() {
+        // Debian's busybox-static is static, /bin/sh is not; a text file is no executable.
+        assert!(is_static_executable(Path::new("/bin/busybox")).unwrap());
+        assert!(!is_static_executable(Path::new("/bin/sh")).unwrap());
+        let text = std::env::temp_dir().join(format!("not-elf-{}", std::process::id()));
+        std::fs::write(&text, vec![b'#'; 100]).unwrap();
+        assert!(!is_static_executable(&text).unwrap());
+        std::fs::remove_file(text).unwrap();
+    }
 }

@@ -13,6 +13,7 @@ use super::capabilities::{capability_mask, last_capability, own_permitted};
 use super::cgroup::ContainerCgroup;
 use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
+use super::container_init;
 use super::device_filter::{self, DeviceFilterError};
 use super::host_devices;
 use super::image_config::ImageRunConfig;
@@ -60,7 +61,10 @@ pub enum CreateError {
     DeviceFilter(#[from] DeviceFilterError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
-    #[error("container {container}: init = true needs the container init program {path}, which is not there")]
+    #[error(
+        "container {container}: init = true needs the container init program {path}, a static executable \
+         (the musl build: `make init`), which is not there"
+    )]
     NoContainerInit { container: String, path: PathBuf },
     #[error("container {container}")]
     Path {
@@ -109,7 +113,7 @@ impl Container {
         // but root may reach them.
         fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(|source| CreateError::CreateDir { container: name.to_owned(), path: paths.dir.clone(), source })?;
-        if config.init && !dirs.container_init.is_file() {
+        if config.init && !matches!(container_init::is_static_executable(&dirs.container_init), Ok(true)) {
             return Err(CreateError::NoContainerInit { container: name.to_owned(), path: dirs.container_init.clone() });
         }
         let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());

@@ -38,8 +38,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use keel_config::containers::dependencies::stop_levels;
 use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
 use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
@@ -116,6 +117,9 @@ pub enum SupervisorError {
 /// for a restart, the new start. Past it the caller gets an error rather than waiting on a stuck container.
 const STOP_MARGIN: Duration = Duration::from_secs(30);
 
+/// How long a shutdown waits past its deadline for the killed containers' exits to reach their workers.
+const KILL_MARGIN: Duration = Duration::from_secs(5);
+
 /// The longest a caller waits for `config`'s container to stop (or restart).
 fn stop_bound(config: &ContainerConfig) -> Duration {
     Duration::from_secs(u64::from(config.stop_timeout)) + STOP_MARGIN
@@ -183,6 +187,8 @@ pub struct SupervisorHandle {
     /// The worker threads, to join once stopped. Held by `apply` and `shutdown` for their whole run, which
     /// serialises them; readers never take it.
     threads: Mutex<BTreeMap<String, JoinHandle<()>>>,
+    /// `[host] shutdown_timeout` of the last config applied.
+    shutdown_timeout: Mutex<Duration>,
 }
 
 /// Entry point for PID 1 and `keel supervise`.
@@ -233,7 +239,11 @@ impl Supervisor {
             registry: RwLock::new(Arc::new(RegistryClient::new(HashMap::new()))),
             containers: Containers::default(),
         });
-        let handle = SupervisorHandle { shared, threads: Mutex::new(BTreeMap::new()) };
+        let handle = SupervisorHandle {
+            shared,
+            threads: Mutex::new(BTreeMap::new()),
+            shutdown_timeout: Mutex::new(Duration::from_secs(u64::from(user_data.host.shutdown_timeout))),
+        };
         handle.apply(user_data)?;
         Ok(handle)
     }
@@ -245,6 +255,7 @@ impl SupervisorHandle {
     /// `apply` (or `shutdown`) waits for this one; readers do not.
     pub fn apply(&self, user_data: &UserData) -> Result<ReconcilePlan, SupervisorError> {
         let mut threads = lock(&self.threads);
+        *lock(&self.shutdown_timeout) = Duration::from_secs(u64::from(user_data.host.shutdown_timeout));
         self.shared.set_registries(user_data);
         let registry = self.shared.containers.snapshot();
         let current: BTreeMap<String, Definition> = registry
@@ -272,14 +283,15 @@ impl SupervisorHandle {
             })
             .collect();
         let plan = plan(&current, &desired);
-        for name in registry.names().iter().rev() {
-            let removed = plan.remove.contains(name);
-            if !(removed || plan.recreate.contains(name)) {
-                continue;
+        let mut leaving = Vec::new();
+        for name in registry.names() {
+            let removed = plan.remove.contains(&name);
+            if removed || plan.recreate.contains(&name) {
+                log::info!("{name}: {}", if removed { "removed from the config" } else { "changed; recreating" });
+                leaving.push(name);
             }
-            log::info!("{name}: {}", if removed { "removed from the config" } else { "changed; recreating" });
-            self.retire(name, threads.remove(name), true);
         }
+        self.retire(&leaving, &mut threads, true, None);
         let order = user_data.start_order();
         self.shared.containers.update(|registry| registry.order.clone_from(&order));
         for name in &order {
@@ -313,27 +325,61 @@ impl SupervisorHandle {
         })
     }
 
-    /// Stops a worker's container for good (deleting its files with `remove`), waits, bounded by its stop timeout
-    /// plus a margin, then forgets it. Readers see it as stopping meanwhile.
-    fn retire(&self, name: &str, thread: Option<JoinHandle<()>>, remove: bool) {
-        let Some(entry) = self.shared.containers.get(name) else { return };
-        let (done, finished) = channel();
-        let mut stopped = true;
-        if entry.sender.send(Message::Shutdown { remove, done }).is_ok() {
-            let bound = stop_bound(&entry.definition.config);
-            if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(bound) {
-                // Left to finish on its own: joining would wait without bound.
-                log::warn!("{name}: did not stop within {bound:?}");
-                stopped = false;
+    /// Stops the containers `names` for good (deleting their files with `remove`) and forgets them: in levels
+    /// of their dependencies (a container before those it depends on), every container of a level at once, each
+    /// with its stop signal and timeout but killed at `deadline` at the latest. Each wait is bounded (its stop
+    /// timeout plus a margin, or the deadline plus a smaller one); a worker that does not answer is left to
+    /// finish on its own. Readers see the containers stopping meanwhile.
+    fn retire(
+        &self,
+        names: &[String],
+        threads: &mut BTreeMap<String, JoinHandle<()>>,
+        remove: bool,
+        deadline: Option<Instant>,
+    ) {
+        let entries: Vec<(String, Arc<Entry>)> =
+            names.iter().filter_map(|name| Some((name.clone(), self.shared.containers.get(name)?))).collect();
+        let graph: Vec<(&str, &[String])> =
+            entries.iter().map(|(name, entry)| (name.as_str(), &entry.definition.config.depends_on[..])).collect();
+        for level in stop_levels(&graph) {
+            let started = Instant::now();
+            let mut waiting = Vec::new();
+            for name in level {
+                let Some((_, entry)) = entries.iter().find(|(other, _)| *other == name) else { continue };
+                let (done, finished) = channel();
+                let sent = entry.sender.send(Message::Shutdown { remove, deadline, done }).is_ok();
+                let mut bound = started + stop_bound(&entry.definition.config);
+                if let Some(deadline) = deadline {
+                    bound = bound.min(deadline + KILL_MARGIN);
+                }
+                waiting.push((name, sent.then_some(finished), bound));
+            }
+            for (name, finished, bound) in waiting {
+                let stopped = match finished {
+                    Some(finished) => {
+                        match finished.recv_timeout(bound.saturating_duration_since(Instant::now())) {
+                            Err(RecvTimeoutError::Timeout) => {
+                                // Left to finish on its own: joining would wait without bound.
+                                log::warn!(
+                                    "{name}: did not stop within {:?}",
+                                    bound.saturating_duration_since(started)
+                                );
+                                false
+                            }
+                            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                        }
+                    }
+                    None => true,
+                };
+                if let Some(thread) = threads.remove(&name).filter(|_| stopped) {
+                    let _ = thread.join();
+                }
+                self.shared.containers.update(|registry| {
+                    registry.by_name.remove(&name);
+                    registry.order.retain(|other| *other != name);
+                });
             }
         }
-        if let Some(thread) = thread.filter(|_| stopped) {
-            let _ = thread.join();
-        }
-        self.shared.containers.update(|registry| {
-            registry.by_name.remove(name);
-            registry.order.retain(|other| other != name);
-        });
     }
 
     /// Every container's status, in start order.
@@ -398,12 +444,14 @@ impl SupervisorHandle {
         })
     }
 
-    /// Stops every container in reverse dependency order, each bounded by its stop timeout. Not a manual stop:
-    /// containers start again with the next supervisor. Readers see them stopping, then none.
+    /// Stops every container, as Docker's daemon does at shutdown: all at once, but a container before those it
+    /// depends on, each with its stop signal and timeout, and whatever still runs when `[host] shutdown_timeout`
+    /// has passed is killed. Not a manual stop: containers start again with the next supervisor. Readers see them
+    /// stopping, then none.
     pub fn shutdown(&self) {
         let mut threads = lock(&self.threads);
-        for name in self.shared.containers.snapshot().names().iter().rev() {
-            self.retire(name, threads.remove(name), false);
-        }
+        let deadline = Instant::now() + *lock(&self.shutdown_timeout);
+        let names = self.shared.containers.snapshot().names();
+        self.retire(&names, &mut threads, false, Some(deadline));
     }
 }

@@ -117,3 +117,29 @@ fn reconcile_starts_new_stops_removed_recreates_changed_and_keeps_the_rest() {
     assert_eq!(handle.container("rkeep").unwrap().pid.unwrap(), pids["rkeep"], "unchanged keeps running");
     handle.shutdown();
 }
+
+#[test]
+fn apply_stops_the_containers_it_removes_at_once() {
+    let host = TestHost::new(Path::new(CACHE));
+    let mut text = String::new();
+    for index in 0..10 {
+        text.push_str(&format!(
+            "[containers.deaf{index}]\nimage = \"{{image}}\"\nstop_timeout = 2\ncommand = [\"sleep\", \"100000\"]\n"
+        ));
+    }
+    text.push_str("[containers.stays]\nimage = \"{image}\"\ncommand = [\"sleep\", \"100000\"]\n");
+    let handle = supervise(&host, &text);
+    for index in 0..10 {
+        wait_status(&handle, &format!("deaf{index}"), "running", |status| status.state == State::Running);
+    }
+    let started = Instant::now();
+    let plan = handle
+        .apply(&user_data("[containers.stays]\nimage = \"{image}\"\ncommand = [\"sleep\", \"100000\"]\n"))
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(plan.remove.len(), 10);
+    // One after the other this was 10 × 2 s.
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(10), "apply took {took:?}");
+    assert_eq!(handle.status().len(), 1);
+    handle.shutdown();
+}

@@ -95,9 +95,43 @@ pub fn start_order(containers: &[(&str, &[String])]) -> Vec<String> {
     order
 }
 
+/// The order of a shutdown: groups that stop together, each container in a group before the ones it depends on.
+/// The first group is what nothing (of `containers`) depends on; each next one what only earlier groups depended
+/// on. Dependencies outside `containers` are ignored; a cycle's members stop together, last.
+pub fn stop_levels(containers: &[(&str, &[String])]) -> Vec<Vec<String>> {
+    type Container<'a> = &'a (&'a str, &'a [String]);
+    let mut levels = Vec::new();
+    let mut remaining: Vec<Container> = containers.iter().collect();
+    while !remaining.is_empty() {
+        let depended_on = |name: &str| {
+            remaining.iter().any(|(other, dependencies)| *other != name && dependencies.iter().any(|dep| dep == name))
+        };
+        let (level, rest): (Vec<Container>, Vec<Container>) =
+            remaining.iter().partition(|(name, _)| !depended_on(name));
+        if level.is_empty() {
+            levels.push(rest.iter().map(|(name, _)| (*name).to_owned()).collect());
+            break;
+        }
+        levels.push(level.iter().map(|(name, _)| (*name).to_owned()).collect());
+        remaining = rest;
+    }
+    levels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stops_dependents_first_and_the_independent_at_once() {
+        let web = ["db".to_owned(), "cache".to_owned()];
+        let cache = ["db".to_owned()];
+        let levels = stop_levels(&[("web", &web), ("cache", &cache), ("db", &[]), ("cron", &[]), ("log", &[])]);
+        assert_eq!(levels, [vec!["web", "cron", "log"], vec!["cache"], vec!["db"]]);
+        let a = ["b".to_owned()];
+        let b = ["a".to_owned()];
+        assert_eq!(stop_levels(&[("a", &a), ("b", &b), ("c", &[])]), [vec!["c"], vec!["a", "b"]]);
+    }
 
     #[test]
     fn starts_dependencies_first() {

@@ -40,10 +40,11 @@ pub(crate) enum Message {
     Restart {
         done: Sender<()>,
     },
-    /// Stop for good (supervisor shutdown, or reconciliation with `remove`: delete the container's files too);
-    /// answered on `done` as the worker ends.
+    /// Stop for good (supervisor shutdown, or reconciliation with `remove`: delete the container's files too),
+    /// killing it at `deadline` if its stop timeout would run later; answered on `done` as the worker ends.
     Shutdown {
         remove: bool,
+        deadline: Option<Instant>,
         done: Sender<()>,
     },
     /// The pull of the image ended; the error as the status shows it.
@@ -88,6 +89,8 @@ pub(crate) struct Worker {
     /// The one timer the machine asked for (restart delay, pull delay, stop timeout): when, and what it reports.
     timer: Option<(Instant, Event)>,
     waiters: Vec<(Until, Sender<()>)>,
+    /// Set by a shutdown under a host-wide deadline: no stop timeout runs past it.
+    kill_deadline: Option<Instant>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -140,6 +143,7 @@ impl Worker {
             current: None,
             timer: None,
             waiters: Vec::new(),
+            kill_deadline: None,
         };
         (worker, sender)
     }
@@ -186,9 +190,14 @@ impl Worker {
                 self.waiters.push((Until::Restarted, done));
                 self.apply(Event::Restart);
             }
-            Message::Shutdown { remove, done } => {
+            Message::Shutdown { remove, deadline, done } => {
                 self.waiters.push((Until::Finished, done));
+                self.kill_deadline = deadline;
                 self.apply(Event::Shutdown { remove });
+                // A stop already under way (a user's `stop`) keeps its signal but not a later timeout.
+                if let (Some((when, Event::StopTimeoutElapsed)), Some(deadline)) = (&mut self.timer, deadline) {
+                    *when = (*when).min(deadline);
+                }
             }
             Message::Pulled { result: Ok(()) } => self.apply(Event::ImageReady),
             Message::Pulled { result: Err(error) } => {
@@ -263,7 +272,11 @@ impl Worker {
                 let signal = self.stop_signal();
                 self.signal(signal);
                 let timeout = Duration::from_secs(u64::from(self.config.stop_timeout));
-                self.timer = Some((Instant::now() + timeout, Event::StopTimeoutElapsed));
+                let mut kill_at = Instant::now() + timeout;
+                if let Some(deadline) = self.kill_deadline {
+                    kill_at = kill_at.min(deadline);
+                }
+                self.timer = Some((kill_at, Event::StopTimeoutElapsed));
                 None
             }
             Action::SendKill => {
