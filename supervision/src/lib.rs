@@ -41,7 +41,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use keel_config::{ContainerConfig, UserData};
-use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
+use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, RegistryTimeouts, StoreError};
 use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
@@ -70,6 +70,8 @@ pub struct SupervisorOptions {
     pub echo_logs: bool,
     /// More destinations for container output (the `docker logs` files and the syslog relay plug in here).
     pub log_sinks: Vec<Arc<dyn LogSink>>,
+    /// Deadlines and retries of pulls; the defaults everywhere but in tests.
+    pub registry_timeouts: RegistryTimeouts,
 }
 
 impl SupervisorOptions {
@@ -84,6 +86,7 @@ impl SupervisorOptions {
             preloaded_images: None,
             echo_logs: false,
             log_sinks: Vec::new(),
+            registry_timeouts: RegistryTimeouts::default(),
         }
     }
 }
@@ -125,6 +128,7 @@ pub(crate) struct Shared {
     pub reaper: Arc<Reaper>,
     pub sinks: Arc<Vec<Arc<dyn LogSink>>>,
     registry: RwLock<Arc<RegistryClient>>,
+    registry_timeouts: RegistryTimeouts,
     pub containers: Containers,
 }
 
@@ -166,7 +170,8 @@ impl Shared {
                 (host.clone(), settings)
             })
             .collect();
-        *self.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(RegistryClient::new(settings));
+        let client = RegistryClient::with_timeouts(settings, self.registry_timeouts);
+        *self.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(client);
     }
 }
 
@@ -226,7 +231,8 @@ impl Supervisor {
             store: Arc::new(store),
             reaper,
             sinks: Arc::new(sinks),
-            registry: RwLock::new(Arc::new(RegistryClient::new(HashMap::new()))),
+            registry: RwLock::new(Arc::new(RegistryClient::with_timeouts(HashMap::new(), options.registry_timeouts))),
+            registry_timeouts: options.registry_timeouts,
             containers: Containers::default(),
         });
         let handle = SupervisorHandle { shared, threads: Mutex::new(BTreeMap::new()) };
