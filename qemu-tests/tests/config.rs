@@ -147,7 +147,7 @@ command = ["sh", "-c", "while true; do echo resolv: $(grep -v '^#' /hostetc/reso
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let console = vm.console();
-    let report = console.lines().filter(|line| line.contains("probe | resolv:")).last().unwrap_or_default();
+    let report = console.lines().rfind(|line| line.contains("probe | resolv:")).unwrap_or_default();
     let written = report.split("resolv: ").nth(1).unwrap_or_default().trim();
     println!("{dropped}\nresolv.conf: {written}");
     ensure!(
