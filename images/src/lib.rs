@@ -14,7 +14,7 @@
 //! written after all layers, and the tag last, so a failed pull never leaves a half image behind.
 //!
 //! # Current limitations
-//! No resumable downloads, no pushing, no image signatures (cosign), no platform other than linux/amd64, and no
+//! No pushing, no image signatures (cosign), no platform other than linux/amd64, and no
 //! locking of the store across processes (`docs/images.md`, "Non-goals").
 
 pub mod archive_import;
@@ -36,5 +36,5 @@ pub use gc::{GcError, GcReport};
 pub use progress::{NoProgress, ProgressFn, ProgressSink, PullEvent};
 pub use pull::{pull_image, PullError, PullOptions, PulledImage};
 pub use reference::{ImageReference, ReferenceError};
-pub use registry::{RegistryClient, RegistryError, RegistrySettings, WithheldReason};
+pub use registry::{BlobReadError, RegistryClient, RegistryError, RegistrySettings, RegistryTimeouts, WithheldReason};
 pub use store::{ImageStore, StoreError, StoredImage};

@@ -235,7 +235,7 @@ fn fetch_config(
             source,
         });
     }
-    let blob = client.fetch_blob(reference, &config.digest).map_err(|source| PullError::FetchBlob {
+    let blob = client.fetch_blob(reference, &config.digest, config.size).map_err(|source| PullError::FetchBlob {
         reference: name.clone(),
         digest: config.digest.clone(),
         source,
@@ -279,7 +279,7 @@ fn pull_layer(
         store_layer(store, file, layer, diff_id, &options.extract).map_err(layer_error)?;
         return Ok(false);
     }
-    let blob = client.fetch_blob(reference, &layer.digest).map_err(|source| PullError::FetchBlob {
+    let blob = client.fetch_blob(reference, &layer.digest, layer.size).map_err(|source| PullError::FetchBlob {
         reference: name.clone(),
         digest: layer.digest.clone(),
         source,

@@ -96,6 +96,67 @@ command = ["sh", "-c", "while true; do echo route: $(ip route | grep 10.77.0.0);
     Ok(())
 }
 
+/// A rogue DHCP server (QEMU's own, told to) sends option 15 `corp\nnameserver 203.0.113.53` and an option 12
+/// with a newline on eth0, a link with a static `dns`; eth1's server sends a proper `corp.example`. The generated
+/// resolv.conf has exactly the intended lines: eth1's search domain and name server, eth0's static name server.
+#[test]
+fn a_rogue_dhcp_domain_name_adds_no_line_to_resolv_conf() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let user_data = r#"
+[[network.interface]]
+name = "eth0"
+dhcp = true
+dns = ["192.0.2.53"]
+
+[[network.interface]]
+mac = "52:54:00:00:77:02"
+dhcp = true
+
+# Reports the generated resolv.conf, one line per report, its lines joined with '|'.
+[containers.probe]
+image = "keel/busybox"
+network = "host"
+volumes = ["/run/keel/etc:/hostetc:ro"]
+command = ["sh", "-c", "while true; do echo resolv: $(grep -v '^#' /hostetc/resolv.conf | tr '\\n' '|'); sleep 1; done"]
+"#;
+    let spec = DriveSpec { user_data, meta_data: None, format: "vfat", layout: "nocloud" };
+    let drive = config_drive::build(scratch.path(), "rogue-dhcp", &spec)?;
+    let vm = boot_with_drive("a_rogue_dhcp_domain_name", &drive, |config| {
+        // QEMU's DHCP server puts `domainname` and `hostname` into options 15 and 12 byte for byte.
+        config
+            .arg("-netdev")
+            .arg("user,id=n0,domainname=corp\nnameserver 203.0.113.53,hostname=evil\n127.0.0.1 registry")
+            .arg("-device")
+            .arg("virtio-net-pci,netdev=n0")
+            .arg("-netdev")
+            .arg("user,id=n1,net=192.168.77.0/24,domainname=corp.example")
+            .arg("-device")
+            .arg("virtio-net-pci,netdev=n1,mac=52:54:00:00:77:02")
+    })?;
+    vm.wait_for_anywhere("dhcp eth0: lease", timeouts::PVH_READY)?;
+    vm.wait_for_anywhere("dhcp eth1: lease", timeouts::PVH_READY)?;
+    let dropped = vm.wait_for_anywhere("dropping option 15 (domain name) from server 10.0.2.2", timeouts::PVH_READY)?;
+    ensure!(dropped.contains("corp\\nnameserver 203.0.113.53"), "the warning does not show the name: {dropped}");
+    vm.wait_for_anywhere("dropping option 12 (host name) from server 10.0.2.2", timeouts::PVH_READY)?;
+    // A report printed a full round after both leases were in.
+    let reports = |console: &str| console.lines().filter(|line| line.contains("probe | resolv:")).count();
+    let seen = reports(&vm.console());
+    let deadline = std::time::Instant::now() + timeouts::CONTAINER;
+    while reports(&vm.console()) < seen + 2 {
+        ensure!(std::time::Instant::now() < deadline, "no probe report:\n{}", vm.console());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let console = vm.console();
+    let report = console.lines().rfind(|line| line.contains("probe | resolv:")).unwrap_or_default();
+    let written = report.split("resolv: ").nth(1).unwrap_or_default().trim();
+    println!("{dropped}\nresolv.conf: {written}");
+    ensure!(
+        written == "search corp.example|nameserver 192.168.77.3|nameserver 192.0.2.53|",
+        "resolv.conf is not exactly the intended lines: {written:?}\n{console}"
+    );
+    Ok(())
+}
+
 #[test]
 fn config_drives_in_every_format_and_layout() -> Result<()> {
     let scratch = tempfile::tempdir()?;

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use keel_config::containers::dependencies::stop_levels;
 use keel_config::{ContainerConfig, UserData};
-use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
+use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, RegistryTimeouts, StoreError};
 use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
@@ -73,6 +73,8 @@ pub struct SupervisorOptions {
     pub echo_logs: bool,
     /// More destinations for container output (the `docker logs` files and the syslog relay plug in here).
     pub log_sinks: Vec<Arc<dyn LogSink>>,
+    /// Deadlines and retries of pulls; the defaults everywhere but in tests.
+    pub registry_timeouts: RegistryTimeouts,
 }
 
 impl SupervisorOptions {
@@ -88,6 +90,7 @@ impl SupervisorOptions {
             preloaded_images: None,
             echo_logs: false,
             log_sinks: Vec::new(),
+            registry_timeouts: RegistryTimeouts::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ pub(crate) struct Shared {
     pub reaper: Arc<Reaper>,
     pub sinks: Arc<Vec<Arc<dyn LogSink>>>,
     registry: RwLock<Arc<RegistryClient>>,
+    registry_timeouts: RegistryTimeouts,
     pub containers: Containers,
 }
 
@@ -173,7 +177,8 @@ impl Shared {
                 (host.clone(), settings)
             })
             .collect();
-        *self.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(RegistryClient::new(settings));
+        let client = RegistryClient::with_timeouts(settings, self.registry_timeouts);
+        *self.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(client);
     }
 }
 
@@ -236,7 +241,8 @@ impl Supervisor {
             store: Arc::new(store),
             reaper,
             sinks: Arc::new(sinks),
-            registry: RwLock::new(Arc::new(RegistryClient::new(HashMap::new()))),
+            registry: RwLock::new(Arc::new(RegistryClient::with_timeouts(HashMap::new(), options.registry_timeouts))),
+            registry_timeouts: options.registry_timeouts,
             containers: Containers::default(),
         });
         let handle = SupervisorHandle {

@@ -1,4 +1,4 @@
-//! HTTP client for the registry API v2 on ureq: URLs, authentication retries, transient-error backoff.
+//! HTTP client for the registry API v2 on ureq: URLs, authentication retries, deadlines, transient-error backoff.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -10,15 +10,14 @@ use ureq::http::Response;
 use ureq::{Agent, Body};
 
 use super::auth::{basic_header, parse_challenge, Challenge, TokenResponse};
+use super::blob_reader::ResumingBlob;
 use super::manifest::MANIFEST_ACCEPT;
+use super::timeouts::RegistryTimeouts;
 use crate::digest::Digest;
 use crate::reference::ImageReference;
 
 /// Manifests larger than this are not manifests (the distribution spec suggests 4 MiB).
 const MANIFEST_LIMIT_BYTES: u64 = 4 << 20;
-/// Attempts per request when the server fails transiently (5xx, connection errors).
-const ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// One registry's settings from the user-data's `[registries."HOST[:PORT]"]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,10 +94,21 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
-/// A blob body being streamed, with the size the server announced (if any).
-pub struct BlobStream {
-    pub reader: Box<dyn Read + Send>,
+/// A blob body being streamed, with the size the server announced (if any). A read that stalls or breaks is
+/// retried from where it stopped; the error of the last try names the registry and the blob.
+pub struct BlobStream<'a> {
+    pub reader: Box<dyn Read + Send + 'a>,
     pub content_length: Option<u64>,
+}
+
+/// What one request asks for beyond its URL.
+#[derive(Clone, Copy)]
+pub(super) struct RequestSpec<'a> {
+    pub accept: Option<&'a str>,
+    /// `Range: bytes=N-`: the rest of a blob from byte N.
+    pub range_from: Option<u64>,
+    /// The whole request's deadline, body included.
+    pub deadline: Duration,
 }
 
 /// Talks to any number of registries; keeps one Authorization header per registry and repository.
@@ -106,19 +116,30 @@ pub struct RegistryClient {
     agent: Agent,
     settings: HashMap<String, RegistrySettings>,
     authorizations: Mutex<HashMap<String, String>>,
+    timeouts: RegistryTimeouts,
 }
 
 impl RegistryClient {
     /// `settings` is keyed by `HOST[:PORT]` as written in image references (`docker.io`, `localhost:5000`).
     pub fn new(settings: HashMap<String, RegistrySettings>) -> RegistryClient {
+        RegistryClient::with_timeouts(settings, RegistryTimeouts::default())
+    }
+
+    /// [`RegistryClient::new`] with other deadlines and retries than the defaults (tests use short ones).
+    pub fn with_timeouts(settings: HashMap<String, RegistrySettings>, timeouts: RegistryTimeouts) -> RegistryClient {
         let config = Agent::config_builder()
             // Errors must come back as responses: a 401 carries the `WWW-Authenticate` challenge (trap 10).
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(timeouts.connect))
+            // Every read, headers and body alike: a registry that stops sending fails the attempt.
+            .timeout_per_read(Some(timeouts.idle))
             .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
             .build();
-        RegistryClient { agent: config.new_agent(), settings, authorizations: Mutex::new(HashMap::new()) }
+        RegistryClient { agent: config.new_agent(), settings, authorizations: Mutex::new(HashMap::new()), timeouts }
+    }
+
+    pub fn timeouts(&self) -> &RegistryTimeouts {
+        &self.timeouts
     }
 
     fn settings_for(&self, reference: &ImageReference) -> RegistrySettings {
@@ -130,35 +151,58 @@ impl RegistryClient {
         format!("{scheme}://{}/v2/{}/{kind}/{selector}", reference.api_host(), reference.repository())
     }
 
-    /// Fetches a manifest by tag or digest (`selector`), reading at most 4 MiB.
+    /// Fetches a manifest by tag or digest (`selector`), reading at most 4 MiB; a body that stalls or breaks is
+    /// asked for again, up to the configured attempts.
     pub fn fetch_manifest(&self, reference: &ImageReference, selector: &str) -> Result<FetchedManifest, RegistryError> {
         let url = self.url(reference, "manifests", selector);
-        let mut response = self.get(reference, &url, Some(MANIFEST_ACCEPT))?;
-        let content_type = header(&response, "content-type");
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MANIFEST_LIMIT_BYTES)
-            .read_to_vec()
-            .map_err(|source| RegistryError::ReadBody { url: url.clone(), source: Box::new(source) })?;
-        let digest = Digest::of_bytes(&bytes);
-        Ok(FetchedManifest { bytes, content_type, digest })
+        let spec = RequestSpec {
+            accept: Some(MANIFEST_ACCEPT),
+            range_from: None,
+            deadline: self.timeouts.request_deadline(MANIFEST_LIMIT_BYTES),
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut response = self.get(reference, &url, spec)?;
+            let content_type = header(&response, "content-type");
+            match response.body_mut().with_config().limit(MANIFEST_LIMIT_BYTES).read_to_vec() {
+                Ok(bytes) => {
+                    let digest = Digest::of_bytes(&bytes);
+                    return Ok(FetchedManifest { bytes, content_type, digest });
+                }
+                Err(error) if is_transient(&error) && tries < self.timeouts.attempts => {
+                    let wait = self.timeouts.backoff(tries);
+                    log::warn!("GET {url}: reading the manifest: {error}, retrying in {wait:?}");
+                    thread::sleep(wait);
+                }
+                Err(source) => return Err(RegistryError::ReadBody { url, source: Box::new(source) }),
+            }
+        }
     }
 
-    /// Starts streaming a blob; redirects to CDNs are followed without our `Authorization` (ureq's default).
-    pub fn fetch_blob(&self, reference: &ImageReference, digest: &Digest) -> Result<BlobStream, RegistryError> {
+    /// Starts streaming a blob of `expected_size` bytes (from its descriptor; it scales the deadline); redirects
+    /// to CDNs are followed without our `Authorization` (ureq's default).
+    pub fn fetch_blob<'a>(
+        &'a self,
+        reference: &'a ImageReference,
+        digest: &Digest,
+        expected_size: u64,
+    ) -> Result<BlobStream<'a>, RegistryError> {
         let url = self.url(reference, "blobs", &digest.to_string());
-        let response = self.get(reference, &url, None)?;
+        let spec =
+            RequestSpec { accept: None, range_from: None, deadline: self.timeouts.request_deadline(expected_size) };
+        let response = self.get(reference, &url, spec)?;
         let content_length = header(&response, "content-length").and_then(|value| value.parse().ok());
-        Ok(BlobStream { reader: Box::new(response.into_body().into_reader()), content_length })
+        let reader = ResumingBlob::new(self, reference, digest.clone(), url, expected_size, response);
+        Ok(BlobStream { reader: Box::new(reader), content_length })
     }
 
     /// GET with the cached authorization; on 401 answers the challenge once, on transient failures backs off.
-    fn get(
+    pub(super) fn get(
         &self,
         reference: &ImageReference,
         url: &str,
-        accept: Option<&str>,
+        spec: RequestSpec<'_>,
     ) -> Result<Response<Body>, RegistryError> {
         let auth_key = format!("{}/{}", reference.registry(), reference.repository());
         let mut answered_challenge = false;
@@ -166,7 +210,7 @@ impl RegistryClient {
         let mut withheld: Option<(String, WithheldReason)> = None;
         loop {
             let authorization = self.cached_authorization(&auth_key);
-            let response = self.get_with_retries(url, accept, authorization.as_deref())?;
+            let response = self.get_with_retries(url, spec, authorization.as_deref())?;
             let status = response.status().as_u16();
             if status == 401 && !answered_challenge {
                 answered_challenge = true;
@@ -256,7 +300,12 @@ impl RegistryClient {
                 withheld = Some(reason);
             }
         }
-        let mut response = self.get_with_retries(&url, None, basic.as_deref())?;
+        let spec = RequestSpec {
+            accept: None,
+            range_from: None,
+            deadline: self.timeouts.request_deadline(MANIFEST_LIMIT_BYTES),
+        };
+        let mut response = self.get_with_retries(&url, spec, basic.as_deref())?;
         let status = response.status().as_u16();
         if let Some(reason) = withheld.filter(|_| !response.status().is_success()) {
             return Err(RegistryError::CredentialsWithheld {
@@ -288,21 +337,26 @@ impl RegistryClient {
     fn get_with_retries(
         &self,
         url: &str,
-        accept: Option<&str>,
+        spec: RequestSpec<'_>,
         authorization: Option<&str>,
     ) -> Result<Response<Body>, RegistryError> {
-        let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = self.agent.get(url).header("Accept-Encoding", "identity");
-            if let Some(accept) = accept {
+            if let Some(accept) = spec.accept {
                 request = request.header("Accept", accept);
+            }
+            if let Some(offset) = spec.range_from {
+                request = request.header("Range", format!("bytes={offset}-"));
             }
             if let Some(authorization) = authorization {
                 request = request.header("Authorization", authorization);
             }
-            let last_attempt = attempt == ATTEMPTS;
+            // Headers, body and redirects together: the per-read deadline alone lets a trickle go on for ever.
+            let request = request.config().timeout_global(Some(spec.deadline)).build();
+            let last_attempt = attempt >= self.timeouts.attempts;
+            let backoff = self.timeouts.backoff(attempt);
             match request.call() {
                 Ok(response) if response.status().is_server_error() && !last_attempt => {
                     log::warn!("GET {url}: HTTP {}, retrying in {backoff:?}", response.status().as_u16());
@@ -320,7 +374,6 @@ impl RegistryClient {
                 }
             }
             thread::sleep(backoff);
-            backoff *= 2;
         }
     }
 }
@@ -367,14 +420,14 @@ fn host_and_port(authority: &str, default_port: u16) -> (String, Option<u16>) {
     (host.to_ascii_lowercase(), port)
 }
 
-fn is_transient(error: &ureq::Error) -> bool {
+pub(super) fn is_transient(error: &ureq::Error) -> bool {
     matches!(
         error,
         ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
     )
 }
 
-fn header(response: &Response<Body>, name: &str) -> Option<String> {
+pub(super) fn header(response: &Response<Body>, name: &str) -> Option<String> {
     response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string)
 }
 

@@ -2,6 +2,7 @@
 //! and the generated `resolv.conf`, `hosts` and `hostname`. `NetworkHandle::stop` releases the leases.
 
 mod dhcp;
+mod domain_name;
 pub mod host_files;
 mod netlink;
 mod plan;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::timeline;
 use dhcp::{DhcpClient, Lease, LeaseObserver};
+use domain_name::DomainName;
 use netlink::{Link, Netlink, NetlinkError};
 
 /// Who named the host: a name from the user-data or meta-data stays; otherwise DHCP may supply one.
@@ -137,7 +139,7 @@ struct HostNetworkState {
 }
 
 /// A lease's name servers and search domain.
-type LeasedNameServers = (Vec<IpAddr>, Option<String>);
+type LeasedNameServers = (Vec<IpAddr>, Option<DomainName>);
 
 impl HostNetworkState {
     fn new(hostname: HostName) -> Self {
@@ -155,27 +157,39 @@ impl HostNetworkState {
         }
     }
 
-    /// Configured name servers of a link replace what its DHCP server offers.
     fn write_resolv_conf(&self) {
-        let static_dns = self.static_dns.borrow();
-        let leased = self.leased_dns.borrow();
-        let mut servers: Vec<IpAddr> = Vec::new();
-        let mut search: Vec<String> = Vec::new();
-        for (index, (dns, domain)) in leased.iter() {
-            if !static_dns.contains_key(index) {
-                servers.extend(dns);
-            }
-            search.extend(domain.iter().cloned());
-        }
-        for dns in static_dns.values() {
-            servers.extend(dns);
-        }
-        servers.dedup();
-        search.dedup();
+        let (servers, search) = resolv_conf_entries(&self.static_dns.borrow(), &self.leased_dns.borrow());
         if let Err(error) = host_files::write_resolv_conf(&servers, &search) {
             log::error!("network: cannot write resolv.conf: {error}");
         }
     }
+}
+
+/// What a lease contributes to `resolv.conf`.
+fn leased_name_servers(lease: &Lease) -> LeasedNameServers {
+    (lease.dns.iter().copied().map(IpAddr::V4).collect(), lease.domain_name.clone())
+}
+
+/// The name servers and search domains of `resolv.conf`, by link: configured name servers of a link replace what
+/// its DHCP server offers; the search domains come from the leases.
+fn resolv_conf_entries(
+    static_dns: &BTreeMap<u32, Vec<IpAddr>>,
+    leased: &BTreeMap<u32, LeasedNameServers>,
+) -> (Vec<IpAddr>, Vec<DomainName>) {
+    let mut servers: Vec<IpAddr> = Vec::new();
+    let mut search: Vec<DomainName> = Vec::new();
+    for (index, (dns, domain)) in leased {
+        if !static_dns.contains_key(index) {
+            servers.extend(dns);
+        }
+        search.extend(domain.iter().cloned());
+    }
+    for dns in static_dns.values() {
+        servers.extend(dns);
+    }
+    servers.dedup();
+    search.dedup();
+    (servers, search)
 }
 
 impl LeaseObserver for HostNetworkState {
@@ -189,8 +203,7 @@ impl LeaseObserver for HostNetworkState {
             lease.duration().as_secs(),
             lease.router.map(|router| router.to_string()).unwrap_or_else(|| "none".to_owned())
         );
-        let dns = lease.dns.iter().copied().map(IpAddr::V4).collect();
-        self.leased_dns.borrow_mut().insert(link.index, (dns, lease.domain_name.clone()));
+        self.leased_dns.borrow_mut().insert(link.index, leased_name_servers(lease));
         self.write_resolv_conf();
 
         let mut hostname = self.hostname.borrow_mut();
@@ -214,5 +227,58 @@ impl LeaseObserver for HostNetworkState {
         log::warn!("dhcp {}: lease lost; asking again", link.name);
         self.leased_dns.borrow_mut().remove(&link.index);
         self.write_resolv_conf();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use tokio::time::Instant;
+
+    use super::dhcp::packet::{parse_reply, MessageType, Reply};
+    use super::*;
+
+    /// An ACK whose option 15 carries a `nameserver` line of its own, and whose option 12 is no host name.
+    fn hostile_ack(domain_name: &str) -> Vec<u8> {
+        Reply {
+            kind: Some(MessageType::Ack),
+            your_address: Ipv4Addr::new(10, 0, 2, 15),
+            server_id: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            dns: vec![Ipv4Addr::new(10, 0, 2, 3)],
+            domain_name: Some(domain_name.to_owned()),
+            hostname: Some("evil\n127.0.0.1 registry".to_owned()),
+            lease_seconds: Some(3600),
+            ..Reply::default()
+        }
+        .encode()
+    }
+
+    /// `resolv.conf` as written for link 2 (DHCP only) and link 3 (DHCP with a static `dns`), both leased by
+    /// the server that sent `packet`.
+    fn resolv_conf_after(packet: &[u8]) -> String {
+        let lease = Lease::from_ack(&parse_reply(packet).unwrap(), Instant::now()).unwrap();
+        let leased = BTreeMap::from([(2, leased_name_servers(&lease)), (3, leased_name_servers(&lease))]);
+        let static_dns = BTreeMap::from([(3, vec![IpAddr::from([192, 168, 77, 3])])]);
+        let (servers, search) = resolv_conf_entries(&static_dns, &leased);
+        host_files::resolv_conf(&servers, &search)
+    }
+
+    #[test]
+    fn a_hostile_domain_name_adds_no_line_to_resolv_conf() {
+        let packet = hostile_ack("corp\nnameserver 203.0.113.53");
+        let lease = Lease::from_ack(&parse_reply(&packet).unwrap(), Instant::now()).unwrap();
+        assert_eq!((lease.domain_name.as_ref(), lease.hostname.as_ref()), (None, None));
+        let text = resolv_conf_after(&packet);
+        let lines: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
+        assert_eq!(lines, ["nameserver 10.0.2.3", "nameserver 192.168.77.3"], "{text}");
+    }
+
+    #[test]
+    fn a_valid_domain_name_is_the_search_line() {
+        let text = resolv_conf_after(&hostile_ack("corp.example."));
+        let lines: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
+        assert_eq!(lines, ["search corp.example", "nameserver 10.0.2.3", "nameserver 192.168.77.3"], "{text}");
     }
 }

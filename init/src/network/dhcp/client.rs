@@ -96,6 +96,10 @@ impl<'a> DhcpClient<'a> {
                     None => {}
                 }
             }
+            // A NAK or an unusable ACK comes back at once: without a pause, a server that always answers so would
+            // get DISCOVERs as fast as it can answer them.
+            sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_RETRANSMIT);
         }
     }
 
@@ -217,4 +221,94 @@ fn client_socket(interface: &str) -> io::Result<UdpSocket> {
     setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(interface))?;
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(0, 0, 0, 0, CLIENT_PORT))?;
     UdpSocket::from_std(std::net::UdpSocket::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::network::dhcp::packet::Reply;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    /// The hostile server's address: on loopback, port 67 as the client expects.
+    const SERVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 67);
+
+    /// A DHCP server on `SERVER` that answers every request with `ack` (its xid and MAC), counting the requests.
+    struct HostileServer {
+        requests: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl HostileServer {
+        fn start(ack: Reply) -> HostileServer {
+            let socket = std::net::UdpSocket::bind((SERVER, SERVER_PORT)).expect("binding 127.0.0.67:67 (root?)");
+            socket.set_read_timeout(Some(Duration::from_millis(50))).expect("a read timeout");
+            let requests = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (counted, stopped) = (Arc::clone(&requests), Arc::clone(&stop));
+            let thread = std::thread::spawn(move || {
+                let mut buffer = [0u8; 1500];
+                while !stopped.load(Ordering::SeqCst) {
+                    let Ok((len, from)) = socket.recv_from(&mut buffer) else { continue };
+                    if len < 34 {
+                        continue;
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let mut mac = [0u8; 6];
+                    mac.copy_from_slice(&buffer[28..34]);
+                    let xid = u32::from_be_bytes([buffer[4], buffer[5], buffer[6], buffer[7]]);
+                    let _ = socket.send_to(&Reply { xid, mac, ..ack.clone() }.encode(), from);
+                }
+            });
+            HostileServer { requests, stop, thread: Some(thread) }
+        }
+
+        fn stop(mut self) -> usize {
+            self.stop.store(true, Ordering::SeqCst);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+            self.requests.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Keeps a lease from a server whose every ACK has the timers `(T1, T2, lease)`, due for renewal at once, for
+    /// 3 s; returns whether the client still held it and how many requests the server got.
+    async fn keep_for_three_seconds(timers: (Option<u32>, Option<u32>, Option<u32>)) -> (bool, usize) {
+        let ack = Reply {
+            kind: Some(MessageType::Ack),
+            your_address: Ipv4Addr::new(10, 0, 2, 15),
+            server_id: Some(SERVER),
+            renewal_seconds: timers.0,
+            rebinding_seconds: timers.1,
+            lease_seconds: timers.2,
+            ..Reply::default()
+        };
+        let server = HostileServer::start(ack.clone());
+        let link = Link { index: 1, name: "lo".to_owned(), mac: None, is_ethernet: false };
+        let netlink = Netlink::connect().expect("a netlink socket");
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("a client socket");
+        let mut client = DhcpClient { link: &link, mac: MAC, netlink: &netlink, socket, hostname: None, xid: 1 };
+        let now = Instant::now();
+        let mut lease = Lease::from_ack(&ack, now).expect("a lease");
+        lease.renew_at = now;
+        let kept = tokio::time::timeout(Duration::from_secs(3), client.keep(lease)).await.is_err();
+        (kept, server.stop())
+    }
+
+    /// A server that answers every renewal with T1 = 0 at once: a client that took it literally would renew again
+    /// at once, thousands of times a second. With a lease due for renewal at the start of a 3 s window, the
+    /// client sends exactly one request in it (and two a minute at most, by the clamp); the same with every
+    /// timer 0, where a literal client would lose the lease at once and start over.
+    #[tokio::test]
+    async fn zero_timers_from_a_real_server_give_one_renewal_not_a_flood() {
+        for timers in [(Some(0), None, Some(3600)), (Some(0), Some(0), Some(0))] {
+            let (kept, requests) = keep_for_three_seconds(timers).await;
+            assert_eq!(requests, 1, "requests in 3 s to a server that sends (T1, T2, lease) {timers:?}");
+            assert!(kept, "the lease was given up with (T1, T2, lease) {timers:?}");
+        }
+    }
 }

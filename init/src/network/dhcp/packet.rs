@@ -174,6 +174,59 @@ impl Default for Reply {
     }
 }
 
+/// A server's side, for tests that play a DHCP server: the reply as a server sends it.
+#[cfg(test)]
+impl Reply {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut packet = vec![0u8; HEADER_LEN];
+        packet[0] = BOOTREPLY;
+        packet[1] = HTYPE_ETHERNET;
+        packet[2] = 6;
+        packet[4..8].copy_from_slice(&self.xid.to_be_bytes());
+        packet[16..20].copy_from_slice(&self.your_address.octets());
+        packet[28..34].copy_from_slice(&self.mac);
+        packet.extend_from_slice(&MAGIC_COOKIE);
+        let mut put = |code: u8, value: &[u8]| {
+            packet.push(code);
+            packet.push(value.len() as u8);
+            packet.extend_from_slice(value);
+        };
+        let addresses = |list: &[Ipv4Addr]| list.iter().flat_map(|address| address.octets()).collect::<Vec<u8>>();
+        if let Some(kind) = self.kind {
+            put(option::MESSAGE_TYPE, &[kind as u8]);
+        }
+        if let Some(server) = self.server_id {
+            put(option::SERVER_ID, &server.octets());
+        }
+        if let Some(mask) = self.subnet_mask {
+            put(option::SUBNET_MASK, &mask.octets());
+        }
+        if !self.routers.is_empty() {
+            put(option::ROUTER, &addresses(&self.routers));
+        }
+        if !self.dns.is_empty() {
+            put(option::DNS, &addresses(&self.dns));
+        }
+        if let Some(hostname) = &self.hostname {
+            put(option::HOSTNAME, hostname.as_bytes());
+        }
+        if let Some(domain_name) = &self.domain_name {
+            put(option::DOMAIN_NAME, domain_name.as_bytes());
+        }
+        for (code, seconds) in [
+            (option::LEASE_TIME, self.lease_seconds),
+            (option::RENEWAL_TIME, self.renewal_seconds),
+            (option::REBINDING_TIME, self.rebinding_seconds),
+        ] {
+            if let Some(seconds) = seconds {
+                put(code, &seconds.to_be_bytes());
+            }
+        }
+        packet.push(option::END);
+        packet
+    }
+}
+
 /// Reads a server's reply; `None` for anything that is not a well-formed BOOTREPLY.
 pub fn parse_reply(packet: &[u8]) -> Option<Reply> {
     if packet.len() < HEADER_LEN + 4 || packet[0] != BOOTREPLY || packet[HEADER_LEN..HEADER_LEN + 4] != MAGIC_COOKIE {
