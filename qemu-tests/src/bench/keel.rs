@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 
 use super::memory::{parse_sample, Sample};
-use super::workload::{Workload, HELLO, LOGGERS, METER};
+use super::workload::{Workload, HELLO, IMAGE, LOGGERS, METER};
 use crate::artifacts::Artifacts;
 use crate::config_drive::{self, DriveSpec};
 use crate::disk::DiskFormat;
@@ -58,9 +58,74 @@ fn wait_for_stages(vm: &Vm, stages: &[(&str, &str)], timeout: Duration) -> Resul
     }
 }
 
+/// What a memory boot measured: the meter's samples, and how long the power button took to power the host off
+/// with its containers running.
+pub struct MemoryBoot {
+    pub samples: Vec<Sample>,
+    /// An error (as text) leaves the other figures standing.
+    pub shutdown: Result<Shutdown, String>,
+}
+
+/// From the power button to the VM's exit, with every container still running.
+pub struct Shutdown {
+    /// Host wall time from the ACPI power-down request to QEMU's exit.
+    pub wall_ms: u64,
+    /// keel's own figure (`keel: powering off (<s> s after the request)`), guest time; `None` for the peer.
+    pub guest_ms: Option<u64>,
+}
+
+/// How long a bench VM may take from the power button to its exit (the peer stops dockerd's containers first).
+const BENCH_SHUTDOWN: Duration = Duration::from_secs(300);
+
+/// Presses the power button and times the way down, up to [`BENCH_SHUTDOWN`].
+pub fn time_shutdown(vm: &Vm) -> Result<Shutdown> {
+    let asked = Instant::now();
+    vm.power_down()?;
+    let status = vm.wait_for_exit(BENCH_SHUTDOWN)?;
+    let wall_ms = u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
+    ensure!(status.success(), "{} exited with {status} after the power button", vm.name());
+    let guest_ms = vm.console().lines().find_map(|line| {
+        let seconds: f64 = line.split("keel: powering off (").nth(1)?.split(' ').next()?.parse().ok()?;
+        Some((seconds * 1000.0) as u64)
+    });
+    Ok(Shutdown { wall_ms, guest_ms })
+}
+
+/// Containers whose PID 1 is `sleep` (no handler: SIGTERM is ignored), with Docker's default stop timeout.
+pub const DEAF: usize = 20;
+
+/// Boots with [`DEAF`] containers that ignore SIGTERM (defaults: `stop_timeout` 10 s, `shutdown_timeout` 15 s) and
+/// times the power button once all run.
+pub fn shutdown_with_deaf_containers(artifacts: &Artifacts, scratch: &Path) -> Result<Shutdown> {
+    let mut user_data = String::new();
+    for n in 1..=DEAF {
+        user_data.push_str(&format!("[containers.deaf{n}]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"100000\"]\n"));
+    }
+    let spec = DriveSpec { user_data: &user_data, meta_data: None, format: "vfat", layout: "nocloud" };
+    let drive = config_drive::build(scratch, "deaf", &spec)?;
+    let vm = Vm::start(VmConfig::pvh("bench-keel-deaf", artifacts).network().disk_file(&drive, DiskFormat::Raw))?;
+    vm.wait_for_ready(timeouts::PVH_READY)?;
+    let names: Vec<String> = (1..=DEAF).map(|n| format!("deaf{n}")).collect();
+    wait_until_started(&vm, &names)?;
+    time_shutdown(&vm)
+}
+
+/// Waits until every container of `names` has its `container-started` mark.
+fn wait_until_started(vm: &Vm, names: &[String]) -> Result<()> {
+    let deadline = Instant::now() + timeouts::CONTAINER;
+    loop {
+        let timeline = Timeline::parse(&vm.console());
+        if names.iter().all(|name| timeline.ms_of("container-started", name).is_some()) {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "not all {} containers started", names.len());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Boots with `hello`, [`LOGGERS`] loggers and the meter; once all run, takes the meter's second full report
-/// (the first may have begun before the last container started) and returns its samples.
-pub fn memory(artifacts: &Artifacts, scratch: &Path, workload: &Workload) -> Result<Vec<Sample>> {
+/// (the first may have begun before the last container started), then times the power button.
+pub fn memory(artifacts: &Artifacts, scratch: &Path, workload: &Workload) -> Result<MemoryBoot> {
     let user_data = workload.keel_memory_user_data();
     let spec = DriveSpec { user_data: &user_data, meta_data: None, format: "vfat", layout: "nocloud" };
     let drive = config_drive::build(scratch, "memory", &spec)?;
@@ -68,15 +133,7 @@ pub fn memory(artifacts: &Artifacts, scratch: &Path, workload: &Workload) -> Res
     vm.wait_for_ready(timeouts::PVH_READY)?;
     let names: Vec<String> =
         std::iter::once(HELLO.to_owned()).chain((1..=LOGGERS).map(|n| format!("log{n}"))).collect();
-    let deadline = Instant::now() + timeouts::CONTAINER;
-    loop {
-        let timeline = Timeline::parse(&vm.console());
-        if names.iter().all(|name| timeline.ms_of("container-started", name).is_some()) {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "not all {} containers started", names.len());
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_until_started(&vm, &names)?;
     for marker in ["pss-end", "pss-begin"] {
         let what = format!("the meter's `{marker}`");
         vm.wait_for_line(&what, timeouts::CONTAINER, |line| container_output(line, METER) == Some(marker))?;
@@ -91,10 +148,9 @@ pub fn memory(artifacts: &Artifacts, scratch: &Path, workload: &Workload) -> Res
             None => break,
         }
     }
-    vm.power_down()?;
-    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    let shutdown = time_shutdown(&vm).map_err(|error| format!("{error:#}"));
     ensure!(samples.iter().any(|s| s.pid == 1), "the meter's report has no PID 1");
-    Ok(samples)
+    Ok(MemoryBoot { samples, shutdown })
 }
 
 #[cfg(test)]

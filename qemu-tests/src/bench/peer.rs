@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest as _, Sha256};
 
+use super::keel::{time_shutdown, MemoryBoot};
 use super::memory::{parse_sample, Sample};
 use super::workload::Workload;
 use crate::artifacts::{workspace_dir, Artifacts};
@@ -132,7 +133,7 @@ pub fn boot(artifacts: &Artifacts, image: &PeerImage, name: &str) -> Result<Time
 }
 
 /// The memory boot: `hello` plus the loggers running, then PSS of every process from the report.
-pub fn memory(artifacts: &Artifacts, image: &PeerImage) -> Result<Vec<Sample>> {
+pub fn memory(artifacts: &Artifacts, image: &PeerImage) -> Result<MemoryBoot> {
     let started = Instant::now();
     let config =
         vm_config("bench-peer-memory", artifacts, image).disk_overlay(&image.prepared).kernel_arg("peer.memory");
@@ -146,7 +147,9 @@ pub fn memory(artifacts: &Artifacts, image: &PeerImage) -> Result<Vec<Sample>> {
         .filter_map(|words| parse_sample(words, false))
         .collect();
     ensure!(!samples.is_empty(), "the peer's memory report has no `pss` lines (after {:?})", started.elapsed());
-    Ok(samples)
+    // Its loggers and hello still run: systemd stops dockerd, which stops them (they exit on SIGTERM).
+    let shutdown = time_shutdown(&vm).map_err(|error| format!("{error:#}"));
+    Ok(MemoryBoot { samples, shutdown })
 }
 
 /// Same kernel, machine, memory, CPU count, disk bus and NIC as keel's PVH VMs; only the initramfs, the command

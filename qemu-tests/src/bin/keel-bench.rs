@@ -58,9 +58,13 @@ fn run() -> Result<()> {
         );
     }
     eprintln!("keel-bench: memory boots ({LOGGERS} loggers beside {HELLO})");
-    let keel_memory =
-        keel_breakdown(&keel::memory(&artifacts, scratch.path(), &workload).context("keel's memory boot")?);
-    let peer_memory = peer_breakdown(&peer::memory(&artifacts, &peer_image).context("the peer's memory boot")?);
+    let keel_memory_boot = keel::memory(&artifacts, scratch.path(), &workload).context("keel's memory boot")?;
+    let keel_memory = keel_breakdown(&keel_memory_boot.samples);
+    let peer_memory_boot = peer::memory(&artifacts, &peer_image).context("the peer's memory boot")?;
+    let peer_memory = peer_breakdown(&peer_memory_boot.samples);
+    eprintln!("keel-bench: shutdown boot ({} containers that ignore SIGTERM)", keel::DEAF);
+    let keel_deaf =
+        keel::shutdown_with_deaf_containers(&artifacts, scratch.path()).map_err(|error| format!("{error:#}"));
 
     let keel_timelines: Vec<&Timeline> = keel_boots.iter().map(|b| &b.timeline).collect();
     let k = |f: &dyn Fn(&Timeline) -> Option<u64>, what: &str| figure(&keel_timelines, f, "keel", what);
@@ -175,6 +179,18 @@ fn run() -> Result<()> {
             ),
         },
         Row {
+            figure: "power button → off, hello + 20 loggers + meter running (exit on SIGTERM; host wall)",
+            keel: shutdown_figure(&keel_memory_boot.shutdown),
+            target: "",
+            peer: shutdown_figure(&peer_memory_boot.shutdown),
+        },
+        Row {
+            figure: "power button → off, 20 containers ignoring SIGTERM (stop_timeout 10 s; host wall)",
+            keel: shutdown_figure(&keel_deaf),
+            target: "≤ shutdown_timeout (15 s) + 10 s",
+            peer: String::new(),
+        },
+        Row {
             figure: "PID 1 binary (static musl, stripped)",
             keel: format!("{pid1_bytes} bytes ({:.2} MiB)", pid1_bytes as f64 / MIB),
             target: "",
@@ -227,6 +243,15 @@ fn run() -> Result<()> {
         peer_memory.excluded()
     );
     Ok(())
+}
+
+/// `<wall> ms (guest <ms> ms)`, or why there is no figure.
+fn shutdown_figure(shutdown: &Result<keel::Shutdown, String>) -> String {
+    match shutdown {
+        Ok(keel::Shutdown { wall_ms, guest_ms: Some(guest_ms) }) => format!("{wall_ms} ms (guest {guest_ms} ms)"),
+        Ok(keel::Shutdown { wall_ms, guest_ms: None }) => format!("{wall_ms} ms"),
+        Err(error) => format!("n/a: {error}"),
+    }
 }
 
 /// `median ms [min–max]` of `f` over the boots; an error names the side and the missing stage.
