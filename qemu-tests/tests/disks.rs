@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{ensure, Context, Result};
 use keel_qemu_tests::artifacts::{self, Artifacts};
@@ -28,6 +28,7 @@ fn foreign_disk(dir: &Path, first_name: Option<&str>) -> Result<std::path::PathB
         .arg(&content)
         .arg(&filesystem)
         .arg("16M")
+        .stdout(Stdio::null())
         .status()
         .context("running mke2fs")?;
     ensure!(status.success(), "mke2fs failed: {status}");
