@@ -1,11 +1,12 @@
 //! Keeps accepted user-data files as numbered generations (`<n>-<sha256 short>.toml`) so PID 1 can fall back to
 //! the last good config when a new one is invalid.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+use crate::durable_file::write_durably;
 
 /// How many generations are kept by default.
 pub const DEFAULT_KEEP: usize = 10;
@@ -82,9 +83,8 @@ impl GenerationStore {
         self
     }
 
-    /// Stores `text`, already validated, as the newest generation: written to a temporary file, fsynced, renamed,
-    /// and the directory fsynced. Text equal to the newest generation's is not stored again. Old generations beyond
-    /// the ones kept are removed.
+    /// Stores `text`, already validated, as the newest generation, durably ([`write_durably`]). Text equal to the
+    /// newest generation's is not stored again. Old generations beyond the ones kept are removed.
     pub fn accept(&self, text: &str) -> Result<Generation, GenerationError> {
         let digest = short_digest(text);
         let (generations, _) = self.list();
@@ -95,14 +95,8 @@ impl GenerationStore {
         }
         let number = generations.last().map_or(1, |newest| newest.number + 1);
         let path = self.dir.join(format!("{number}-{digest}.toml"));
-        let temporary = self.dir.join(format!(".{number}-{digest}.toml.tmp"));
-        let write_error = |source| GenerationError::Write { path: path.clone(), source };
-        let mut file = File::create(&temporary).map_err(write_error)?;
-        file.write_all(text.as_bytes()).map_err(write_error)?;
-        file.sync_all().map_err(write_error)?;
-        drop(file);
-        fs::rename(&temporary, &path).map_err(write_error)?;
-        File::open(&self.dir).and_then(|dir| dir.sync_all()).map_err(write_error)?;
+        write_durably(&path, text.as_bytes())
+            .map_err(|source| GenerationError::Write { path: path.clone(), source })?;
         let excess = (generations.len() + 1).saturating_sub(self.keep);
         for old in generations.iter().take(excess) {
             fs::remove_file(&old.path).map_err(|source| GenerationError::Remove { path: old.path.clone(), source })?;

@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod containers;
+pub mod durable_file;
 pub mod error;
 pub mod generations;
 pub mod host;

@@ -228,6 +228,11 @@ impl<'a, 'i> Table<'a, 'i> {
         entries.sort_by_key(|(_, span, _)| span.start);
         entries
     }
+
+    /// The parsed table itself, for reading it as a whole.
+    pub fn raw(&self) -> &'a DeTable<'i> {
+        self.table
+    }
 }
 
 impl<'a, 'i> Field<'a, 'i> {

@@ -1,4 +1,4 @@
-//! Finding a partition by its GPT name among the block devices the kernel knows.
+//! Finding a partition by its GPT name among the block devices the kernel knows, on one disk or unique.
 
 use std::fs;
 use std::path::PathBuf;
@@ -8,33 +8,87 @@ use std::time::{Duration, Instant};
 /// How often to look again while waiting for a partition to appear.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// A partition that did not show up.
+/// A partition of keel's that is not there, or is there more than once.
 #[derive(Debug, thiserror::Error)]
-#[error("no partition named {name:?} appeared within {waited:?} (block devices seen: {seen})")]
-pub struct PartitionNotFound {
-    pub name: String,
-    pub waited: Duration,
-    pub seen: String,
+pub enum PartitionError {
+    #[error("no partition named {name:?} {scope} appeared within {waited:?} (block devices seen: {seen})")]
+    NotFound { name: String, scope: String, waited: Duration, seen: String },
+    #[error(
+        "partitions {devices} are all named {name:?} {scope}: refusing to guess which one is keel's; \
+         rename or detach all but one"
+    )]
+    Duplicate { name: String, scope: String, devices: String },
 }
 
-/// The `/dev` node of the partition whose GPT name is `name`, if the kernel has one now.
-pub fn find_partition(name: &str) -> Option<PathBuf> {
-    let device = list_devices().into_iter().find(|device| device.partition_name.as_deref() == Some(name))?;
-    let node = PathBuf::from("/dev").join(device.name);
-    // devtmpfs creates the node right after the kernel announces the device; the caller retries.
-    node.exists().then_some(node)
+/// Where a partition of keel's may be.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// On this disk only (the boot disk): partitions with the same name elsewhere are someone else's.
+    Disk(&'a str),
+    /// Anywhere, but then only once (no boot disk is known yet).
+    Anywhere,
 }
 
-/// Waits, up to `timeout`, for the partition named `name`. virtio-blk probes synchronously, so it is usually
-/// there at the first look; slower controllers get the time they need, but never forever.
-pub fn wait_for_partition(name: &str, timeout: Duration) -> Result<PathBuf, PartitionNotFound> {
+impl std::fmt::Display for Scope<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Disk(disk) => write!(formatter, "on the boot disk {disk}"),
+            Scope::Anywhere => write!(formatter, "on any disk"),
+        }
+    }
+}
+
+/// The partition named `name` within `scope` among `devices`: `None` while there is none, an error when there is
+/// more than one.
+pub fn find_partition<'d>(
+    devices: &'d [BlockDevice],
+    name: &str,
+    scope: Scope,
+) -> Result<Option<&'d BlockDevice>, PartitionError> {
+    let mut matching: Vec<&BlockDevice> = devices
+        .iter()
+        .filter(|device| device.partition_name.as_deref() == Some(name))
+        .filter(|device| match scope {
+            Scope::Disk(disk) => device.disk.as_deref() == Some(disk),
+            Scope::Anywhere => true,
+        })
+        .collect();
+    if matching.len() > 1 {
+        let mut names: Vec<&str> = matching.iter().map(|device| device.name.as_str()).collect();
+        names.sort_unstable();
+        let devices = names.join(", ");
+        return Err(PartitionError::Duplicate { name: name.to_owned(), scope: scope.to_string(), devices });
+    }
+    Ok(matching.pop())
+}
+
+/// Waits, up to `timeout`, for the partition named `name` within `scope`. virtio-blk probes synchronously, so it
+/// is usually there at the first look; slower controllers get the time they need, but never forever. Partitions of
+/// that name outside the scope are ignored, and said so.
+pub fn wait_for_partition(name: &str, scope: Scope, timeout: Duration) -> Result<PathBuf, PartitionError> {
     let start = Instant::now();
     loop {
-        if let Some(node) = find_partition(name) {
-            return Ok(node);
+        let devices = list_devices();
+        if let Some(device) = find_partition(&devices, name, scope)? {
+            let node = PathBuf::from("/dev").join(&device.name);
+            // devtmpfs creates the node right after the kernel announces the device; look again if it lags.
+            if node.exists() {
+                for other in devices.iter().filter(|other| other.partition_name.as_deref() == Some(name)) {
+                    if other.name != device.name {
+                        log::warn!("ignoring partition {} named {name:?}: it is not on the boot disk", other.name);
+                    }
+                }
+                return Ok(node);
+            }
         }
         if start.elapsed() >= timeout {
-            return Err(PartitionNotFound { name: name.to_owned(), waited: timeout, seen: describe_block_devices() });
+            let seen = describe_block_devices();
+            return Err(PartitionError::NotFound {
+                name: name.to_owned(),
+                scope: scope.to_string(),
+                waited: timeout,
+                seen,
+            });
         }
         sleep(POLL_INTERVAL);
     }
@@ -105,5 +159,23 @@ mod tests {
         assert_eq!(uevent_value(uevent, "DEVNAME"), Some("vda2"));
         assert_eq!(uevent_value(uevent, "PARTN"), Some("2"));
         assert_eq!(uevent_value(uevent, "UUID"), None);
+    }
+
+    fn device(name: &str, disk: &str, partition_name: &str) -> BlockDevice {
+        BlockDevice { name: name.into(), disk: Some(disk.into()), partition_name: Some(partition_name.into()) }
+    }
+
+    #[test]
+    fn a_partition_counts_only_on_the_boot_disk_and_only_once() {
+        let devices = [device("vda4", "vda", "keel-data"), device("vdb2", "vdb", "keel-data")];
+        let found = |scope| find_partition(&devices, "keel-data", scope).map(|found| found.map(|d| d.name.clone()));
+        assert_eq!(found(Scope::Disk("vda")).unwrap().as_deref(), Some("vda4"));
+        assert_eq!(found(Scope::Disk("vdb")).unwrap().as_deref(), Some("vdb2"));
+        assert_eq!(found(Scope::Disk("vdc")).unwrap(), None);
+        let error = found(Scope::Anywhere).unwrap_err().to_string();
+        assert!(error.starts_with("partitions vda4, vdb2 are all named \"keel-data\" on any disk"), "{error}");
+        let twice = [device("vda4", "vda", "keel-data"), device("vda5", "vda", "keel-data")];
+        let error = find_partition(&twice, "keel-data", Scope::Disk("vda")).unwrap_err().to_string();
+        assert!(error.contains("vda4, vda5") && error.contains("on the boot disk vda"), "{error}");
     }
 }

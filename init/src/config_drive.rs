@@ -11,6 +11,7 @@ use nix::mount::{umount, MsFlags};
 use keel_os_image::{layout, Slot};
 
 use crate::block::{self, BlockDevice};
+use crate::boot_disk;
 use crate::fs_label::{self, LabeledFs};
 use crate::mounts::{Mount, MountError};
 
@@ -70,23 +71,27 @@ pub enum ConfigDriveError {
 /// The first block device labelled as a config drive, with its filesystem and layout.
 ///
 /// Like cloud-init's NoCloud, the label is looked for on whole disks and on partitions. Every probe is a device
-/// read before `ready`, so the boot disk (the disk holding keel's own partitions, found from sysfs without any
-/// read) is skipped, and so are keel's own partitions; partitions of the boot disk that keel did not make come
-/// last, after every other disk.
+/// read before `ready`, so the boot disk (the disk the root filesystem is on, found from sysfs without any read) is
+/// skipped, and so are keel's own partitions; partitions of the boot disk that keel did not make come last, after
+/// every other disk: a drive attached for the purpose wins over a seed partition left on the boot disk.
 pub fn find() -> Option<(PathBuf, LabeledFs, DriveLayout)> {
     let devices = block::list_devices();
-    candidates(&devices).into_iter().find_map(|name| {
+    let boot_disk = boot_disk::root_filesystem_disk();
+    candidates(&devices, boot_disk.as_deref()).into_iter().find_map(|name| {
         let device = Path::new("/dev").join(name);
         let (filesystem, label) = fs_label::probe(&device)?;
         DriveLayout::from_label(&label).map(|layout| (device, filesystem, layout))
     })
 }
 
-/// The devices worth probing, in the order to probe them.
-fn candidates(devices: &[BlockDevice]) -> Vec<&str> {
+/// The devices worth probing, in the order to probe them. Without a known boot disk, every disk holding a partition
+/// with one of keel's names counts as one.
+fn candidates<'d>(devices: &'d [BlockDevice], boot_disk: Option<&'d str>) -> Vec<&'d str> {
     let is_keel_partition = |device: &BlockDevice| device.partition_name.as_deref().is_some_and(is_keel_partition_name);
-    let boot_disks: Vec<&str> =
-        devices.iter().filter(|d| is_keel_partition(d)).filter_map(|d| d.disk.as_deref()).collect();
+    let boot_disks: Vec<&str> = match boot_disk {
+        Some(disk) => vec![disk],
+        None => devices.iter().filter(|d| is_keel_partition(d)).filter_map(|d| d.disk.as_deref()).collect(),
+    };
     let on_boot_disk = |device: &BlockDevice| {
         boot_disks.contains(&device.name.as_str())
             || device.disk.as_deref().is_some_and(|disk| boot_disks.contains(&disk))
@@ -172,12 +177,28 @@ mod tests {
             device("vdb1", Some("vdb"), None),
             device("vdb2", Some("vdb"), Some("cidata")),
         ];
-        assert_eq!(candidates(&devices), ["vdb", "vdb1", "vdb2", "vdc", "vda5"]);
+        assert_eq!(candidates(&devices, Some("vda")), ["vdb", "vdb1", "vdb2", "vdc", "vda5"]);
+        assert_eq!(candidates(&devices, None), ["vdb", "vdb1", "vdb2", "vdc", "vda5"]);
+    }
+
+    #[test]
+    fn a_disk_with_keel_partition_names_is_not_the_boot_disk() {
+        // vda is a tenant's disk carrying a partition named keel-data; the boot disk is vdb.
+        let devices = [
+            device("vda", None, None),
+            device("vda1", Some("vda"), Some("keel-data")),
+            device("vda2", Some("vda"), Some("cidata")),
+            device("vdb", None, None),
+            device("vdb1", Some("vdb"), Some("esp")),
+            device("vdb2", Some("vdb"), Some("keel-root-a")),
+            device("vdb5", Some("vdb"), Some("seed")),
+        ];
+        assert_eq!(candidates(&devices, Some("vdb")), ["vda", "vda1", "vda2", "vdb5"]);
     }
 
     #[test]
     fn without_a_keel_disk_every_device_is_a_candidate() {
         let devices = [device("sr0", None, None), device("vda", None, None), device("vda1", Some("vda"), None)];
-        assert_eq!(candidates(&devices), ["sr0", "vda", "vda1"]);
+        assert_eq!(candidates(&devices, None), ["sr0", "vda", "vda1"]);
     }
 }

@@ -25,11 +25,13 @@
 
 mod block;
 mod boot_config;
+mod boot_disk;
 mod cgroup;
 mod cmdline;
 mod config_drive;
 mod data_partition;
 mod fs_label;
+mod gpt;
 mod logger;
 mod modules;
 mod mountinfo;

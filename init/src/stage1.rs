@@ -1,8 +1,8 @@
 //! Stage 1, in the initramfs: kernel filesystems, modules, the root slot, and the switch to the real root.
 
 use std::convert::Infallible;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use keel_os_image::initramfs::ROOT_INIT;
 use keel_os_image::layout::root_partition_name;
@@ -10,7 +10,8 @@ use keel_os_image::slot::SLOT_PARAMETER;
 use keel_os_image::{Slot, SlotError};
 use nix::mount::MsFlags;
 
-use crate::block::{wait_for_partition, PartitionNotFound};
+use crate::block::{wait_for_partition, PartitionError, Scope};
+use crate::boot_disk::{self, LoaderDiskNotFound};
 use crate::cmdline::KernelCmdline;
 use crate::modules::{load_boot_modules, ModuleListError};
 use crate::mounts::{mount_kernel_filesystems, Mount, MountError};
@@ -37,7 +38,9 @@ pub enum Stage1Error {
     #[error("{ROOT_WAIT_PARAMETER}={value:?} is not a whole number of seconds")]
     BadRootWait { value: String },
     #[error(transparent)]
-    RootNotFound(#[from] PartitionNotFound),
+    BootDisk(#[from] LoaderDiskNotFound),
+    #[error(transparent)]
+    RootPartition(#[from] PartitionError),
     #[error("root slot {slot}: {source}")]
     MountRoot { slot: Slot, source: MountError },
     #[error(transparent)]
@@ -62,7 +65,7 @@ pub fn run() -> Result<Infallible, Stage1Error> {
     timeline::mark(&format!("modules-loaded {loaded}"));
 
     let partition = root_partition_name(slot);
-    let device = wait_for_partition(&partition, root_wait)?;
+    let device = find_root(&partition, root_wait)?;
     let device_name = device.to_string_lossy();
     Mount { source: &device_name, target: NEW_ROOT, fstype: "erofs", flags: MsFlags::MS_RDONLY, data: None }
         .ensure()
@@ -70,4 +73,18 @@ pub fn run() -> Result<Infallible, Stage1Error> {
     timeline::mark(&format!("root-mounted {partition} {device_name}"));
 
     Ok(switch_root(Path::new(NEW_ROOT), ROOT_INIT)?)
+}
+
+/// The root slot on the boot disk (the disk of the ESP the loader names), or, without a loader that names it, the
+/// only partition anywhere with the slot's name.
+fn find_root(partition: &str, timeout: Duration) -> Result<PathBuf, Stage1Error> {
+    let start = Instant::now();
+    let Some(guid) = boot_disk::loader_partition_guid() else {
+        log::info!("no LoaderDevicePartUUID: the root slot must be the only partition named {partition:?}");
+        return Ok(wait_for_partition(partition, Scope::Anywhere, timeout)?);
+    };
+    let disk = boot_disk::wait_for_loader_disk(&guid, timeout)?;
+    timeline::mark(&format!("boot-disk {disk}"));
+    let remaining = timeout.saturating_sub(start.elapsed());
+    Ok(wait_for_partition(partition, Scope::Disk(&disk), remaining)?)
 }

@@ -40,7 +40,17 @@ fn changed(existing: &Definition, wanted: &Definition) -> bool {
         (Some(before), Some(now)) => before != now,
         _ => false,
     };
-    existing.config != wanted.config || image_changed
+    definition_changed(&existing.config, &wanted.config) || image_changed
+}
+
+/// Compared on what the user wrote (so reordering keys or respelling a number keeps a container running), or on
+/// the parsed configs when one was not read from user-data.
+fn definition_changed(existing: &ContainerConfig, wanted: &ContainerConfig) -> bool {
+    if existing.definition_digest.is_empty() || wanted.definition_digest.is_empty() {
+        existing != wanted
+    } else {
+        existing.definition_digest != wanted.definition_digest
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +91,12 @@ mod tests {
         let mut unknown = definitions(text, "d1");
         unknown.values_mut().for_each(|definition| definition.image_digest = None);
         assert_eq!(plan(&definitions(text, "d1"), &unknown).keep, ["a"]);
+    }
+
+    #[test]
+    fn reordered_keys_and_respelled_values_keep_the_container() {
+        let before = "[containers.a]\nimage = \"x\"\nstop_timeout = 16\nenv = { A = \"1\", B = \"2\" }\n";
+        let after = "[containers.a.env]\nB = '2'\nA = \"1\"\n[containers.a]\nstop_timeout = 0x10\nimage = \"x\"\n";
+        assert_eq!(plan(&definitions(before, "d1"), &definitions(after, "d1")).keep, ["a"]);
     }
 }

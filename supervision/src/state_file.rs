@@ -6,6 +6,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use keel_config::durable_file::write_durably;
 use serde::{Deserialize, Serialize};
 
 /// The persisted part of a container's state.
@@ -33,12 +34,11 @@ impl PersistedState {
         fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
     }
 
-    /// Writes atomically (temp file, rename), so a power cut leaves the old or the new state.
+    /// Writes durably ([`write_durably`]), so a power cut leaves the old or the new state, never a stop the user
+    /// asked for forgotten.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let temp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        fs::write(&temp, bytes)?;
-        fs::rename(&temp, path)
+        write_durably(path, &bytes)
     }
 }
 

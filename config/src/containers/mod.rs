@@ -1,5 +1,6 @@
 //! Reads the `[containers.<name>]` sections into [`ContainerConfig`]s, in file order.
 
+pub mod canonical;
 pub mod dependencies;
 pub mod healthcheck;
 pub mod mounts;
@@ -88,6 +89,9 @@ pub struct ContainerConfig {
     pub init: bool,
     /// Part of the update health gate: must be running and healthy for a trial boot to be kept.
     pub required: bool,
+    /// The sha256 of the user's table in canonical form ([`canonical`]): what decides whether the container's files
+    /// still belong to this definition, stable across keel releases. Empty for a config not read from user-data.
+    pub definition_digest: String,
 }
 
 /// A container's network namespace.
@@ -179,6 +183,7 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
             .unwrap_or(10),
         init: bool(reader, "init"),
         required: bool(reader, "required"),
+        definition_digest: canonical::definition_digest(table.raw()),
     };
     if container.required {
         if let Some(field) = table.get("required") {

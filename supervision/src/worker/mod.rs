@@ -97,10 +97,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Identifies what the container's files were made for: a changed config or image means a new writable layer.
+/// Identifies what the container's files were made for: a changed definition or image means a new writable layer.
+/// Built from the digest of the user's own table ([`ContainerConfig::definition_digest`]), not from the parsed
+/// struct, so a keel release that adds a field or changes a default keeps every container's files.
 fn fingerprint(config: &ContainerConfig, image_digest: Option<&str>) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("{config:?}").as_bytes());
+    hasher.update(b"definition ");
+    hasher.update(config.definition_digest.as_bytes());
+    hasher.update(b"\nimage ");
     hasher.update(image_digest.unwrap_or_default().as_bytes());
     hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -341,5 +345,35 @@ impl Worker {
             keel_runtime::ContainerCgroup { path: root.join("keel").join(&self.name) }.remove();
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_config::UserData;
+
+    fn config(text: &str) -> ContainerConfig {
+        UserData::parse("test", text).unwrap().containers.remove("web").unwrap()
+    }
+
+    /// The fingerprint of this definition and image is fixed forever: if it changes, every host that updates to
+    /// that release loses the writable layers of its containers. It is built from the user's table only, so a new
+    /// `ContainerConfig` field (with its default) or a changed default leaves it as it is.
+    #[test]
+    fn golden_fingerprint_of_a_fixed_definition() {
+        let text = "[containers.web]\nimage = \"nginx:1.27\"\ncommand = [\"nginx\", \"-g\", \"daemon off;\"]\n\
+                    restart = \"unless-stopped\"\nmemory = \"256M\"\nenv = { MODE = \"prod\" }\n";
+        let digest = "sha256:0d2c4a0a0d3c0d2b7a8a0ac66f0b6d1b4d1c0a8e2f3c4b5a69788796a5b4c3d2";
+        // sha256("definition " + sha256(canonical table) + "\nimage " + digest), computed independently.
+        let golden = "422e26c76ebe57f5fbc0101ccd803c0abad9a9128349da4035f42caa96ae0243";
+        assert_eq!(fingerprint(&config(text), Some(digest)), golden);
+        // The same definition written in another order and spelling: the same files.
+        let reordered = "[containers.web]\nenv.MODE = 'prod'\nmemory = \"256M\"\nrestart = \"unless-stopped\"\n\
+                         command = ['nginx', '-g', 'daemon off;']\nimage = \"nginx:1.27\"\n";
+        assert_eq!(fingerprint(&config(reordered), Some(digest)), golden);
+        // A real change, or another image: new files.
+        assert_ne!(fingerprint(&config(&text.replace("256M", "512M")), Some(digest)), golden);
+        assert_ne!(fingerprint(&config(text), Some(&digest.replace("0d2c", "1d2c"))), golden);
     }
 }
