@@ -5,6 +5,7 @@ use std::path::Path;
 
 use keel_config::generations::GenerationStore;
 use keel_config::{MetaData, UserData};
+use keel_logs::error_chain;
 
 use crate::config_drive::{self, DriveLayout};
 
@@ -27,7 +28,7 @@ pub fn load() -> BootConfig {
     let store = match GenerationStore::open(GENERATIONS_DIR) {
         Ok(store) => Some(store),
         Err(error) => {
-            report(&mut problems, format!("config generations: {error}"));
+            report(&mut problems, format!("config generations: {}", error_chain(&error)));
             None
         }
     };
@@ -36,7 +37,7 @@ pub fn load() -> BootConfig {
         Some((device, filesystem, layout)) => match config_drive::read(&device, filesystem, layout) {
             Ok(drive) => Some(drive),
             Err(error) => {
-                report(&mut problems, format!("config drive {}: {error}", device.display()));
+                report(&mut problems, format!("config drive {}: {}", device.display(), error_chain(&error)));
                 None
             }
         },
@@ -54,7 +55,10 @@ pub fn load() -> BootConfig {
                             format!("generation {} ({}) from {device}", generation.number, generation.digest)
                         }
                         Some(Err(error)) => {
-                            report(&mut problems, format!("cannot keep the user-data as a generation: {error}"));
+                            report(
+                                &mut problems,
+                                format!("cannot keep the user-data as a generation: {}", error_chain(&error)),
+                            );
                             format!("user-data from {device} (not kept)")
                         }
                         None => format!("user-data from {device} (not kept)"),
@@ -78,7 +82,7 @@ pub fn load() -> BootConfig {
     if let Some(store) = &store {
         let (latest, errors) = store.latest();
         for error in errors {
-            report(&mut problems, format!("config generations: {error}"));
+            report(&mut problems, format!("config generations: {}", error_chain(&error)));
         }
         if let Some((generation, text)) = latest {
             match UserData::parse(&generation.path.to_string_lossy(), &text) {

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use keel_logs::error_chain;
 use nix::mount::{umount, MsFlags};
 
 use crate::block::{self, BlockDevice};
@@ -52,7 +53,7 @@ pub fn loader_partition_guid() -> Option<String> {
     let guid = read_variable(&Path::new(EFIVARS).join(LOADER_DEVICE_PART_UUID));
     if mounted_here {
         if let Err(error) = umount(EFIVARS) {
-            log::warn!("cannot unmount {EFIVARS}: {error}");
+            log::warn!("cannot unmount {EFIVARS}: {}", error_chain(&error));
         }
     }
     guid
@@ -105,7 +106,7 @@ pub fn wait_for_loader_disk(guid: &str, timeout: Duration) -> Result<String, Loa
             match gpt::partition_guids(&node, logical_block_size(disk)) {
                 Ok(guids) if guids.iter().any(|candidate| candidate == guid) => return Ok(disk.to_owned()),
                 Ok(_) => {}
-                Err(error) => log::debug!("{}: no GPT read: {error}", node.display()),
+                Err(error) => log::debug!("{}: no GPT read: {}", node.display(), error_chain(&error)),
             }
         }
         if start.elapsed() >= timeout {

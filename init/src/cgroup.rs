@@ -19,11 +19,11 @@ const CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
 pub enum CgroupError {
     #[error(transparent)]
     Mount(#[from] MountError),
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}")]
     CreateLeaf { path: PathBuf, source: std::io::Error },
-    #[error("cannot move PID 1 into {path}: {source}")]
+    #[error("cannot move PID 1 into {path}")]
     MoveInit { path: PathBuf, source: std::io::Error },
-    #[error("cannot enable controllers {controllers:?} in {CGROUP_ROOT}: {source}")]
+    #[error("cannot enable controllers {controllers:?} in {CGROUP_ROOT}")]
     EnableControllers { controllers: String, source: std::io::Error },
 }
 

@@ -3,6 +3,8 @@
 //! Parameters with a dot (`keel.slot=a`) never reach init's argv or environment, and under systemd-boot the line
 //! starts with `initrd=\…`, so the line is split into tokens and looked up by key.
 
+use keel_logs::error_chain;
+
 /// A parsed kernel command line.
 #[derive(Debug, Default, Clone)]
 pub struct KernelCmdline {
@@ -15,7 +17,7 @@ impl KernelCmdline {
         match std::fs::read_to_string("/proc/cmdline") {
             Ok(text) => Self::parse(&text),
             Err(error) => {
-                log::warn!("cannot read /proc/cmdline, using defaults: {error}");
+                log::warn!("cannot read /proc/cmdline, using defaults: {}", error_chain(&error));
                 Self::default()
             }
         }

@@ -8,6 +8,7 @@ use keel_config::meta_data::{parse_nocloud, parse_openstack};
 use keel_config::MetaData;
 use nix::mount::{umount, MsFlags};
 
+use keel_logs::error_chain;
 use keel_os_image::{layout, Slot};
 
 use crate::block::{self, BlockDevice};
@@ -64,7 +65,7 @@ pub struct ConfigDrive {
 pub enum ConfigDriveError {
     #[error(transparent)]
     Mount(#[from] MountError),
-    #[error("cannot read {path} on {device}: {source}")]
+    #[error("cannot read {path} on {device}")]
     Read { device: PathBuf, path: String, source: std::io::Error },
 }
 
@@ -123,7 +124,7 @@ pub fn read(device: &Path, filesystem: LabeledFs, layout: DriveLayout) -> Result
     Mount { source: &source, target: MOUNT_POINT, fstype: filesystem.mount_type(), flags, data: None }.ensure()?;
     let contents = read_files(device, layout);
     if let Err(error) = umount(MOUNT_POINT) {
-        log::warn!("cannot unmount the config drive {}: {error}", device.display());
+        log::warn!("cannot unmount the config drive {}: {}", device.display(), error_chain(&error));
     }
     contents
 }
@@ -142,7 +143,7 @@ fn read_files(device: &Path, layout: DriveLayout) -> Result<ConfigDrive, ConfigD
                 DriveLayout::OpenStack => parse_openstack(&text),
             };
             parsed.unwrap_or_else(|error| {
-                log::error!("config drive {}: {error}; meta-data ignored", device.display());
+                log::error!("config drive {}: {}; meta-data ignored", device.display(), error_chain(&error));
                 MetaData::default()
             })
         }

@@ -23,6 +23,8 @@
 //! No boot assessment and no update install yet (the boot counter in a boot entry's name is not acted on), no API
 //! socket.
 
+use keel_logs::error_chain;
+
 mod block;
 mod boot_config;
 mod boot_disk;
@@ -93,17 +95,22 @@ fn run_as_pid1(services: &mut Services, reaper: &Arc<Reaper>) -> ShutdownRequest
             Err(error) => error,
             Ok(never) => match never {},
         };
-        log::error!("stage 1 failed: {error}");
+        log::error!("stage 1 failed: {}", error_chain(&error));
         return ShutdownRequest::new(Action::Reboot, "stage 1 failed; the boot loader can fall back to the other slot");
     }
 
     // Before any thread starts, so that every thread inherits the blocked mask.
     let signals = match signals::block_all_into_signalfd() {
         Ok(signals) => signals,
-        Err(error) => return ShutdownRequest::new(Action::Reboot, format!("cannot set up signal handling: {error}")),
+        Err(error) => {
+            return ShutdownRequest::new(
+                Action::Reboot,
+                format!("cannot set up signal handling: {}", error_chain(&error)),
+            )
+        }
     };
     if let Err(error) = nix::sys::reboot::set_cad_enabled(false) {
-        log::warn!("cannot route Ctrl-Alt-Del to PID 1: {error}");
+        log::warn!("cannot route Ctrl-Alt-Del to PID 1: {}", error_chain(&error));
     }
     let cmdline = KernelCmdline::read();
     logger::init(cmdline.has(logger::DEBUG_PARAMETER));

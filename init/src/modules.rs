@@ -14,7 +14,7 @@ use crate::timeline;
 
 /// The module list itself could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the module list {list}: {source}")]
+#[error("cannot read the module list {list}")]
 pub struct ModuleListError {
     pub list: String,
     #[source]

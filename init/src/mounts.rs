@@ -8,7 +8,7 @@ use nix::mount::{mount, MsFlags};
 
 /// A mount that failed, naming what and where.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot mount {fstype} {source_name} on {target}: {errno}")]
+#[error("cannot mount {fstype} {source_name} on {target}")]
 pub struct MountError {
     pub fstype: String,
     pub source_name: String,

@@ -1,5 +1,6 @@
 //! PID 1's main loop: one blocking read of the signalfd, one match on the signal, until a shutdown is asked for.
 
+use keel_logs::error_chain;
 use keel_runtime::Reaper;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
@@ -12,7 +13,9 @@ pub fn main_loop(signals: &SignalFd, reaper: &Reaper) -> ShutdownRequest {
         let signal = match signals.read_signal() {
             Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32),
             Ok(None) | Err(nix::Error::EINTR) => continue,
-            Err(error) => return ShutdownRequest::new(Action::Reboot, format!("cannot read signals: {error}")),
+            Err(error) => {
+                return ShutdownRequest::new(Action::Reboot, format!("cannot read signals: {}", error_chain(&error)))
+            }
         };
         match signal {
             // One SIGCHLD can stand for many exits.

@@ -4,12 +4,12 @@
 //! `struct input_event` records and signals PID 1, so the press reaches the main loop like any other shutdown
 //! signal.
 
+use keel_logs::error_chain;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::PathBuf;
-
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 const BUTTON_NAME: &str = "Power Button";
 const EV_KEY: u16 = 1;
@@ -24,7 +24,7 @@ pub fn watch_power_buttons() -> Vec<PathBuf> {
         let file = match File::open(&device) {
             Ok(file) => file,
             Err(error) => {
-                log::warn!("cannot open power button {}: {error}", device.display());
+                log::warn!("cannot open power button {}: {}", device.display(), error_chain(&error));
                 continue;
             }
         };
@@ -34,7 +34,7 @@ pub fn watch_power_buttons() -> Vec<PathBuf> {
         });
         match spawned {
             Ok(_) => watched.push(device),
-            Err(error) => log::warn!("cannot start the power button watcher: {error}"),
+            Err(error) => log::warn!("cannot start the power button watcher: {}", error_chain(&error)),
         }
     }
     watched
@@ -58,7 +58,7 @@ fn watch(mut device: File, name: &str) {
     let mut event = [0u8; EVENT_SIZE];
     loop {
         if let Err(error) = device.read_exact(&mut event) {
-            log::warn!("power button {name} stopped: {error}");
+            log::warn!("power button {name} stopped: {}", error_chain(&error));
             return;
         }
         let kind = u16::from_ne_bytes([event[16], event[17]]);
@@ -67,7 +67,7 @@ fn watch(mut device: File, name: &str) {
         if kind == EV_KEY && code == KEY_POWER && value == 1 {
             log::info!("power button pressed");
             if let Err(error) = kill(Pid::this(), Signal::SIGPWR) {
-                log::error!("cannot signal the power button to PID 1: {error}");
+                log::error!("cannot signal the power button to PID 1: {}", error_chain(&error));
             }
         }
     }

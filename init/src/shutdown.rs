@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use keel_logs::error_chain;
 use keel_runtime::Reaper;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
@@ -91,7 +92,7 @@ pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -
         Err(error) => error,
         Ok(never) => match never {},
     };
-    log::error!("reboot(2) failed: {error}; the machine stays halted here");
+    log::error!("reboot(2) failed: {}; the machine stays halted here", error_chain(&error));
     loop {
         sleep(Duration::from_secs(3600));
     }
@@ -120,7 +121,7 @@ fn within(budget: Duration, step: impl FnOnce() + Send + 'static) -> bool {
     match spawned {
         Ok(_) => finished.recv_timeout(budget).is_ok(),
         Err(error) => {
-            log::warn!("cannot start a thread for a shutdown step ({error}); nothing bounds it");
+            log::warn!("cannot start a thread for a shutdown step ({}); nothing bounds it", error_chain(&error));
             if let Some(step) = step.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 step();
             }
@@ -182,7 +183,7 @@ fn unmount_all() {
             Ok(()) if entry.is_block_backed() => log::info!("unmounted {} ({})", entry.mount_point, entry.source),
             Ok(()) => {}
             Err(error) if entry.is_block_backed() => {
-                log::warn!("cannot unmount {}: {error}", entry.mount_point);
+                log::warn!("cannot unmount {}: {}", entry.mount_point, error_chain(&error));
                 remount_read_only(&entry.mount_point);
             }
             // Kernel filesystems that stay busy (the console keeps /dev open) hold no data.
@@ -196,6 +197,6 @@ fn remount_read_only(mount_point: &str) {
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     match mount(None::<&str>, mount_point, None::<&str>, flags, None::<&str>) {
         Ok(()) => log::info!("remounted {mount_point} read-only"),
-        Err(error) => log::error!("cannot remount {mount_point} read-only: {error}"),
+        Err(error) => log::error!("cannot remount {mount_point} read-only: {}", error_chain(&error)),
     }
 }

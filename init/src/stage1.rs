@@ -33,7 +33,7 @@ pub enum Stage1Error {
     ModuleList(#[from] ModuleListError),
     #[error("no {SLOT_PARAMETER}= on the kernel command line: the boot entry must name the root slot")]
     NoSlot,
-    #[error("{SLOT_PARAMETER}: {0}")]
+    #[error("{SLOT_PARAMETER}")]
     BadSlot(#[from] SlotError),
     #[error("{ROOT_WAIT_PARAMETER}={value:?} is not a whole number of seconds")]
     BadRootWait { value: String },
@@ -41,7 +41,7 @@ pub enum Stage1Error {
     BootDisk(#[from] LoaderDiskNotFound),
     #[error(transparent)]
     RootPartition(#[from] PartitionError),
-    #[error("root slot {slot}: {source}")]
+    #[error("root slot {slot}")]
     MountRoot { slot: Slot, source: MountError },
     #[error(transparent)]
     SwitchRoot(#[from] SwitchRootError),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
+use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
 use keel_os_image::slot::SLOT_PARAMETER;
 use keel_runtime::Reaper;
@@ -32,7 +33,7 @@ const PRELOADED_IMAGES: &str = "/usr/share/keel/images";
 pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
     timeline::mark("stage2-started");
     if let Err(error) = mounts::mount_kernel_filesystems().and_then(|()| mounts::mount_runtime_filesystems()) {
-        log::error!("{error}");
+        log::error!("{}", error_chain(&error));
     }
 
     // The data partition's mount waits on disk reads; the cgroup setup meanwhile keeps the CPU busy.
@@ -40,7 +41,7 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
 
     match cgroup::set_up() {
         Ok(controllers) => timeline::mark(&format!("cgroups {}", controllers.join(","))),
-        Err(error) => log::error!("cgroups: {error}"),
+        Err(error) => log::error!("cgroups: {}", error_chain(&error)),
     }
 
     let data = match data {
@@ -51,9 +52,9 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
     match data {
         Ok(device) => timeline::mark(&format!("data-mounted {device}")),
         Err(error) => {
-            log::error!("data partition: {error}; /var is in memory and will not survive a reboot");
+            log::error!("data partition: {}; /var is in memory and will not survive a reboot", error_chain(&error));
             if let Err(error) = data_partition::mount_volatile_var() {
-                log::error!("{error}");
+                log::error!("{}", error_chain(&error));
             }
         }
     }
@@ -64,20 +65,20 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
     match SyslogRelay::start(&config.user_data.syslog, hostname.name.clone()) {
         Ok(Some(relay)) => logger::relay_to(relay),
         Ok(None) => {}
-        Err(error) => log::error!("syslog relay: {error}"),
+        Err(error) => log::error!("syslog relay: {}", error_chain(&error)),
     }
     // After the relay starts, so the receiver sees them too.
     for warning in &config.user_data.warnings {
         log::warn!("{warning}");
     }
     if let Err(error) = nix::unistd::sethostname(&hostname.name) {
-        log::error!("cannot set the host name {:?}: {error}", hostname.name);
+        log::error!("cannot set the host name {:?}: {}", hostname.name, error_chain(&error));
     }
     if let Err(error) = host_files::write_initial(&hostname.name) {
-        log::error!("cannot write {}: {error}", host_files::GENERATED_ETC);
+        log::error!("cannot write {}: {}", host_files::GENERATED_ETC, error_chain(&error));
     }
     if let Err(error) = sys::set_link_up(LOOPBACK) {
-        log::error!("cannot bring up lo: {error}");
+        log::error!("cannot bring up lo: {}", error_chain(&error));
     }
 
     if power_button::watch_power_buttons().is_empty() {
@@ -98,12 +99,12 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
 
     match modules::load_late_modules() {
         Ok(loaded) => timeline::mark(&format!("late-modules-loaded {loaded}")),
-        Err(error) => log::error!("{error}"),
+        Err(error) => log::error!("{}", error_chain(&error)),
     }
     let network = match network::start(config.user_data.network.clone(), hostname) {
         Ok(network) => Some(network),
         Err(error) => {
-            log::error!("cannot start the network thread: {error}");
+            log::error!("cannot start the network thread: {}", error_chain(&error));
             None
         }
     };
@@ -120,7 +121,7 @@ fn start_supervisor(reaper: Arc<Reaper>, config: &BootConfig) -> Option<Supervis
     match Supervisor::start(options, reaper, &config.user_data) {
         Ok(supervisor) => Some(supervisor),
         Err(error) => {
-            log::error!("cannot start the supervisor: {error}");
+            log::error!("cannot start the supervisor: {}", error_chain(&error));
             None
         }
     }
@@ -134,7 +135,7 @@ fn choose_hostname(config: &BootConfig) -> HostName {
     match config.meta_data.hostname.as_deref().map(|name| (name, validate_hostname(name))) {
         Some((name, Ok(()))) => HostName { name: name.to_owned(), configured: true },
         Some((_, Err(error))) => {
-            log::error!("meta-data: {error}; using {DEFAULT_HOSTNAME}");
+            log::error!("meta-data: {}; using {DEFAULT_HOSTNAME}", error_chain(&error));
             HostName { name: DEFAULT_HOSTNAME.to_owned(), configured: false }
         }
         None => HostName { name: DEFAULT_HOSTNAME.to_owned(), configured: false },

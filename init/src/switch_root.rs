@@ -20,12 +20,24 @@ const MOVED_MOUNTS: [&str; 3] = ["/dev", "/proc", "/sys"];
 pub enum SwitchRootError {
     #[error("the new root has no executable {init}")]
     NoInit { init: PathBuf },
-    #[error("cannot move {mount} into the new root: {errno}")]
-    MoveMount { mount: String, errno: nix::Error },
-    #[error("cannot make {new_root} the root: {errno}")]
-    MakeRoot { new_root: PathBuf, errno: nix::Error },
-    #[error("cannot execute {init}: {errno}")]
-    Exec { init: String, errno: nix::Error },
+    #[error("cannot move {mount} into the new root")]
+    MoveMount {
+        mount: String,
+        #[source]
+        errno: nix::Error,
+    },
+    #[error("cannot make {new_root} the root")]
+    MakeRoot {
+        new_root: PathBuf,
+        #[source]
+        errno: nix::Error,
+    },
+    #[error("cannot execute {init}")]
+    Exec {
+        init: String,
+        #[source]
+        errno: nix::Error,
+    },
 }
 
 /// Switches to `new_root` and executes `init` there; returns only on failure.

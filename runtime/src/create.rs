@@ -136,8 +136,9 @@ impl Container {
                 cgroup
             }
             Err(error) => {
-                device_filter::install(name, &device_rules, Err(error.to_string()))?;
-                log::warn!("{error}; running it (privileged) without a cgroup");
+                let reason = keel_logs::error_chain(&error);
+                device_filter::install(name, &device_rules, Err(reason.clone()))?;
+                log::warn!("{reason}; running it (privileged) without a cgroup");
                 None
             }
         };

@@ -40,6 +40,6 @@ pub(crate) fn spawn_prober(
         }
     });
     if let Err(error) = spawned {
-        log::warn!("{name}: cannot start the health-check thread: {error}");
+        log::warn!("{name}: cannot start the health-check thread: {}", error_chain(&error));
     }
 }

@@ -1,6 +1,8 @@
 //! Networking, on its own thread: links up, static addresses and routes, a DHCPv4 client per DHCP interface,
 //! and the generated `resolv.conf`, `hosts` and `hostname`. `NetworkHandle::stop` releases the leases.
 
+use keel_logs::error_chain;
+
 mod dhcp;
 mod domain_name;
 pub mod host_files;
@@ -59,10 +61,10 @@ pub fn start(config: NetworkConfig, hostname: HostName) -> std::io::Result<Netwo
         match runtime {
             Ok(runtime) => {
                 if let Err(error) = runtime.block_on(run(&config, hostname, stopped)) {
-                    log::error!("network: {error}");
+                    log::error!("network: {}", error_chain(&error));
                 }
             }
-            Err(error) => log::error!("network: cannot start its runtime: {error}"),
+            Err(error) => log::error!("network: cannot start its runtime: {}", error_chain(&error)),
         }
         let _ = done_sender.send(());
     })?;
@@ -82,7 +84,7 @@ async fn run(config: &NetworkConfig, hostname: HostName, stop: watch::Receiver<b
     let mut clients = Vec::new();
     for (link, entry) in &planned {
         if let Err(error) = configure_static(&netlink, link, entry).await {
-            log::error!("network {}: {error}", link.name);
+            log::error!("network {}: {}", link.name, error_chain(&error));
         }
         state.set_static_dns(link, entry);
         if !entry.addresses.is_empty() {
@@ -97,7 +99,9 @@ async fn run(config: &NetworkConfig, hostname: HostName, stop: watch::Receiver<b
             let name = state.hostname.borrow().name.clone();
             match DhcpClient::new(link, mac, &netlink, Some(name)) {
                 Ok(client) => clients.push(client),
-                Err(error) => log::error!("network {}: cannot open the DHCP socket: {error}", link.name),
+                Err(error) => {
+                    log::error!("network {}: cannot open the DHCP socket: {}", link.name, error_chain(&error))
+                }
             }
         }
     }
@@ -160,7 +164,7 @@ impl HostNetworkState {
     fn write_resolv_conf(&self) {
         let (servers, search) = resolv_conf_entries(&self.static_dns.borrow(), &self.leased_dns.borrow());
         if let Err(error) = host_files::write_resolv_conf(&servers, &search) {
-            log::error!("network: cannot write resolv.conf: {error}");
+            log::error!("network: cannot write resolv.conf: {}", error_chain(&error));
         }
     }
 }
@@ -217,7 +221,9 @@ impl LeaseObserver for HostNetworkState {
                         log::info!("host name {offered} (from DHCP)");
                         hostname.name = offered.clone();
                     }
-                    Err(error) => log::error!("cannot set the host name {offered:?} from DHCP: {error}"),
+                    Err(error) => {
+                        log::error!("cannot set the host name {offered:?} from DHCP: {}", error_chain(&error))
+                    }
                 }
             }
         }

@@ -11,9 +11,9 @@ use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 /// A netlink request that failed, naming what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("cannot open a netlink socket: {0}")]
+    #[error("cannot open a netlink socket")]
     Connect(#[source] std::io::Error),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Request {
         what: String,
         #[source]

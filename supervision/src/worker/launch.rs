@@ -31,7 +31,7 @@ impl Worker {
     pub(super) fn signal(&self, signal: i32) {
         if let Some(current) = &self.current {
             if let Err(error) = kill_container(&self.name, &current.process, signal) {
-                log::warn!("{error}");
+                log::warn!("{}", error_chain(&error));
             }
         }
     }
@@ -49,14 +49,17 @@ impl Worker {
     pub(super) fn spawn(&mut self) -> Result<(), (i32, String)> {
         const SETUP_FAILED: i32 = 125;
         let failed = |message: String| (SETUP_FAILED, message);
-        let reference: ImageReference = self
-            .config
-            .image
-            .parse()
-            .map_err(|error| failed(format!("{}: image {}: {error}", self.name, self.config.image)))?;
-        let image = self.shared.store.image(&reference).map_err(|error| failed(format!("{}: {error}", self.name)))?;
-        let image_config =
-            image_run_config(&self.shared.store, &image).map_err(|error| failed(format!("{}: {error}", self.name)))?;
+        let reference: ImageReference =
+            self.config.image.parse().map_err(|error| {
+                failed(format!("{}: image {}: {}", self.name, self.config.image, error_chain(&error)))
+            })?;
+        let image = self
+            .shared
+            .store
+            .image(&reference)
+            .map_err(|error| failed(format!("{}: {}", self.name, error_chain(&error))))?;
+        let image_config = image_run_config(&self.shared.store, &image)
+            .map_err(|error| failed(format!("{}: {}", self.name, error_chain(&error))))?;
         let image_digest = image.manifest_digest.to_string();
         let fingerprint = fingerprint(&self.config, Some(&image_digest));
         if fingerprint != self.fingerprint {
@@ -86,7 +89,7 @@ impl Worker {
                 Arc::clone(&sinks),
                 Arc::clone(&self.first_events),
             ) {
-                log::warn!("{}: cannot start a log reader: {error}", self.name);
+                log::warn!("{}: cannot start a log reader: {}", self.name, error_chain(&error));
             }
         }
         let exits = running.exit;
@@ -99,7 +102,7 @@ impl Worker {
         if let Err(error) = forwarded {
             // Without the forwarder the exit would never be seen: stop the container rather than lose track.
             let _ = kill_container(&self.name, &running.process, libc::SIGKILL);
-            return Err(failed(format!("{}: cannot start the exit watcher: {error}", self.name)));
+            return Err(failed(format!("{}: cannot start the exit watcher: {}", self.name, error_chain(&error))));
         }
 
         let container = Arc::new(container);

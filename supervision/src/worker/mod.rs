@@ -328,7 +328,7 @@ impl Worker {
         }
         if std::fs::create_dir_all(&self.paths.dir).is_ok() {
             if let Err(error) = persisted.save(&self.paths.state_file) {
-                log::warn!("{}: cannot write {}: {error}", self.name, self.paths.state_file.display());
+                log::warn!("{}: cannot write {}: {}", self.name, self.paths.state_file.display(), error_chain(&error));
             }
         }
     }

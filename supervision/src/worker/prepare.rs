@@ -31,7 +31,7 @@ impl Worker {
         match spawned {
             Ok(_) => None,
             Err(error) => {
-                self.pull_failed(format!("cannot start the pull thread: {error}"));
+                self.pull_failed(format!("cannot start the pull thread: {}", error_chain(&error)));
                 Some(Event::PullFailed)
             }
         }

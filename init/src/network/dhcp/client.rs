@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use keel_config::network::IpCidr;
+use keel_logs::error_chain;
 use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -57,7 +58,7 @@ impl<'a> DhcpClient<'a> {
                 _ = stop.wait_for(|stopped| *stopped) => return,
             };
             if let Err(error) = self.apply(&lease).await {
-                log::error!("dhcp {}: {error}", self.link.name);
+                log::error!("dhcp {}: {}", self.link.name, error_chain(&error));
             }
             observer.bound(self.link, &lease);
             let kept = tokio::select! {
@@ -68,7 +69,7 @@ impl<'a> DhcpClient<'a> {
                 }
             };
             if let Err(error) = self.netlink.delete_address(self.link, kept.cidr()).await {
-                log::warn!("dhcp {}: {error}", self.link.name);
+                log::warn!("dhcp {}: {}", self.link.name, error_chain(&error));
             }
             observer.lost(self.link);
         }
@@ -148,7 +149,9 @@ impl<'a> DhcpClient<'a> {
         release.client_address = Some(lease.address);
         match self.socket.send_to(&release.encode(), SocketAddrV4::new(lease.server, SERVER_PORT)).await {
             Ok(_) => log::info!("dhcp {}: released {}", self.link.name, lease.cidr()),
-            Err(error) => log::warn!("dhcp {}: cannot release {}: {error}", self.link.name, lease.cidr()),
+            Err(error) => {
+                log::warn!("dhcp {}: cannot release {}: {}", self.link.name, lease.cidr(), error_chain(&error))
+            }
         }
     }
 
@@ -186,7 +189,7 @@ impl<'a> DhcpClient<'a> {
         wait: Duration,
     ) -> Option<Reply> {
         if let Err(error) = self.socket.send_to(&request.encode(), to).await {
-            log::debug!("dhcp {}: send to {to}: {error}", self.link.name);
+            log::debug!("dhcp {}: send to {to}: {}", self.link.name, error_chain(&error));
             // The link may not carry traffic yet; the caller retries after the wait.
             sleep(wait).await;
             return None;

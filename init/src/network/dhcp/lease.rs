@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use keel_config::network::IpCidr;
+use keel_logs::error_chain;
 use tokio::time::Instant;
 
 use super::packet::{option, prefix_len, Reply};
@@ -85,7 +86,11 @@ fn timers(ack: &Reply) -> (Duration, Duration, Duration) {
 fn domain_name(text: &str, server: Ipv4Addr) -> Option<DomainName> {
     DomainName::parse(text)
         .inspect_err(|error| {
-            log::warn!("dhcp: dropping option {} (domain name) from server {server}: {error}", option::DOMAIN_NAME);
+            log::warn!(
+                "dhcp: dropping option {} (domain name) from server {server}: {}",
+                option::DOMAIN_NAME,
+                error_chain(&error)
+            );
         })
         .ok()
 }
@@ -94,7 +99,11 @@ fn domain_name(text: &str, server: Ipv4Addr) -> Option<DomainName> {
 fn hostname(text: &str, server: Ipv4Addr) -> Option<String> {
     keel_config::validate_hostname(text)
         .inspect_err(|error| {
-            log::warn!("dhcp: dropping option {} (host name) from server {server}: {error}", option::HOSTNAME);
+            log::warn!(
+                "dhcp: dropping option {} (host name) from server {server}: {}",
+                option::HOSTNAME,
+                error_chain(&error)
+            );
         })
         .ok()
         .map(|()| text.to_owned())
