@@ -72,13 +72,20 @@ pub struct Request {
     pub seconds: u16,
 }
 
+/// The fixed BOOTP part of a message (`op`, Ethernet, `xid`, `chaddr`); the rest is filled in by the sender.
+fn fixed_header(op: u8, xid: u32, mac: &[u8; 6]) -> Vec<u8> {
+    let mut packet = vec![0u8; HEADER_LEN];
+    packet[0] = op;
+    packet[1] = HTYPE_ETHERNET;
+    packet[2] = 6;
+    packet[4..8].copy_from_slice(&xid.to_be_bytes());
+    packet[28..34].copy_from_slice(mac);
+    packet
+}
+
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
-        let mut packet = vec![0u8; HEADER_LEN];
-        packet[0] = BOOTREQUEST;
-        packet[1] = HTYPE_ETHERNET;
-        packet[2] = 6;
-        packet[4..8].copy_from_slice(&self.xid.to_be_bytes());
+        let mut packet = fixed_header(BOOTREQUEST, self.xid, &self.mac);
         packet[8..10].copy_from_slice(&self.seconds.to_be_bytes());
         if self.client_address.is_none() {
             packet[10..12].copy_from_slice(&FLAG_BROADCAST.to_be_bytes());
@@ -86,7 +93,6 @@ impl Request {
         if let Some(address) = self.client_address {
             packet[12..16].copy_from_slice(&address.octets());
         }
-        packet[28..34].copy_from_slice(&self.mac);
         packet.extend_from_slice(&MAGIC_COOKIE);
 
         let mut put = |code: u8, value: &[u8]| {
@@ -178,13 +184,8 @@ impl Default for Reply {
 #[cfg(test)]
 impl Reply {
     pub fn encode(&self) -> Vec<u8> {
-        let mut packet = vec![0u8; HEADER_LEN];
-        packet[0] = BOOTREPLY;
-        packet[1] = HTYPE_ETHERNET;
-        packet[2] = 6;
-        packet[4..8].copy_from_slice(&self.xid.to_be_bytes());
+        let mut packet = fixed_header(BOOTREPLY, self.xid, &self.mac);
         packet[16..20].copy_from_slice(&self.your_address.octets());
-        packet[28..34].copy_from_slice(&self.mac);
         packet.extend_from_slice(&MAGIC_COOKIE);
         let mut put = |code: u8, value: &[u8]| {
             packet.push(code);
