@@ -20,6 +20,7 @@
 
 pub mod error_chain;
 pub mod output;
+pub mod pieces;
 pub mod syslog;
 pub mod timeline;
 

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::SystemTime;
@@ -13,8 +13,8 @@ use crate::timeline::FirstEvents;
 pub const MAX_LINES: usize = 10_000;
 /// …and at most this many bytes of them.
 pub const MAX_BYTES: usize = 1 << 20;
-/// Longer lines are split, as Docker splits at 16 KiB.
-pub const MAX_LINE: usize = 16 << 10;
+use crate::pieces::Pieces;
+pub use crate::pieces::MAX_LINE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStream {
@@ -91,7 +91,8 @@ impl LogBuffer {
     }
 }
 
-/// Reads `pipe` line by line until its end, into `buffer` and every sink; `first` marks the first line.
+/// Reads `pipe` line by line until its end, into `buffer` and every sink; `first` marks the first line. A line
+/// longer than [`MAX_LINE`] is passed on in pieces as they fill (see [`Pieces`]): a reader never holds more.
 pub fn spawn_reader(
     container: String,
     stream: LogStream,
@@ -101,26 +102,16 @@ pub fn spawn_reader(
     first: Arc<FirstEvents>,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new().name(format!("log-{container}")).spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut bytes = Vec::new();
-        loop {
-            bytes.clear();
-            match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
+        let mut pieces = Pieces::new(BufReader::new(pipe));
+        let mut piece = Vec::with_capacity(MAX_LINE);
+        while pieces.next_into(&mut piece) {
             first.output(&container);
-            if bytes.last() == Some(&b'\n') {
-                bytes.pop();
+            let record =
+                LogRecord { stream, time: SystemTime::now(), line: String::from_utf8_lossy(&piece).into_owned() };
+            for sink in sinks.iter() {
+                sink.record(&container, &record);
             }
-            for chunk in bytes.chunks(MAX_LINE).chain(bytes.is_empty().then_some(&[][..])) {
-                let record =
-                    LogRecord { stream, time: SystemTime::now(), line: String::from_utf8_lossy(chunk).into_owned() };
-                for sink in sinks.iter() {
-                    sink.record(&container, &record);
-                }
-                buffer.push(record);
-            }
+            buffer.push(record);
         }
     })
 }
