@@ -1,4 +1,5 @@
-//! Holds records between callers and the relay thread: bounded, dropping (and counting) the oldest when full.
+//! Holds records between callers and the relay thread: bounded in records and in bytes, dropping (and counting)
+//! the oldest when either bound is reached.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -19,6 +20,7 @@ pub(crate) enum Next {
 #[derive(Debug)]
 pub(crate) struct Queue {
     bound: usize,
+    max_bytes: usize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -26,6 +28,8 @@ pub(crate) struct Queue {
 #[derive(Debug, Default)]
 struct State {
     records: VecDeque<Record>,
+    /// What the queued records hold, as [`cost`] counts it.
+    bytes: usize,
     dropped: u64,
     unreported: u64,
     /// Set by `close`: take what is left until this instant, then stop.
@@ -33,24 +37,31 @@ struct State {
 }
 
 impl Queue {
-    /// A queue of at most `bound` records (at least one).
-    pub(crate) fn new(bound: usize) -> Queue {
-        Queue { bound: bound.max(1), state: Mutex::default(), changed: Condvar::new() }
+    /// A queue of at most `bound` records (at least one) holding at most `max_bytes` (at least one record).
+    pub(crate) fn new(bound: usize, max_bytes: usize) -> Queue {
+        Queue { bound: bound.max(1), max_bytes, state: Mutex::default(), changed: Condvar::new() }
     }
 
-    /// Adds a record; when full, drops the oldest. After `close` the record itself is dropped. Never blocks beyond
-    /// the short lock the relay thread also takes, and never holds more than `bound` records.
+    /// Adds a record; when full (in records or bytes), drops the oldest until it fits. After `close` the record
+    /// itself is dropped. Never blocks beyond the short lock the relay thread also takes, and never holds more
+    /// than `bound` records or `max_bytes` (but always the newest record).
     pub(crate) fn push(&self, record: Record) {
         let mut state = self.lock();
         if state.closing.is_some() {
             state.dropped += 1;
             return;
         }
-        if state.records.len() >= self.bound {
-            state.records.pop_front();
+        let size = cost(&record);
+        while !state.records.is_empty()
+            && (state.records.len() >= self.bound || state.bytes.saturating_add(size) > self.max_bytes)
+        {
+            if let Some(old) = state.records.pop_front() {
+                state.bytes -= cost(&old);
+            }
             state.dropped += 1;
             state.unreported += 1;
         }
+        state.bytes += size;
         state.records.push_back(record);
         drop(state);
         self.changed.notify_one();
@@ -65,6 +76,7 @@ impl Queue {
                 return Next::Dropped(std::mem::take(&mut state.unreported));
             }
             if let Some(record) = state.records.pop_front() {
+                state.bytes -= cost(&record);
                 return Next::Record(record);
             }
             if state.closing.is_some() {
@@ -112,6 +124,7 @@ impl Queue {
         let mut state = self.lock();
         let left = u64::try_from(state.records.len()).unwrap_or(u64::MAX);
         state.records.clear();
+        state.bytes = 0;
         state.dropped = state.dropped.saturating_add(left).saturating_add(extra);
     }
 
@@ -128,6 +141,11 @@ impl Queue {
         // Nothing in here can be left half-updated by a panic, so a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// What a queued record holds: its text and its own size.
+fn cost(record: &Record) -> usize {
+    std::mem::size_of::<Record>() + record.app_name.len() + record.message.len()
 }
 
 #[cfg(test)]
@@ -149,7 +167,7 @@ mod tests {
 
     #[test]
     fn drops_the_oldest_when_full_and_reports_the_count_once() {
-        let queue = Queue::new(2);
+        let queue = Queue::new(2, usize::MAX);
         for text in ["a", "b", "c", "d"] {
             queue.push(record(text));
         }
@@ -163,8 +181,24 @@ mod tests {
     }
 
     #[test]
+    fn drops_the_oldest_to_stay_within_its_bytes() {
+        let one = cost(&record(&"x".repeat(1000)));
+        let queue = Queue::new(1_000_000, 3 * one);
+        for _ in 0..10 {
+            queue.push(record(&"x".repeat(1000)));
+        }
+        assert_eq!((queue.len(), queue.dropped()), (3, 7));
+        assert_eq!(queue.lock().bytes, 3 * one);
+        // A record bigger than the whole bound still goes out (the relay cuts messages long before that).
+        queue.push(record(&"y".repeat(4 * one)));
+        assert_eq!((queue.len(), queue.dropped()), (1, 10));
+        assert!(message(queue.next(false)).starts_with('y'));
+        assert_eq!(queue.lock().bytes, 0);
+    }
+
+    #[test]
     fn drops_records_pushed_after_close() {
-        let queue = Queue::new(5);
+        let queue = Queue::new(5, usize::MAX);
         queue.push(record("kept"));
         queue.close(Instant::now() + Duration::from_secs(60));
         queue.push(record("late"));
@@ -175,7 +209,7 @@ mod tests {
 
     #[test]
     fn close_cuts_a_retry_sleep_short() {
-        let queue = std::sync::Arc::new(Queue::new(1));
+        let queue = std::sync::Arc::new(Queue::new(1, usize::MAX));
         let closer = {
             let queue = queue.clone();
             std::thread::spawn(move || {
@@ -187,12 +221,12 @@ mod tests {
         assert!(queue.sleep_until(Instant::now() + Duration::from_secs(30)));
         assert!(started.elapsed() < Duration::from_secs(10));
         closer.join().unwrap();
-        assert!(!Queue::new(1).sleep_until(Instant::now() + Duration::from_millis(10)));
+        assert!(!Queue::new(1, usize::MAX).sleep_until(Instant::now() + Duration::from_millis(10)));
     }
 
     #[test]
     fn abandon_counts_what_was_left() {
-        let queue = Queue::new(5);
+        let queue = Queue::new(5, usize::MAX);
         queue.push(record("a"));
         queue.push(record("b"));
         queue.abandon(1);
