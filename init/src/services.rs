@@ -33,7 +33,9 @@ impl Services {
         if let Some(supervisor) = self.supervisor {
             supervisor.shutdown();
         }
-        logger::flush_relay(SYSLOG_FLUSH_TIMEOUT);
+        if !logger::router().flush_relay(SYSLOG_FLUSH_TIMEOUT) {
+            log::warn!("syslog relay: not everything was sent within {SYSLOG_FLUSH_TIMEOUT:?}");
+        }
         if let Some(network) = self.network {
             network.stop(NETWORK_STOP_TIMEOUT);
         }

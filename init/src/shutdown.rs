@@ -74,6 +74,12 @@ pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -
         Action::Reboot => RebootMode::RB_AUTOBOOT,
     };
     log::info!("{}", if mode == RebootMode::RB_POWER_OFF { "powering off" } else { "rebooting" });
+    let dropped = crate::logger::router().console_dropped();
+    if dropped > 0 {
+        log::info!("the console dropped {dropped} lines this boot");
+    }
+    // Bounded: a console that stopped draining must not keep the machine from going down.
+    crate::logger::flush_console();
     let error = match reboot(mode) {
         Err(error) => error,
         Ok(never) => match never {},

@@ -37,17 +37,6 @@ pub trait LogSink: Send + Sync {
     fn record(&self, container: &str, record: &LogRecord);
 }
 
-/// Echoes each line to stderr as [`console_line`] shows it (`keel supervise --echo-logs`).
-pub struct EchoSink;
-
-impl LogSink for EchoSink {
-    fn record(&self, container: &str, record: &LogRecord) {
-        use std::io::Write;
-        // A failed write is dropped: a console line is never worth failing the reader for.
-        let _ = writeln!(std::io::stderr().lock(), "{}", console_line(container, &record.line));
-    }
-}
-
 /// How a container's line appears on a console: `<container> | <line>`, with control characters escaped.
 ///
 /// keel's own lines start with `keel: `, and a container's can never do so: its output cannot pass for a

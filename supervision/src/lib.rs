@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, StoreError};
-use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
+use keel_logs::{LogBuffer, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
 pub use images::{image_run_config, EnsureImageError, ImageConfigError};
@@ -66,9 +66,8 @@ pub struct SupervisorOptions {
     pub cgroup_root: Option<PathBuf>,
     /// Image archives imported at start if not yet in the store (`/usr/share/keel/images` on a keel host).
     pub preloaded_images: Option<PathBuf>,
-    /// Echo every container line to the log as `<name>: <line>`.
-    pub echo_logs: bool,
-    /// More destinations for container output (the `docker logs` files and the syslog relay plug in here).
+    /// Where container output goes besides the buffer: PID 1 and `keel supervise` put their `LogRouter` here
+    /// (console and syslog); later the `docker logs` files plug in too.
     pub log_sinks: Vec<Arc<dyn LogSink>>,
 }
 
@@ -82,7 +81,6 @@ impl SupervisorOptions {
             state_dir,
             cgroup_root: None,
             preloaded_images: None,
-            echo_logs: false,
             log_sinks: Vec::new(),
         }
     }
@@ -211,10 +209,7 @@ impl Supervisor {
                 Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), keel_logs::error_chain(&error)),
             }
         }
-        let mut sinks = options.log_sinks.clone();
-        if options.echo_logs {
-            sinks.push(Arc::new(EchoSink));
-        }
+        let sinks = options.log_sinks.clone();
         let dirs = RuntimeDirs {
             layers_root: options.layers_root.clone(),
             containers_dir: options.state_dir.join("containers"),
