@@ -31,5 +31,5 @@ pub mod timeline;
 
 pub use console::Console;
 pub use error_chain::error_chain;
-pub use output::{console_line, spawn_reader, LogBuffer, LogRecord, LogSink, LogStream};
+pub use output::{console_line, console_line_within, spawn_reader, LogBuffer, LogRecord, LogSink, LogStream};
 pub use router::LogRouter;

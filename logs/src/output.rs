@@ -43,10 +43,20 @@ pub trait LogSink: Send + Sync {
 /// supervisor event or a boot stage. Escaping keeps it from moving the cursor, clearing the screen or hiding
 /// text on the terminal that shows the console.
 pub fn console_line(container: &str, line: &str) -> String {
-    let mut out = String::with_capacity(container.len() + 3 + line.len());
+    console_line_within(container, line, usize::MAX)
+}
+
+/// [`console_line`], cut to about `max` bytes with ` [cut]` after it: the escaping stops there, so a 16 KiB line
+/// of control characters costs no more than a short one.
+pub fn console_line_within(container: &str, line: &str, max: usize) -> String {
+    let mut out = String::with_capacity((container.len() + 3 + line.len()).min(max.saturating_add(16)));
     out.push_str(container);
     out.push_str(" | ");
     for c in line.chars() {
+        if out.len() >= max {
+            out.push_str(" [cut]");
+            break;
+        }
         if c.is_control() && c != '\t' {
             out.push_str(&c.escape_unicode().to_string());
         } else {
@@ -133,5 +143,13 @@ mod tests {
         assert_eq!(console_line("web", "keel: db: started (pid 1)"), "web | keel: db: started (pid 1)");
         assert_eq!(console_line("web", "a\rkeel: 5ms ready"), "web | a\\u{d}keel: 5ms ready");
         assert_eq!(console_line("web", "\u{1b}[2J\tcleared\u{85}"), "web | \\u{1b}[2J\tcleared\\u{85}");
+    }
+
+    #[test]
+    fn console_lines_are_cut_without_escaping_the_rest() {
+        assert_eq!(console_line_within("w", "abcdef", 6), "w | ab [cut]");
+        assert_eq!(console_line_within("w", "\0\0", 6), "w | \\u{0} [cut]");
+        assert_eq!(console_line_within("w", "abc", 7), "w | abc");
+        assert!(console_line_within("w", &"\0".repeat(16 << 10), 2048).len() < 2048 + 16);
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::console::{Console, Source};
-use crate::output::{console_line, LogRecord, LogSink, LogStream};
+use crate::output::{console_line_within, LogRecord, LogSink, LogStream};
 use crate::syslog::{Record, Severity, SyslogRelay};
 
 /// A container line longer than this is cut on the console (the whole line is in the buffer and in syslog): a
@@ -87,15 +87,7 @@ impl LogRouter {
 impl LogSink for LogRouter {
     fn record(&self, container: &str, record: &LogRecord) {
         if self.containers_on_console.load(Ordering::Relaxed) {
-            let mut line = console_line(container, &record.line);
-            if line.len() > CONSOLE_LINE_MAX {
-                let mut end = CONSOLE_LINE_MAX;
-                while !line.is_char_boundary(end) {
-                    end -= 1;
-                }
-                line.truncate(end);
-                line.push_str(" [cut]");
-            }
+            let line = console_line_within(container, &record.line, CONSOLE_LINE_MAX);
             self.console.line(Source::Container(container), line);
         }
         let severity = match record.stream {
