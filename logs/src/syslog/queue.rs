@@ -1,7 +1,8 @@
 //! Holds records between callers and the relay thread: bounded in records and in bytes, dropping (and counting)
-//! the oldest when either bound is reached.
+//! the oldest record of the APP-NAME that holds the most when either bound is reached: a container that floods its
+//! output pushes out its own lines, not the others'. With one APP-NAME that is simply the oldest record.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -30,6 +31,8 @@ struct State {
     records: VecDeque<Record>,
     /// What the queued records hold, as [`cost`] counts it.
     bytes: usize,
+    /// Records and bytes queued per APP-NAME.
+    per_app: HashMap<String, (usize, usize)>,
     dropped: u64,
     unreported: u64,
     /// Set by `close`: take what is left until this instant, then stop.
@@ -42,9 +45,9 @@ impl Queue {
         Queue { bound: bound.max(1), max_bytes, state: Mutex::default(), changed: Condvar::new() }
     }
 
-    /// Adds a record; when full (in records or bytes), drops the oldest until it fits. After `close` the record
-    /// itself is dropped. Never blocks beyond the short lock the relay thread also takes, and never holds more
-    /// than `bound` records or `max_bytes` (but always the newest record).
+    /// Adds a record; when full (in records or bytes), drops the oldest of the APP-NAME holding the most until it
+    /// fits. After `close` the record itself is dropped. Never blocks beyond the short lock the relay thread also
+    /// takes, and never holds more than `bound` records or `max_bytes` (but always the newest record).
     pub(crate) fn push(&self, record: Record) {
         let mut state = self.lock();
         if state.closing.is_some() {
@@ -55,13 +58,23 @@ impl Queue {
         while !state.records.is_empty()
             && (state.records.len() >= self.bound || state.bytes.saturating_add(size) > self.max_bytes)
         {
-            if let Some(old) = state.records.pop_front() {
-                state.bytes -= cost(&old);
+            // The bound that is reached decides what "holds the most" counts.
+            let by_bytes = state.records.len() < self.bound;
+            let largest =
+                state.per_app.iter().max_by_key(|(_, &(records, bytes))| if by_bytes { bytes } else { records });
+            let victim = largest
+                .and_then(|(app, _)| state.records.iter().position(|queued| &queued.app_name == app))
+                .unwrap_or(0);
+            if let Some(old) = state.records.remove(victim) {
+                state.forget(&old);
             }
             state.dropped += 1;
             state.unreported += 1;
         }
         state.bytes += size;
+        let entry = state.per_app.entry(record.app_name.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += size;
         state.records.push_back(record);
         drop(state);
         self.changed.notify_one();
@@ -76,7 +89,7 @@ impl Queue {
                 return Next::Dropped(std::mem::take(&mut state.unreported));
             }
             if let Some(record) = state.records.pop_front() {
-                state.bytes -= cost(&record);
+                state.forget(&record);
                 return Next::Record(record);
             }
             if state.closing.is_some() {
@@ -125,6 +138,7 @@ impl Queue {
         let left = u64::try_from(state.records.len()).unwrap_or(u64::MAX);
         state.records.clear();
         state.bytes = 0;
+        state.per_app.clear();
         state.dropped = state.dropped.saturating_add(left).saturating_add(extra);
     }
 
@@ -140,6 +154,21 @@ impl Queue {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing in here can be left half-updated by a panic, so a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Takes a record that left the queue out of the counts.
+    fn forget(&mut self, record: &Record) {
+        let size = cost(record);
+        self.bytes -= size;
+        if let Some(entry) = self.per_app.get_mut(&record.app_name) {
+            entry.0 -= 1;
+            entry.1 -= size;
+            if entry.0 == 0 {
+                self.per_app.remove(&record.app_name);
+            }
+        }
     }
 }
 
@@ -194,6 +223,28 @@ mod tests {
         assert_eq!((queue.len(), queue.dropped()), (1, 10));
         assert!(message(queue.next(false)).starts_with('y'));
         assert_eq!(queue.lock().bytes, 0);
+    }
+
+    #[test]
+    fn a_flooding_app_pushes_out_its_own_records_not_the_others() {
+        let queue = Queue::new(10, usize::MAX);
+        queue.push(Record::now("tick", Severity::Notice, "tick 1"));
+        for n in 0..100 {
+            queue.push(Record::now("flood", Severity::Notice, format!("flood {n}")));
+        }
+        queue.push(Record::now("tick", Severity::Notice, "tick 2"));
+        for n in 100..200 {
+            queue.push(Record::now("flood", Severity::Notice, format!("flood {n}")));
+        }
+        let mut kept = Vec::new();
+        queue.close(Instant::now() + Duration::from_secs(60));
+        while let Next::Record(record) = queue.next(false) {
+            kept.push(record.message);
+        }
+        assert_eq!(kept.len(), 10);
+        assert_eq!(&kept[..2], ["tick 1", "tick 2"]);
+        assert_eq!(kept[9], "flood 199");
+        assert_eq!(queue.dropped(), 192);
     }
 
     #[test]
