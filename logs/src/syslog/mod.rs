@@ -10,9 +10,9 @@
 //! [`QUEUE_MAX_BYTES`]; when full the oldest record of the APP-NAME holding the most is dropped and counted, so a
 //! flooding container loses its own lines, not the others') and returns. One thread per relay owns the socket:
 //! it formats each record (RFC 5424 over UDP and TCP, TCP with octet-counting framing; the BSD local form that
-//! `/dev/log` readers parse on a unix socket), writes it, and on a connect or write error keeps the record and retries with backoff (100 ms doubling
-//! to 10 s, reset by a successful write). Once connected again it first sends one line
-//! `keel: syslog relay dropped N messages` for the drops since the last report.
+//! `/dev/log` readers parse on a unix socket), writes it, and on a connect or write error keeps the record and
+//! retries with backoff (100 ms doubling to 10 s, reset by a successful write). Once connected again it first
+//! sends one line `keel: syslog relay dropped N messages` for the drops since the last report.
 //!
 //! # Current limitations
 //! A line that a TCP receiver took into its socket buffer just before dying is lost (no application-level acks in
