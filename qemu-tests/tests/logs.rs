@@ -1,6 +1,7 @@
 //! Issue 11's acceptance under the real kernel: a container that writes `/dev/zero` to stdout for 60 s, beside
 //! one that ticks once a second, neither grows PID 1 (VmHWM under 16 MiB, read by a container through the host's
-//! /proc) nor silences the other container (its ticks keep reaching the console), and the host powers off cleanly.
+//! /proc) nor silences the other container (its ticks keep reaching the console and syslog), and the host powers
+//! off cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use anyhow::{ensure, Result};
@@ -42,5 +43,11 @@ fn a_container_writing_dev_zero_for_a_minute_leaves_pid_1_small_and_the_others_l
         run.ticks_on_console
     );
     ensure!(run.ticks_on_console.windows(2).all(|pair| pair[0] < pair[1]), "ticks out of order");
+    // And in syslog: the relay's queue drops the flood's own lines first.
+    ensure!(
+        run.relayed_ticks >= expected as u64,
+        "only {} ticks reached syslog during the flood (expected at least {expected})",
+        run.relayed_ticks
+    );
     Ok(())
 }
