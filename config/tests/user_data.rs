@@ -392,3 +392,23 @@ fn shutdown_timeout_defaults_to_dockers_and_is_bounded() {
         "user-data:2:20: host.shutdown_timeout: -1 is not between 0 and 3600"
     );
 }
+
+#[test]
+fn health_check_durations_below_a_millisecond_are_refused_and_fast_intervals_warned_about() {
+    let text = "[containers.web]\nimage = \"nginx\"\nhealthcheck = { interval = \"1ns\", timeout = \"999us\" }\n";
+    assert_eq!(
+        errors(text),
+        [
+            "user-data:3:28: containers.web.healthcheck.interval: 1ns is below the minimum of 1ms (0 means the default)",
+            "user-data:3:45: containers.web.healthcheck.timeout: 999µs is below the minimum of 1ms (0 means the default)",
+        ]
+    );
+    let text = "[containers.web]\nimage = \"nginx\"\nhealthcheck = { interval = \"1ms\", timeout = \"0s\" }\n";
+    let user_data = UserData::parse("user-data", text).unwrap();
+    let warnings: Vec<String> = user_data.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["user-data:3:28: containers.web.healthcheck.interval: 1ms is shorter than keel probes: every 250ms instead"]
+    );
+    assert_eq!(user_data.containers["web"].healthcheck.as_ref().unwrap().interval, Duration::from_millis(1));
+}

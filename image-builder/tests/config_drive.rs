@@ -119,7 +119,11 @@ fn invalid_user_data_is_refused_with_every_error() {
     assert_eq!(output.status.code(), Some(100));
     let stderr = String::from_utf8(output.stderr).unwrap();
     let name = user_data.display();
-    assert!(stderr.contains(&format!("{name}:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout\n")), "{stderr}");
+    assert!(
+        stderr
+            .contains(&format!("{name}:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout\n")),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!(
             "{name}:5:11: containers.web.restart: \"sometimes\" is not one of no, on-failure[:N], always, unless-stopped"

@@ -1,92 +1,36 @@
-//! PID 1's logger: one line per record on the console, prefixed `keel:`, never failing.
+//! PID 1's logger: the process's one [`LogRouter`], installed as the `log` logger on its stderr (the console).
 //!
-//! Writes go straight to stderr (the console for PID 1). A failed write is dropped, because `eprintln!` would
-//! panic and a log line is never worth the host.
+//! The router queues; a console that stops draining drops and counts lines instead of stalling PID 1. What is
+//! queued is flushed, with a bound, before stage 1 execs the real init, before `reboot(2)` and before `keel
+//! supervise` or `keel run` exit.
 
-use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use keel_logs::syslog::{Record, Severity, SyslogRelay};
-use keel_logs::{console_line, LogRecord, LogSink, LogStream};
+use keel_logs::{Console, LogRouter};
 
 /// Kernel parameter that turns on debug records.
 pub const DEBUG_PARAMETER: &str = "keel.debug";
 
-struct ConsoleLogger;
+/// How long the console gets to write what it holds before the process execs, reboots or exits.
+pub const CONSOLE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-static LOGGER: ConsoleLogger = ConsoleLogger;
+static ROUTER: OnceLock<Arc<LogRouter>> = OnceLock::new();
 
-/// Where records also go once the user-data names a syslog receiver. The relay never blocks a caller: it queues,
-/// bounded, and a thread of its own sends.
-static RELAY: OnceLock<SyslogRelay> = OnceLock::new();
-
-/// Sends every later record to `relay` too (APP-NAME `keel`). Only the first relay of a boot is kept.
-pub fn relay_to(relay: SyslogRelay) {
-    if RELAY.set(relay).is_err() {
-        log::warn!("a syslog relay is already running; the new one is not used");
-    }
+/// The router: keel's own lines and (for PID 1, or `keel supervise --echo-logs`) containers' lines.
+pub fn router() -> &'static Arc<LogRouter> {
+    ROUTER.get_or_init(|| Arc::new(LogRouter::new(Console::stderr(), true)))
 }
 
-/// A container's output line: on the console as `<container> | <line>` (see [`console_line`]), to syslog with the container's
-/// name as APP-NAME (stdout as info, stderr as err, like Docker's syslog driver).
-pub struct ContainerLogSink;
-
-impl LogSink for ContainerLogSink {
-    fn record(&self, container: &str, record: &LogRecord) {
-        let _ = writeln!(std::io::stderr().lock(), "{}", console_line(container, &record.line));
-        if let Some(relay) = RELAY.get() {
-            let severity = match record.stream {
-                LogStream::Stdout => Severity::Informational,
-                LogStream::Stderr => Severity::Error,
-            };
-            relay.send(Record {
-                app_name: container.to_owned(),
-                severity,
-                message: record.line.clone(),
-                timestamp: record.time,
-            });
-        }
-    }
-}
-
-/// Gives the relay up to `timeout` to send what it holds; called at shutdown while the network is still up.
-pub fn flush_relay(timeout: Duration) {
-    if let Some(relay) = RELAY.get() {
-        if !relay.flush(timeout) {
-            log::warn!("syslog relay: not everything was sent within {timeout:?}");
-        }
-    }
-}
-
-impl log::Log for ConsoleLogger {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let level = match record.level() {
-            log::Level::Error => "error: ",
-            log::Level::Warn => "warning: ",
-            log::Level::Info => "",
-            log::Level::Debug | log::Level::Trace => "debug: ",
-        };
-        let message = record.args().to_string();
-        let _ = writeln!(std::io::stderr().lock(), "keel: {level}{message}");
-        if let Some(relay) = RELAY.get() {
-            relay.send(Record::now("keel", record.level().into(), message));
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-/// Installs the console logger; `debug` also shows debug records.
+/// Installs the router as the logger; `debug` also shows debug records.
 pub fn init(debug: bool) {
+    let router: &'static LogRouter = router();
     // set_logger fails only when a logger is already set, which then keeps working.
-    let _ = log::set_logger(&LOGGER);
+    let _ = log::set_logger(router);
     log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+}
+
+/// Gives the console [`CONSOLE_FLUSH_TIMEOUT`] to write what it holds.
+pub fn flush_console() {
+    router().flush_console(CONSOLE_FLUSH_TIMEOUT);
 }

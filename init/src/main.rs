@@ -71,10 +71,14 @@ fn main() -> ExitCode {
     logger::init(false);
     if std::process::id() != 1 {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        match args.split_first().map(|(first, rest)| (first.as_str(), rest)) {
-            Some(("supervise", rest)) => return supervise::main(rest),
-            Some(("run", rest)) => return run::main(rest),
-            _ => {}
+        let code = match args.split_first().map(|(first, rest)| (first.as_str(), rest)) {
+            Some(("supervise", rest)) => Some(supervise::main(rest)),
+            Some(("run", rest)) => Some(run::main(rest)),
+            _ => None,
+        };
+        if let Some(code) = code {
+            logger::flush_console();
+            return code;
         }
         eprintln!("keel {}: PID 1 of a keel host; boot it as the init of a keel image", env!("CARGO_PKG_VERSION"));
         return ExitCode::from(EXIT_USAGE);

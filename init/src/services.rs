@@ -35,7 +35,11 @@ impl Services {
         if let Some(supervisor) = self.supervisor {
             timed("stopping the containers", || supervisor.shutdown());
         }
-        timed("flushing the syslog relay", || logger::flush_relay(SYSLOG_FLUSH_TIMEOUT));
+        timed("flushing the syslog relay", || {
+            if !logger::router().flush_relay(SYSLOG_FLUSH_TIMEOUT) {
+                log::warn!("syslog relay: not everything was sent within {SYSLOG_FLUSH_TIMEOUT:?}");
+            }
+        });
         if let Some(network) = self.network {
             timed("releasing the network", || network.stop(NETWORK_STOP_TIMEOUT));
         }

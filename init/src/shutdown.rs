@@ -86,8 +86,14 @@ pub fn shutdown(request: ShutdownRequest, services: Services, reaper: &Reaper) -
         Action::PowerOff => RebootMode::RB_POWER_OFF,
         Action::Reboot => RebootMode::RB_AUTOBOOT,
     };
+    let dropped = crate::logger::router().console_dropped();
+    if dropped > 0 {
+        log::info!("the console dropped {dropped} lines this boot");
+    }
     let what = if mode == RebootMode::RB_POWER_OFF { "powering off" } else { "rebooting" };
     log::info!("{what} ({:.1} s after the request)", started.elapsed().as_secs_f64());
+    // Bounded: a console that stopped draining must not keep the machine from going down.
+    crate::logger::flush_console();
     let error = match reboot(mode) {
         Err(error) => error,
         Ok(never) => match never {},

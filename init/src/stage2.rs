@@ -63,7 +63,9 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
     timeline::mark(&format!("config {}", config.source));
     let hostname = choose_hostname(&config);
     match SyslogRelay::start(&config.user_data.syslog, hostname.name.clone()) {
-        Ok(Some(relay)) => logger::relay_to(relay),
+        Ok(Some(relay)) => {
+            logger::router().replace_relay(Some(relay));
+        }
         Ok(None) => {}
         Err(error) => log::error!("syslog relay: {}", error_chain(&error)),
     }
@@ -117,7 +119,7 @@ fn start_supervisor(reaper: Arc<Reaper>, config: &BootConfig) -> Option<Supervis
     let mut options = SupervisorOptions::new(STATE_DIR);
     options.cgroup_root = Some(PathBuf::from(cgroup::CGROUP_ROOT));
     options.preloaded_images = Some(PathBuf::from(PRELOADED_IMAGES));
-    options.log_sinks.push(Arc::new(logger::ContainerLogSink));
+    options.log_sinks.push(logger::router().clone());
     match Supervisor::start(options, reaper, &config.user_data) {
         Ok(supervisor) => Some(supervisor),
         Err(error) => {

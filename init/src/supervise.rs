@@ -5,6 +5,10 @@
 //!                [--preloaded-images DIR] [--echo-logs] [--debug]
 //! ```
 //!
+//! It logs and relays as PID 1 does, through the same `LogRouter`: keel's lines on stderr, and with a `[syslog]
+//! target` keel's lines (APP-NAME `keel`) and every container's (APP-NAME the container's name, stdout as info,
+//! stderr as err) to that receiver; `--echo-logs` shows container lines on stderr too, as `<name> | <line>`.
+//!
 //! Everything it keeps lives under DIR: `images/`, `layers/`, `containers/<name>/`, `volumes/`. The main thread
 //! does what PID 1's does: it blocks SIGCHLD, SIGTERM and SIGINT, reads them from a signalfd, and is the only
 //! caller of `waitpid` (through the reaper). SIGTERM or SIGINT stops every container in reverse dependency order
@@ -18,10 +22,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use keel_config::UserData;
+use keel_logs::syslog::SyslogRelay;
 use keel_runtime::Reaper;
 use keel_supervision::{Supervisor, SupervisorOptions};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// How long the syslog relay gets to send what it holds at the end, as under PID 1.
+const SYSLOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 const EXIT_INVALID_CONFIG: u8 = 1;
 const EXIT_USAGE: u8 = 100;
@@ -74,6 +82,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     crate::logger::init(arguments.debug);
+    crate::logger::router().set_containers_on_console(arguments.echo_logs);
     let text = match std::fs::read_to_string(&arguments.config) {
         Ok(text) => text,
         Err(error) => {
@@ -109,13 +118,29 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
     // Orphans of containers' helpers come back to us (and the reaper), not to the host's init.
     keel_runtime::become_subreaper().map_err(|error| format!("becoming a subreaper: {error}"))?;
 
+    let router = crate::logger::router();
+    // After the signals are blocked: the relay's thread inherits the mask, as under PID 1.
+    let hostname = match &user_data.host.hostname {
+        Some(name) => name.clone(),
+        None => nix::unistd::gethostname().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    match SyslogRelay::start(&user_data.syslog, hostname) {
+        Ok(relay) => {
+            router.replace_relay(relay);
+        }
+        Err(error) => log::error!("syslog relay: {}", keel_logs::error_chain(&error)),
+    }
+    for warning in &user_data.warnings {
+        log::warn!("{warning}");
+    }
+
     let state_dir = arguments.state_dir;
     let api_socket = arguments.api_socket.unwrap_or_else(|| state_dir.join("keel.sock"));
     log::info!("API socket (reserved; the API comes later): {}", api_socket.display());
     let mut options = SupervisorOptions::new(&state_dir);
     options.cgroup_root = arguments.cgroup_root.or_else(keel_runtime::cgroup::detect_mount);
     options.preloaded_images = arguments.preloaded_images;
-    options.echo_logs = arguments.echo_logs;
+    options.log_sinks.push(router.clone());
     match &options.cgroup_root {
         Some(root) => log::info!("containers go under {}/keel", root.display()),
         None => {
@@ -141,6 +166,9 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
                 // Stopping waits for exits, which only this thread collects.
                 reaper.reap_while("shutdown", move || handle.shutdown());
                 log::info!("every container stopped");
+                if !router.flush_relay(SYSLOG_FLUSH_TIMEOUT) {
+                    log::warn!("syslog relay: not everything was sent within {SYSLOG_FLUSH_TIMEOUT:?}");
+                }
                 return Ok(());
             }
             _ => {}

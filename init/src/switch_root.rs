@@ -67,6 +67,8 @@ pub fn switch_root(new_root: &Path, init: &str) -> Result<Infallible, SwitchRoot
     chdir("/").map_err(make_root)?;
 
     log::debug!("{}ms exec {init}", crate::timeline::uptime_ms());
+    // The console's writer thread ends with the exec: what stage 1 logged must be out first.
+    crate::logger::flush_console();
     let exec_error = |errno| SwitchRootError::Exec { init: init.to_owned(), errno };
     let path = CString::new(init).map_err(|_| exec_error(nix::Error::EINVAL))?;
     let errno = match execv(&path, &[&path]) {

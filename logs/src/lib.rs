@@ -7,9 +7,12 @@
 //! bottom of the graph, next to `keel-config`.
 //!
 //! # Design
-//! [`output`] turns a pipe into [`LogRecord`]s, keeps them in a [`LogBuffer`] and hands each to every
-//! [`LogSink`] (the console echo, the syslog relay; later the per-container files). [`syslog`] is the relay: a
-//! bounded queue and one thread that owns the socket, so a slow receiver never blocks a container.
+//! [`output`] turns a pipe into [`LogRecord`]s (cut at 16 KiB by [`pieces`] as they arrive), keeps them in a
+//! [`LogBuffer`] and hands each to every [`LogSink`]. The [`LogRouter`] is the sink, and the `log` logger, that
+//! PID 1 and `keel supervise` share: it sends keel's lines and containers' lines to the [`Console`] (a bounded
+//! queue and a writer thread) and to [`syslog`], the relay (a bounded queue and one thread that owns the socket),
+//! so neither a slow console nor a slow receiver ever blocks a container or PID 1. Later the per-container files
+//! plug in as another sink.
 //! [`error_chain()`] is the one-line form of an error and its causes that every log line and container state uses;
 //! it lives here because every crate that logs depends on this one, and the crates that log nothing (images,
 //! runtime) need not.
@@ -18,10 +21,15 @@
 //! No per-container log files yet (the buffer is in memory only: the last 10,000 lines or 1 MiB); no journald
 //! or other non-syslog transports.
 
+pub mod console;
 pub mod error_chain;
 pub mod output;
+pub mod pieces;
+pub mod router;
 pub mod syslog;
 pub mod timeline;
 
+pub use console::Console;
 pub use error_chain::error_chain;
-pub use output::{console_line, spawn_reader, EchoSink, LogBuffer, LogRecord, LogSink, LogStream};
+pub use output::{console_line, console_line_within, spawn_reader, LogBuffer, LogRecord, LogSink, LogStream};
+pub use router::LogRouter;

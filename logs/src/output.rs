@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::SystemTime;
@@ -13,8 +13,8 @@ use crate::timeline::FirstEvents;
 pub const MAX_LINES: usize = 10_000;
 /// …and at most this many bytes of them.
 pub const MAX_BYTES: usize = 1 << 20;
-/// Longer lines are split, as Docker splits at 16 KiB.
-pub const MAX_LINE: usize = 16 << 10;
+use crate::pieces::Pieces;
+pub use crate::pieces::MAX_LINE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStream {
@@ -37,27 +37,26 @@ pub trait LogSink: Send + Sync {
     fn record(&self, container: &str, record: &LogRecord);
 }
 
-/// Echoes each line to stderr as [`console_line`] shows it (`keel supervise --echo-logs`).
-pub struct EchoSink;
-
-impl LogSink for EchoSink {
-    fn record(&self, container: &str, record: &LogRecord) {
-        use std::io::Write;
-        // A failed write is dropped: a console line is never worth failing the reader for.
-        let _ = writeln!(std::io::stderr().lock(), "{}", console_line(container, &record.line));
-    }
-}
-
 /// How a container's line appears on a console: `<container> | <line>`, with control characters escaped.
 ///
 /// keel's own lines start with `keel: `, and a container's can never do so: its output cannot pass for a
 /// supervisor event or a boot stage. Escaping keeps it from moving the cursor, clearing the screen or hiding
 /// text on the terminal that shows the console.
 pub fn console_line(container: &str, line: &str) -> String {
-    let mut out = String::with_capacity(container.len() + 3 + line.len());
+    console_line_within(container, line, usize::MAX)
+}
+
+/// [`console_line`], cut to about `max` bytes with ` [cut]` after it: the escaping stops there, so a 16 KiB line
+/// of control characters costs no more than a short one.
+pub fn console_line_within(container: &str, line: &str, max: usize) -> String {
+    let mut out = String::with_capacity((container.len() + 3 + line.len()).min(max.saturating_add(16)));
     out.push_str(container);
     out.push_str(" | ");
     for c in line.chars() {
+        if out.len() >= max {
+            out.push_str(" [cut]");
+            break;
+        }
         if c.is_control() && c != '\t' {
             out.push_str(&c.escape_unicode().to_string());
         } else {
@@ -91,7 +90,8 @@ impl LogBuffer {
     }
 }
 
-/// Reads `pipe` line by line until its end, into `buffer` and every sink; `first` marks the first line.
+/// Reads `pipe` line by line until its end, into `buffer` and every sink; `first` marks the first line. A line
+/// longer than [`MAX_LINE`] is passed on in pieces as they fill (see [`Pieces`]): a reader never holds more.
 pub fn spawn_reader(
     container: String,
     stream: LogStream,
@@ -101,26 +101,16 @@ pub fn spawn_reader(
     first: Arc<FirstEvents>,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new().name(format!("log-{container}")).spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut bytes = Vec::new();
-        loop {
-            bytes.clear();
-            match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
+        let mut pieces = Pieces::new(BufReader::new(pipe));
+        let mut piece = Vec::with_capacity(MAX_LINE);
+        while pieces.next_into(&mut piece) {
             first.output(&container);
-            if bytes.last() == Some(&b'\n') {
-                bytes.pop();
+            let record =
+                LogRecord { stream, time: SystemTime::now(), line: String::from_utf8_lossy(&piece).into_owned() };
+            for sink in sinks.iter() {
+                sink.record(&container, &record);
             }
-            for chunk in bytes.chunks(MAX_LINE).chain(bytes.is_empty().then_some(&[][..])) {
-                let record =
-                    LogRecord { stream, time: SystemTime::now(), line: String::from_utf8_lossy(chunk).into_owned() };
-                for sink in sinks.iter() {
-                    sink.record(&container, &record);
-                }
-                buffer.push(record);
-            }
+            buffer.push(record);
         }
     })
 }
@@ -153,5 +143,13 @@ mod tests {
         assert_eq!(console_line("web", "keel: db: started (pid 1)"), "web | keel: db: started (pid 1)");
         assert_eq!(console_line("web", "a\rkeel: 5ms ready"), "web | a\\u{d}keel: 5ms ready");
         assert_eq!(console_line("web", "\u{1b}[2J\tcleared\u{85}"), "web | \\u{1b}[2J\tcleared\\u{85}");
+    }
+
+    #[test]
+    fn console_lines_are_cut_without_escaping_the_rest() {
+        assert_eq!(console_line_within("w", "abcdef", 6), "w | ab [cut]");
+        assert_eq!(console_line_within("w", "\0\0", 6), "w | \\u{0} [cut]");
+        assert_eq!(console_line_within("w", "abc", 7), "w | abc");
+        assert!(console_line_within("w", &"\0".repeat(16 << 10), 2048).len() < 2048 + 16);
     }
 }

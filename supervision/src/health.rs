@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use keel_config::containers::healthcheck::{HealthTest, Healthcheck};
+use keel_config::containers::healthcheck::{HealthTest, Healthcheck, PROBE_INTERVAL_FLOOR};
 use keel_runtime::ImageHealthcheck;
 
 /// Docker keeps the last five probe results.
@@ -61,8 +61,16 @@ pub struct HealthSettings {
 
 impl HealthSettings {
     /// The config's check, else the image's; `None` when there is none or it is disabled (`NONE`). A config
-    /// check without `test` keeps the image's test with the config's timings.
+    /// check without `test` keeps the image's test with the config's timings. The interval is never below
+    /// [`PROBE_INTERVAL_FLOOR`], wherever it came from: an image's `HEALTHCHECK --interval=1ns` would otherwise
+    /// run probes back to back.
     pub fn resolve(config: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<HealthSettings> {
+        let mut settings = HealthSettings::requested(config, image)?;
+        settings.interval = settings.interval.max(PROBE_INTERVAL_FLOOR);
+        Some(settings)
+    }
+
+    fn requested(config: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<HealthSettings> {
         let image_argv = image.and_then(|image| image_test(&image.test));
         let nonzero = |value: Duration, default: Duration| if value.is_zero() { default } else { value };
         match config {
@@ -205,5 +213,15 @@ mod tests {
         let disabled = Healthcheck { test: Some(HealthTest::Disabled), ..Healthcheck::default() };
         assert_eq!(HealthSettings::resolve(Some(&disabled), Some(&image)), None);
         assert_eq!(HealthSettings::resolve(None, None), None);
+    }
+
+    #[test]
+    fn an_images_nanosecond_interval_is_raised_to_the_floor() {
+        let image = ImageHealthcheck { test: vec!["CMD".into(), "true".into()], interval: 1, ..Default::default() };
+        assert_eq!(HealthSettings::resolve(None, Some(&image)).unwrap().interval, PROBE_INTERVAL_FLOOR);
+        let config = Healthcheck { interval: Duration::from_millis(1), ..Healthcheck::default() };
+        assert_eq!(HealthSettings::resolve(Some(&config), Some(&image)).unwrap().interval, PROBE_INTERVAL_FLOOR);
+        let slow = ImageHealthcheck { interval: 2_000_000_000, ..image };
+        assert_eq!(HealthSettings::resolve(None, Some(&slow)).unwrap().interval, Duration::from_secs(2));
     }
 }

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use keel_config::containers::dependencies::stop_levels;
 use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, RegistryTimeouts, StoreError};
-use keel_logs::{EchoSink, LogBuffer, LogRecord, LogSink};
+use keel_logs::{LogBuffer, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
 pub use images::{image_run_config, EnsureImageError, ImageConfigError};
@@ -69,9 +69,8 @@ pub struct SupervisorOptions {
     pub container_init: PathBuf,
     /// Image archives imported at start if not yet in the store (`/usr/share/keel/images` on a keel host).
     pub preloaded_images: Option<PathBuf>,
-    /// Echo every container line to the log as `<name>: <line>`.
-    pub echo_logs: bool,
-    /// More destinations for container output (the `docker logs` files and the syslog relay plug in here).
+    /// Where container output goes besides the buffer: PID 1 and `keel supervise` put their `LogRouter` here
+    /// (console and syslog); later the `docker logs` files plug in too.
     pub log_sinks: Vec<Arc<dyn LogSink>>,
     /// Deadlines and retries of pulls; the defaults everywhere but in tests.
     pub registry_timeouts: RegistryTimeouts,
@@ -88,7 +87,6 @@ impl SupervisorOptions {
             cgroup_root: None,
             container_init: keel_runtime::container_init::beside_current_exe(),
             preloaded_images: None,
-            echo_logs: false,
             log_sinks: Vec::new(),
             registry_timeouts: RegistryTimeouts::default(),
         }
@@ -225,10 +223,7 @@ impl Supervisor {
                 Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), keel_logs::error_chain(&error)),
             }
         }
-        let mut sinks = options.log_sinks.clone();
-        if options.echo_logs {
-            sinks.push(Arc::new(EchoSink));
-        }
+        let sinks = options.log_sinks.clone();
         let dirs = RuntimeDirs {
             layers_root: options.layers_root.clone(),
             containers_dir: options.state_dir.join("containers"),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use crate::reader::{Field, Reader, Table};
+use crate::reader::{Field, Reader};
 use crate::values::duration::parse_duration;
 
 /// `[containers.<name>.healthcheck]`, with Docker's defaults.
@@ -40,6 +40,12 @@ pub enum HealthTest {
     Shell(String),
 }
 
+/// Docker refuses shorter (non-zero) intervals, timeouts and start periods.
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+/// keel probes at most this often, whatever the config or the image asks: a probe is a process in the container,
+/// and an image's `HEALTHCHECK --interval=1ns` must not turn the supervisor into a fork loop.
+pub const PROBE_INTERVAL_FLOOR: Duration = Duration::from_millis(250);
+
 const KEYS: [&str; 5] = ["test", "interval", "timeout", "start_period", "retries"];
 
 pub(crate) fn read(reader: &mut Reader, field: &Field) -> Option<Healthcheck> {
@@ -51,19 +57,29 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> Option<Healthcheck> {
     for (key, slot) in
         [("interval", &mut check.interval), ("timeout", &mut check.timeout), ("start_period", &mut check.start_period)]
     {
-        if let Some(duration) = duration(reader, &table, key) {
-            *slot = duration;
+        let Some(field) = table.get(key) else { continue };
+        let Some(duration) = reader.parse(&field, parse_duration) else { continue };
+        if !duration.is_zero() && duration < MIN_DURATION {
+            reader.error(
+                field.node.span(),
+                &field.path,
+                format!("{duration:?} is below the minimum of 1ms (0 means the default)"),
+            );
+            continue;
         }
+        if key == "interval" && duration < PROBE_INTERVAL_FLOOR && !duration.is_zero() {
+            reader.warning(
+                field.node.span(),
+                &field.path,
+                format!("{duration:?} is shorter than keel probes: every {PROBE_INTERVAL_FLOOR:?} instead"),
+            );
+        }
+        *slot = duration;
     }
     if let Some(retries) = table.get("retries").and_then(|field| reader.integer_in(&field, 0, i64::from(u32::MAX))) {
         check.retries = u32::try_from(retries).unwrap_or(check.retries);
     }
     Some(check)
-}
-
-fn duration(reader: &mut Reader, table: &Table, key: &str) -> Option<Duration> {
-    let field = table.get(key)?;
-    reader.parse(&field, parse_duration)
 }
 
 fn test(reader: &mut Reader, field: &Field) -> Option<HealthTest> {

@@ -6,12 +6,13 @@
 //! slow, restarting or gone must never block a container or grow PID 1's memory.
 //!
 //! # Design
-//! [`SyslogRelay::send`] puts a [`Record`] on a bounded queue (`[syslog] queue` records; when full the oldest is
-//! dropped and counted) and returns. One thread per relay owns the socket: it formats each record (RFC 5424 over
-//! UDP and TCP, TCP with octet-counting framing; the BSD local form that `/dev/log` readers parse on a unix
-//! socket), writes it, and on a connect or write error keeps the record and retries with backoff (100 ms doubling
-//! to 10 s, reset by a successful write). Once connected again it first sends one line
-//! `keel: syslog relay dropped N messages` for the drops since the last report.
+//! [`SyslogRelay::send`] puts a [`Record`] on a bounded queue (`[syslog] queue` records and at most
+//! [`QUEUE_MAX_BYTES`]; when full the oldest record of the APP-NAME holding the most is dropped and counted, so a
+//! flooding container loses its own lines, not the others') and returns. One thread per relay owns the socket:
+//! it formats each record (RFC 5424 over UDP and TCP, TCP with octet-counting framing; the BSD local form that
+//! `/dev/log` readers parse on a unix socket), writes it, and on a connect or write error keeps the record and
+//! retries with backoff (100 ms doubling to 10 s, reset by a successful write). Once connected again it first
+//! sends one line `keel: syslog relay dropped N messages` for the drops since the last report.
 //!
 //! # Current limitations
 //! A line that a TCP receiver took into its socket buffer just before dying is lost (no application-level acks in
@@ -40,4 +41,4 @@ mod timestamp;
 mod transport;
 
 pub use format::{Record, Severity};
-pub use relay::{RelayError, RelayStats, SyslogRelay};
+pub use relay::{RelayError, RelayStats, SyslogRelay, QUEUE_MAX_BYTES};

@@ -1,6 +1,8 @@
-//! Holds records between callers and the relay thread: bounded, dropping (and counting) the oldest when full.
+//! Holds records between callers and the relay thread: bounded in records and in bytes, dropping (and counting)
+//! the oldest record of the APP-NAME that holds the most when either bound is reached: a container that floods its
+//! output pushes out its own lines, not the others'. With one APP-NAME that is simply the oldest record.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ pub(crate) enum Next {
 #[derive(Debug)]
 pub(crate) struct Queue {
     bound: usize,
+    max_bytes: usize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -26,6 +29,10 @@ pub(crate) struct Queue {
 #[derive(Debug, Default)]
 struct State {
     records: VecDeque<Record>,
+    /// What the queued records hold, as [`cost`] counts it.
+    bytes: usize,
+    /// Records and bytes queued per APP-NAME.
+    per_app: HashMap<String, (usize, usize)>,
     dropped: u64,
     unreported: u64,
     /// Set by `close`: take what is left until this instant, then stop.
@@ -33,24 +40,41 @@ struct State {
 }
 
 impl Queue {
-    /// A queue of at most `bound` records (at least one).
-    pub(crate) fn new(bound: usize) -> Queue {
-        Queue { bound: bound.max(1), state: Mutex::default(), changed: Condvar::new() }
+    /// A queue of at most `bound` records (at least one) holding at most `max_bytes` (at least one record).
+    pub(crate) fn new(bound: usize, max_bytes: usize) -> Queue {
+        Queue { bound: bound.max(1), max_bytes, state: Mutex::default(), changed: Condvar::new() }
     }
 
-    /// Adds a record; when full, drops the oldest. After `close` the record itself is dropped. Never blocks beyond
-    /// the short lock the relay thread also takes, and never holds more than `bound` records.
+    /// Adds a record; when full (in records or bytes), drops the oldest of the APP-NAME holding the most until it
+    /// fits. After `close` the record itself is dropped. Never blocks beyond the short lock the relay thread also
+    /// takes, and never holds more than `bound` records or `max_bytes` (but always the newest record).
     pub(crate) fn push(&self, record: Record) {
         let mut state = self.lock();
         if state.closing.is_some() {
             state.dropped += 1;
             return;
         }
-        if state.records.len() >= self.bound {
-            state.records.pop_front();
+        let size = cost(&record);
+        while !state.records.is_empty()
+            && (state.records.len() >= self.bound || state.bytes.saturating_add(size) > self.max_bytes)
+        {
+            // The bound that is reached decides what "holds the most" counts.
+            let by_bytes = state.records.len() < self.bound;
+            let largest =
+                state.per_app.iter().max_by_key(|(_, &(records, bytes))| if by_bytes { bytes } else { records });
+            let victim = largest
+                .and_then(|(app, _)| state.records.iter().position(|queued| &queued.app_name == app))
+                .unwrap_or(0);
+            if let Some(old) = state.records.remove(victim) {
+                state.forget(&old);
+            }
             state.dropped += 1;
             state.unreported += 1;
         }
+        state.bytes += size;
+        let entry = state.per_app.entry(record.app_name.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += size;
         state.records.push_back(record);
         drop(state);
         self.changed.notify_one();
@@ -65,6 +89,7 @@ impl Queue {
                 return Next::Dropped(std::mem::take(&mut state.unreported));
             }
             if let Some(record) = state.records.pop_front() {
+                state.forget(&record);
                 return Next::Record(record);
             }
             if state.closing.is_some() {
@@ -112,6 +137,8 @@ impl Queue {
         let mut state = self.lock();
         let left = u64::try_from(state.records.len()).unwrap_or(u64::MAX);
         state.records.clear();
+        state.bytes = 0;
+        state.per_app.clear();
         state.dropped = state.dropped.saturating_add(left).saturating_add(extra);
     }
 
@@ -128,6 +155,26 @@ impl Queue {
         // Nothing in here can be left half-updated by a panic, so a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+impl State {
+    /// Takes a record that left the queue out of the counts.
+    fn forget(&mut self, record: &Record) {
+        let size = cost(record);
+        self.bytes -= size;
+        if let Some(entry) = self.per_app.get_mut(&record.app_name) {
+            entry.0 -= 1;
+            entry.1 -= size;
+            if entry.0 == 0 {
+                self.per_app.remove(&record.app_name);
+            }
+        }
+    }
+}
+
+/// What a queued record holds: its text and its own size.
+fn cost(record: &Record) -> usize {
+    std::mem::size_of::<Record>() + record.app_name.len() + record.message.len()
 }
 
 #[cfg(test)]
@@ -149,7 +196,7 @@ mod tests {
 
     #[test]
     fn drops_the_oldest_when_full_and_reports_the_count_once() {
-        let queue = Queue::new(2);
+        let queue = Queue::new(2, usize::MAX);
         for text in ["a", "b", "c", "d"] {
             queue.push(record(text));
         }
@@ -163,8 +210,46 @@ mod tests {
     }
 
     #[test]
+    fn drops_the_oldest_to_stay_within_its_bytes() {
+        let one = cost(&record(&"x".repeat(1000)));
+        let queue = Queue::new(1_000_000, 3 * one);
+        for _ in 0..10 {
+            queue.push(record(&"x".repeat(1000)));
+        }
+        assert_eq!((queue.len(), queue.dropped()), (3, 7));
+        assert_eq!(queue.lock().bytes, 3 * one);
+        // A record bigger than the whole bound still goes out (the relay cuts messages long before that).
+        queue.push(record(&"y".repeat(4 * one)));
+        assert_eq!((queue.len(), queue.dropped()), (1, 10));
+        assert!(message(queue.next(false)).starts_with('y'));
+        assert_eq!(queue.lock().bytes, 0);
+    }
+
+    #[test]
+    fn a_flooding_app_pushes_out_its_own_records_not_the_others() {
+        let queue = Queue::new(10, usize::MAX);
+        queue.push(Record::now("tick", Severity::Notice, "tick 1"));
+        for n in 0..100 {
+            queue.push(Record::now("flood", Severity::Notice, format!("flood {n}")));
+        }
+        queue.push(Record::now("tick", Severity::Notice, "tick 2"));
+        for n in 100..200 {
+            queue.push(Record::now("flood", Severity::Notice, format!("flood {n}")));
+        }
+        let mut kept = Vec::new();
+        queue.close(Instant::now() + Duration::from_secs(60));
+        while let Next::Record(record) = queue.next(false) {
+            kept.push(record.message);
+        }
+        assert_eq!(kept.len(), 10);
+        assert_eq!(&kept[..2], ["tick 1", "tick 2"]);
+        assert_eq!(kept[9], "flood 199");
+        assert_eq!(queue.dropped(), 192);
+    }
+
+    #[test]
     fn drops_records_pushed_after_close() {
-        let queue = Queue::new(5);
+        let queue = Queue::new(5, usize::MAX);
         queue.push(record("kept"));
         queue.close(Instant::now() + Duration::from_secs(60));
         queue.push(record("late"));
@@ -175,7 +260,7 @@ mod tests {
 
     #[test]
     fn close_cuts_a_retry_sleep_short() {
-        let queue = std::sync::Arc::new(Queue::new(1));
+        let queue = std::sync::Arc::new(Queue::new(1, usize::MAX));
         let closer = {
             let queue = queue.clone();
             std::thread::spawn(move || {
@@ -187,12 +272,12 @@ mod tests {
         assert!(queue.sleep_until(Instant::now() + Duration::from_secs(30)));
         assert!(started.elapsed() < Duration::from_secs(10));
         closer.join().unwrap();
-        assert!(!Queue::new(1).sleep_until(Instant::now() + Duration::from_millis(10)));
+        assert!(!Queue::new(1, usize::MAX).sleep_until(Instant::now() + Duration::from_millis(10)));
     }
 
     #[test]
     fn abandon_counts_what_was_left() {
-        let queue = Queue::new(5);
+        let queue = Queue::new(5, usize::MAX);
         queue.push(record("a"));
         queue.push(record("b"));
         queue.abandon(1);

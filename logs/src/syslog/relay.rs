@@ -12,8 +12,11 @@ use super::queue::{Next, Queue};
 use super::transport::Transport;
 use crate::error_chain;
 
-/// Longer messages are cut before they are queued, so the queue's memory stays bounded by `queue × this`.
+/// Longer messages are cut before they are queued.
 const MESSAGE_MAX: usize = 8192;
+/// The queue holds at most this much besides its `[syslog] queue` records bound: 1,000,000 records of 8 KiB would
+/// be 8 GiB of PID 1's memory. 4 MiB is 512 lines of the longest kind, or tens of thousands of ordinary ones.
+pub const QUEUE_MAX_BYTES: usize = 4 << 20;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -65,7 +68,7 @@ impl SyslogRelay {
     /// every line.
     pub fn start(config: &SyslogConfig, hostname: String) -> Result<Option<SyslogRelay>, RelayError> {
         let Some(target) = config.target.clone() else { return Ok(None) };
-        let queue = Arc::new(Queue::new(config.queue));
+        let queue = Arc::new(Queue::new(config.queue, QUEUE_MAX_BYTES));
         let status = Arc::new(Status::default());
         let worker = Worker {
             formatter: Formatter::new(&target, config.facility, &hostname),

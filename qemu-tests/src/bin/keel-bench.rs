@@ -1,11 +1,13 @@
 //! `make bench`: boots keel and the Debian 12 + systemd + Docker peer three times each under the same kernel and
-//! QEMU (PVH, TCG), both with the demo container, then one memory boot each, and prints one table of both sides.
+//! QEMU (PVH, TCG), both with the demo container, then one memory boot each and keel's log-flood boot, and prints
+//! one table of both sides.
 //!
 //! Exit codes: 0 figures printed, 1 a build, boot or measurement failed (the message says which step).
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use keel_qemu_tests::bench::flood::{self, FLOOD_SECONDS};
 use keel_qemu_tests::bench::memory::{keel_breakdown, mib, peer_breakdown};
 use keel_qemu_tests::bench::workload::{Workload, DEMO_USER_DATA, HELLO, LOGGERS, LOGGER_CMD, METER};
 use keel_qemu_tests::bench::{keel, peer, root_files};
@@ -65,6 +67,9 @@ fn run() -> Result<()> {
     eprintln!("keel-bench: shutdown boot ({} containers that ignore SIGTERM)", keel::DEAF);
     let keel_deaf =
         keel::shutdown_with_deaf_containers(&artifacts, scratch.path()).map_err(|error| format!("{error:#}"));
+    eprintln!("keel-bench: keel's log-flood boot ({FLOOD_SECONDS} s of /dev/zero on a container's stdout)");
+    let flood = flood::run(&artifacts, scratch.path(), "bench-keel-flood").context("keel's log-flood boot")?;
+    let flood_seconds = flood.flood_wall.as_secs_f64();
 
     let keel_timelines: Vec<&Timeline> = keel_boots.iter().map(|b| &b.timeline).collect();
     let k = |f: &dyn Fn(&Timeline) -> Option<u64>, what: &str| figure(&keel_timelines, f, "keel", what);
@@ -156,6 +161,22 @@ fn run() -> Result<()> {
             peer: mib(peer_memory.total_kib),
         },
         Row {
+            figure: "PID 1 peak RSS (VmHWM) after a 60 s /dev/zero flood",
+            keel: mib(flood.pid1_hwm_kib),
+            target: "< 16 MiB",
+            peer: String::new(),
+        },
+        Row {
+            figure: "syslog relay during the flood (TCP to the host)",
+            keel: format!(
+                "{:.0} lines/s, {:.1} MiB/s",
+                flood.relayed_flood_frames as f64 / flood_seconds,
+                flood.relayed_flood_bytes as f64 / MIB / flood_seconds
+            ),
+            target: "",
+            peer: String::new(),
+        },
+        Row {
             figure: "raw image, used (of its length)",
             keel: used(&artifacts.image)?,
             target: "≤ 40 MiB",
@@ -241,6 +262,21 @@ fn run() -> Result<()> {
         "  peer: {} (not counted: {}; nor the containers' own processes)",
         peer_memory.summary(),
         peer_memory.excluded()
+    );
+    println!(
+        "flood: keel only; `{}` writes /dev/zero to stdout for {FLOOD_SECONDS} s (`timeout {FLOOD_SECONDS} cat \
+         /dev/zero`) beside `{}` ticking once a second, relayed over TCP to a counting receiver on the host \
+         (10.0.2.2, QEMU user net); PID 1's VmHWM from /proc/1/status read by a container (host /proc bound \
+         read-only) after the flood; relay figures: octet-counted frames (≤ 8 KiB each) received while the flood ran \
+         ({:.0} s host wall), over that time. During it the console showed {} ticks and {} flood lines and dropped {} \
+         lines; syslog got {} ticks.",
+        flood::FLOOD,
+        flood::TICK,
+        flood_seconds,
+        flood.ticks_on_console.len(),
+        flood.flood_lines_on_console,
+        flood.console_dropped,
+        flood.relayed_ticks
     );
     Ok(())
 }

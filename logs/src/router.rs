@@ -1,0 +1,118 @@
+//! Where every log line goes: keel's own records and containers' output lines, to the console and to syslog.
+//!
+//! One [`LogRouter`] per process, used alike by PID 1 and `keel supervise`: it is the `log` crate's logger (keel's
+//! lines, `keel: ` on the console, APP-NAME `keel` in syslog) and a [`LogSink`] for the supervisor (a container's
+//! line, `<name> | <line>` on the console, APP-NAME `<name>` in syslog, stdout as info and stderr as err like
+//! Docker's syslog driver). Neither output ever blocks a caller: the console is a [`Console`] queue with its own
+//! writer thread, the relay a [`SyslogRelay`] queue with its own sender thread. The relay can be replaced when a
+//! new config generation names another receiver.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use crate::console::{Console, Source};
+use crate::output::{console_line_within, LogRecord, LogSink, LogStream};
+use crate::syslog::{Record, Severity, SyslogRelay};
+
+/// A container line longer than this is cut on the console (the whole line is in the buffer and in syslog): a
+/// 16 KiB line of control characters would be 96 KiB escaped, seconds of a serial console.
+pub const CONSOLE_LINE_MAX: usize = 2048;
+
+/// Routes keel's and containers' lines to the console and the syslog relay; see the module doc.
+#[derive(Debug)]
+pub struct LogRouter {
+    console: Console,
+    /// Whether container lines go to the console too (always for PID 1; `keel supervise --echo-logs`).
+    containers_on_console: AtomicBool,
+    relay: RwLock<Option<Arc<SyslogRelay>>>,
+}
+
+impl LogRouter {
+    pub fn new(console: Console, containers_on_console: bool) -> LogRouter {
+        LogRouter { console, containers_on_console: AtomicBool::new(containers_on_console), relay: RwLock::new(None) }
+    }
+
+    pub fn set_containers_on_console(&self, show: bool) {
+        self.containers_on_console.store(show, Ordering::Relaxed);
+    }
+
+    /// Sends every later line to `relay` instead of the current one (`None`: to no receiver), and returns the
+    /// one it replaces, for the caller to flush.
+    pub fn replace_relay(&self, relay: Option<SyslogRelay>) -> Option<Arc<SyslogRelay>> {
+        let mut current = self.relay.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *current, relay.map(Arc::new))
+    }
+
+    /// The current relay, for its statistics.
+    pub fn relay(&self) -> Option<Arc<SyslogRelay>> {
+        self.relay.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// One of keel's own lines: `keel: <level prefix><message>` on the console, APP-NAME `keel` in syslog.
+    pub fn keel(&self, level: log::Level, message: String) {
+        let prefix = match level {
+            log::Level::Error => "error: ",
+            log::Level::Warn => "warning: ",
+            log::Level::Info => "",
+            log::Level::Debug | log::Level::Trace => "debug: ",
+        };
+        self.console.line(Source::Keel, format!("keel: {prefix}{message}"));
+        self.send(|| Record::now("keel", level.into(), message));
+    }
+
+    /// Lines the console dropped so far because it was behind.
+    pub fn console_dropped(&self) -> u64 {
+        self.console.dropped()
+    }
+
+    /// Gives the relay up to `timeout` to send what it holds (at shutdown, while the network is still up);
+    /// returns whether everything was sent. After it the relay takes no more lines.
+    pub fn flush_relay(&self, timeout: Duration) -> bool {
+        self.relay().is_none_or(|relay| relay.flush(timeout))
+    }
+
+    /// Waits up to `timeout` for the console to write what it holds (before an exec, a reboot or an exit).
+    pub fn flush_console(&self, timeout: Duration) -> bool {
+        self.console.flush(timeout)
+    }
+
+    fn send(&self, record: impl FnOnce() -> Record) {
+        if let Some(relay) = self.relay.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            relay.send(record());
+        }
+    }
+}
+
+impl LogSink for LogRouter {
+    fn record(&self, container: &str, record: &LogRecord) {
+        if self.containers_on_console.load(Ordering::Relaxed) {
+            let line = console_line_within(container, &record.line, CONSOLE_LINE_MAX);
+            self.console.line(Source::Container(container), line);
+        }
+        let severity = match record.stream {
+            LogStream::Stdout => Severity::Informational,
+            LogStream::Stderr => Severity::Error,
+        };
+        self.send(|| Record {
+            app_name: container.to_owned(),
+            severity,
+            message: record.line.clone(),
+            timestamp: record.time,
+        });
+    }
+}
+
+impl log::Log for LogRouter {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            self.keel(record.level(), record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
