@@ -6,7 +6,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::digest::{Digest, HashingReader, TeeReader};
-use super::extract::{decompress, extract_layer, ExtractError, ExtractOptions};
+use super::extract::{decompress, extract_layer, ExtractError, ExtractOptions, LayerBudget};
 use super::layout::{sync_dir, unique_name, LayoutError};
 use super::registry::manifest::Descriptor;
 use super::store::{verify, ImageStore, StoreError};
@@ -148,7 +148,9 @@ pub(crate) fn store_layer(
     let (actual_diff_id, _) = {
         let mut uncompressed = HashingReader::new(decompress(&mut buffered).map_err(read_error)?);
         if let Some(dir) = &temp_dir {
-            extract_layer(&mut uncompressed, dir, options)
+            // The manifest's size bounds the download (the caller takes no more), so it may bound the expansion.
+            let budget = LayerBudget::for_compressed_size(layer.size);
+            extract_layer(&mut uncompressed, dir, options, &budget)
                 .map_err(|source| UnpackError::Extract { layer: digest.clone(), source })?;
         }
         let (actual, size, _) = uncompressed.finish().map_err(read_error)?;
