@@ -18,9 +18,10 @@ use super::budget::{LayerBudget, MAX_ENTRY_HEADERS};
 
 const BLOCK: u64 = 512;
 
-/// Room for the blocks around an entry's extension records: the previous entry's padding, the entry's own header
-/// and the headers of a long name, a long link name and a PAX record.
-const HEADER_BLOCKS_ALLOWANCE: u64 = 8 * BLOCK;
+/// What the crate may read while it looks for one entry: [`MAX_ENTRY_HEADERS`] plus room for the blocks around the
+/// extension records (the previous entry's padding, the entry's own header and the headers of a long name, a
+/// long link name and a PAX record).
+const HEADERS_ALLOWANCE: u64 = MAX_ENTRY_HEADERS + 8 * BLOCK;
 
 /// Which limit stopped the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,15 +104,19 @@ impl GuardState {
     }
 
     /// How many bytes the next read may ask for: up to the end of a header block being inspected (so nothing after
-    /// it is read before it is judged), and one byte past the budget (to tell a stream that ends there from one
+    /// it is read before it is judged), one byte past the headers' allowance, and one byte past the budget (to tell a stream that ends there from one
     /// that goes on).
     fn read_limit(&self, wanted: usize) -> usize {
         let mut limit = wanted as u64;
-        if let Some(HeaderWatch { next_header: Some(at), .. }) = &self.headers {
-            let end = at + BLOCK;
-            if self.position < end {
-                limit = limit.min(end - self.position);
+        if let Some(watch) = &self.headers {
+            if let Some(at) = watch.next_header {
+                let end = at + BLOCK;
+                if self.position < end {
+                    limit = limit.min(end - self.position);
+                }
             }
+            let read = self.position - watch.started_at;
+            limit = limit.min((HEADERS_ALLOWANCE + 1).saturating_sub(read).max(1));
         }
         let left = self.budget_bytes.saturating_sub(self.position).max(1);
         usize::try_from(limit.min(left)).unwrap_or(wanted)
@@ -138,7 +143,7 @@ impl GuardState {
             }
         }
         let read = self.position - watch.started_at;
-        if read > MAX_ENTRY_HEADERS + HEADER_BLOCKS_ALLOWANCE {
+        if read > HEADERS_ALLOWANCE {
             return Err(Tripped::HeadersTooLarge { read });
         }
         Ok(())
