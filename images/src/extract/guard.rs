@@ -62,12 +62,8 @@ pub(super) struct GuardedStream<R> {
 
 /// Wraps `inner`, holding it to `budget`.
 pub(super) fn guard<R: Read>(inner: R, budget: &LayerBudget) -> (GuardedStream<R>, GuardHandle) {
-    let state = Rc::new(RefCell::new(GuardState {
-        budget_bytes: budget.bytes,
-        position: 0,
-        headers: None,
-        tripped: None,
-    }));
+    let state =
+        Rc::new(RefCell::new(GuardState { budget_bytes: budget.bytes, position: 0, headers: None, tripped: None }));
     (GuardedStream { inner, state: state.clone() }, GuardHandle(state))
 }
 

@@ -72,7 +72,9 @@ pub enum ExtractError {
     NameTooLong { entry: String },
     #[error("the entry after {after:?}: a PAX or GNU long-name header of {size} bytes, over the limit of {limit}")]
     ExtensionTooLarge { after: String, size: u64, limit: u64 },
-    #[error("the entry after {after:?}: its headers (PAX records, long names, sparse map) take more than {limit} bytes")]
+    #[error(
+        "the entry after {after:?}: its headers (PAX records, long names, sparse map) take more than {limit} bytes"
+    )]
     HeadersTooLarge { after: String, limit: u64 },
     #[error("at entry {entry:?}: the layer unpacks to more than its budget of {limit} bytes")]
     OverByteBudget { entry: String, limit: u64 },
@@ -278,9 +280,7 @@ fn stream_error(guard: &GuardHandle, last_name: &str, budget: &LayerBudget, sour
         Some(Tripped::HeadersTooLarge { .. }) => {
             ExtractError::HeadersTooLarge { after, limit: budget::MAX_ENTRY_HEADERS }
         }
-        Some(Tripped::StreamTooLarge) => {
-            ExtractError::OverByteBudget { entry: after, limit: budget.bytes }
-        }
+        Some(Tripped::StreamTooLarge) => ExtractError::OverByteBudget { entry: after, limit: budget.bytes },
         None => ExtractError::ReadArchive { source },
     }
 }
