@@ -36,7 +36,7 @@ pub fn load() -> BootConfig {
         Some((device, filesystem, layout)) => match config_drive::read(&device, filesystem, layout) {
             Ok(drive) => Some(drive),
             Err(error) => {
-                report(&mut problems, format!("config drive {}: {error}", device.display()));
+                report(&mut problems, format!("config drive {}: {}", device.display(), keel_logs::error_chain(&error)));
                 None
             }
         },
