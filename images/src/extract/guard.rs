@@ -27,11 +27,11 @@ const HEADERS_ALLOWANCE: u64 = MAX_ENTRY_HEADERS + 8 * BLOCK;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tripped {
     /// A PAX or GNU long-name header announced this many bytes of data.
-    ExtensionTooLarge { size: u64 },
+    ExtensionSize { size: u64 },
     /// One entry's headers went past the limit (this many bytes read).
-    HeadersTooLarge { read: u64 },
+    HeaderBytes { read: u64 },
     /// The uncompressed stream went past the byte budget.
-    StreamTooLarge,
+    StreamBytes,
 }
 
 /// Where the reader is in the headers of the next entry.
@@ -123,7 +123,7 @@ impl GuardState {
         let start = self.position;
         self.position += bytes.len() as u64;
         if self.position > self.budget_bytes {
-            return Err(Tripped::StreamTooLarge);
+            return Err(Tripped::StreamBytes);
         }
         let Some(watch) = &mut self.headers else { return Ok(()) };
         if let Some(at) = watch.next_header {
@@ -140,7 +140,7 @@ impl GuardState {
         }
         let read = self.position - watch.started_at;
         if read > HEADERS_ALLOWANCE {
-            return Err(Tripped::HeadersTooLarge { read });
+            return Err(Tripped::HeaderBytes { read });
         }
         Ok(())
     }
@@ -157,16 +157,16 @@ fn judge_header(block: &[u8; BLOCK as usize], end: u64) -> Result<Option<u64>, T
     // A size the crate cannot parse fails there; the overall limit still holds.
     let Ok(size) = header.entry_size() else { return Ok(None) };
     if size > MAX_ENTRY_HEADERS {
-        return Err(Tripped::ExtensionTooLarge { size });
+        return Err(Tripped::ExtensionSize { size });
     }
     Ok(Some(end + size.div_ceil(BLOCK) * BLOCK))
 }
 
 fn tripped_error(tripped: Tripped) -> io::Error {
     let message = match tripped {
-        Tripped::ExtensionTooLarge { .. } => "a PAX or GNU long-name header is over the limit",
-        Tripped::HeadersTooLarge { .. } => "an entry's headers are over the limit",
-        Tripped::StreamTooLarge => "the layer is over its byte budget",
+        Tripped::ExtensionSize { .. } => "a PAX or GNU long-name header is over the limit",
+        Tripped::HeaderBytes { .. } => "an entry's headers are over the limit",
+        Tripped::StreamBytes => "the layer is over its byte budget",
     };
     io::Error::other(message)
 }
@@ -208,7 +208,7 @@ mod tests {
         // The read that completes the header block fails; nothing after the block was read.
         assert!(reader.read_exact(&mut header).is_err());
         assert!(reader.read(&mut [0u8; 64]).is_err());
-        assert_eq!(handle.tripped(), Some(Tripped::ExtensionTooLarge { size: 8 << 30 }));
+        assert_eq!(handle.tripped(), Some(Tripped::ExtensionSize { size: 8 << 30 }));
         assert_eq!(handle.position(), 512);
     }
 
@@ -230,7 +230,7 @@ mod tests {
         };
         assert!(result.is_err());
         assert_eq!((total, handle.position()), (512, 1536));
-        assert_eq!(handle.tripped(), Some(Tripped::ExtensionTooLarge { size: MAX_ENTRY_HEADERS + 1 }));
+        assert_eq!(handle.tripped(), Some(Tripped::ExtensionSize { size: MAX_ENTRY_HEADERS + 1 }));
     }
 
     #[test]
@@ -242,6 +242,6 @@ mod tests {
         assert_eq!(out.len(), 1000);
         let (mut reader, handle_over) = guard(&[7u8; 1001][..], &budget);
         assert!(reader.read_to_end(&mut Vec::new()).is_err());
-        assert_eq!((handle.tripped(), handle_over.tripped()), (None, Some(Tripped::StreamTooLarge)));
+        assert_eq!((handle.tripped(), handle_over.tripped()), (None, Some(Tripped::StreamBytes)));
     }
 }

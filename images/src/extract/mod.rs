@@ -274,13 +274,11 @@ pub fn extract_layer<R: Read>(
 fn stream_error(guard: &GuardHandle, last_name: &str, budget: &LayerBudget, source: io::Error) -> ExtractError {
     let after = last_name.to_string();
     match guard.tripped() {
-        Some(Tripped::ExtensionTooLarge { size }) => {
+        Some(Tripped::ExtensionSize { size }) => {
             ExtractError::ExtensionTooLarge { after, size, limit: budget::MAX_ENTRY_HEADERS }
         }
-        Some(Tripped::HeadersTooLarge { .. }) => {
-            ExtractError::HeadersTooLarge { after, limit: budget::MAX_ENTRY_HEADERS }
-        }
-        Some(Tripped::StreamTooLarge) => ExtractError::OverByteBudget { entry: after, limit: budget.bytes },
+        Some(Tripped::HeaderBytes { .. }) => ExtractError::HeadersTooLarge { after, limit: budget::MAX_ENTRY_HEADERS },
+        Some(Tripped::StreamBytes) => ExtractError::OverByteBudget { entry: after, limit: budget.bytes },
         None => ExtractError::ReadArchive { source },
     }
 }
