@@ -213,7 +213,12 @@ fn a_1_gib_user_data_is_refused_and_the_last_accepted_generation_used() -> Resul
     let artifacts = artifacts();
     let disk = scratch.path().join("disk.qcow2");
     keel_qemu_tests::disk::create_overlay(&artifacts.image, DiskFormat::Raw, &disk)?;
-    let good = DriveSpec { user_data: "[host]\nhostname = \"good-one\"\n", meta_data: None, format: "vfat", layout: "nocloud" };
+    let good = DriveSpec {
+        user_data: "[host]\nhostname = \"good-one\"\n",
+        meta_data: None,
+        format: "vfat",
+        layout: "nocloud",
+    };
     let good_drive = config_drive::build(scratch.path(), "good", &good)?;
     let first = Vm::start(
         VmConfig::pvh("huge_user_data_first_boot", &artifacts)
@@ -239,7 +244,9 @@ fn a_1_gib_user_data_is_refused_and_the_last_accepted_generation_used() -> Resul
     )?;
     let ready = vm.wait_for_ready(timeouts::PVH_READY)?;
     let console = vm.console();
-    for expected in ["cannot read user-data on /dev/", "user-data is larger than 1048576 bytes", "config generation 1 ("] {
+    for expected in
+        ["cannot read user-data on /dev/", "user-data is larger than 1048576 bytes", "config generation 1 ("]
+    {
         ensure!(console.contains(expected), "missing {expected:?} in:\n{console}");
     }
     ensure!(ready.contains("host good-one"), "the last accepted generation was not used: {ready}");
