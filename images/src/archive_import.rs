@@ -29,6 +29,9 @@ const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// config.
 const MAX_MEMBER_BYTES: u64 = 16 << 20;
 
+/// The longest member name indexed.
+const MAX_MEMBER_NAME: usize = 4096;
+
 /// What failed while importing an archive; each variant names the archive and the entry or digest.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -99,6 +102,11 @@ impl ArchiveIndex {
         for entry in archive.entries_with_seek().map_err(read_error)? {
             let entry = entry.map_err(read_error)?;
             if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+                continue;
+            }
+            // Members keel looks up have short names (`blobs/sha256/<hex>`); a longer one is nobody's, and keeping
+            // names of up to 1 MiB would let the index grow with the archive.
+            if entry.path_bytes().len() > MAX_MEMBER_NAME {
                 continue;
             }
             let name = String::from_utf8_lossy(&entry.path_bytes()).trim_start_matches("./").to_string();

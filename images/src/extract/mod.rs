@@ -322,7 +322,9 @@ impl Extractor {
         let cost = path.as_bytes().len() + DIRECTORY_TIME_OVERHEAD;
         if self.directory_times_bytes + cost > DIRECTORY_TIMES_BYTES {
             if self.directory_times_bytes <= DIRECTORY_TIMES_BYTES {
-                log::warn!("layer: too many directories to restore all their times; the rest keep today's");
+                log::warn!(
+                    "layer: too many directories to restore all their times; the rest keep their extraction time"
+                );
                 // Past the limit for good: warn once.
                 self.directory_times_bytes = DIRECTORY_TIMES_BYTES + 1;
             }
@@ -434,11 +436,11 @@ impl Extractor {
     }
 
     fn finish(mut self, root: &Path) -> Result<ExtractStats, ExtractError> {
-        // Setting a directory's time changes nothing of its parent's, so the order does not matter; all entries
-        // are created by now. Each directory is opened again beneath the root and its time set through that fd: later entries may
-        // have turned a component of the recorded path into a symlink leading outside, which `RESOLVE_BENEATH`
-        // refuses (EXDEV), where a time set by path would have followed it. Such a directory keeps its time of
-        // extraction, which is only cosmetic.
+        // Setting a directory's time changes nothing of its parent's, so the order does not matter: all entries
+        // are created by now. Each directory is opened again beneath the root and its time set through that fd:
+        // later entries may have turned a component of the recorded path into a symlink leading outside, which
+        // `RESOLVE_BENEATH` refuses (EXDEV), where a time set by path would have followed it. Such a directory
+        // keeps its time of extraction, which is only cosmetic.
         for (path, mtime) in self.directory_times.drain() {
             let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
             let result = sys::open_beneath(self.root.as_fd(), &path, flags)
