@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::bounded_file::{read_text_file_bounded, BoundedReadError, MAX_OUTSIDE_FILE};
 use crate::durable_file::write_durably;
 
 /// How many generations are kept by default.
@@ -32,12 +33,10 @@ pub enum GenerationError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: BoundedReadError,
     },
     #[error("config generation {path} is corrupt: its content's sha256 starts with {actual}, not {expected}")]
     Corrupt { path: PathBuf, expected: String, actual: String },
-    #[error("config generation {path} is not UTF-8")]
-    NotText { path: PathBuf },
     #[error("cannot write config generation {path}")]
     Write {
         path: PathBuf,
@@ -142,8 +141,9 @@ impl GenerationStore {
     /// Reads a generation and checks its content against the digest in its name.
     pub fn read(&self, generation: &Generation) -> Result<String, GenerationError> {
         let path = generation.path.clone();
-        let bytes = fs::read(&path).map_err(|source| GenerationError::Read { path: path.clone(), source })?;
-        let text = String::from_utf8(bytes).map_err(|_| GenerationError::NotText { path: path.clone() })?;
+        // Kept generations passed the user-data's limit when they were accepted.
+        let text = read_text_file_bounded(&path, MAX_OUTSIDE_FILE)
+            .map_err(|source| GenerationError::Read { path: path.clone(), source })?;
         let actual = short_digest(&text);
         if actual != generation.digest {
             return Err(GenerationError::Corrupt { path, expected: generation.digest.clone(), actual });

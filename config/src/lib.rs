@@ -10,6 +10,8 @@
 //! records every problem with its line, column and key path instead of stopping at the first, so a user fixes a
 //! file in one round. One module per section; value formats shared by sections live in [`values`]. Accepted files
 //! are kept as numbered generations ([`generations`]) so a bad new config never leaves the host without one.
+//! Files from outside (the config drive's, an image's, a container's) are read through [`bounded_file`]: regular
+//! files of at most [`bounded_file::MAX_OUTSIDE_FILE`] bytes.
 //!
 //! # Current limitations
 //! `[syslog]`, `[api]`, `[update]`, `[registries]` and `[containers]` are parsed and validated, but only later
@@ -24,6 +26,7 @@
 //! ```
 
 pub mod api;
+pub mod bounded_file;
 pub mod containers;
 pub mod durable_file;
 pub mod error;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::digest::{Digest, HashingReader};
+use super::extract::budget::MAX_ENTRY_HEADERS;
 use super::extract::ExtractOptions;
 use super::reference::{ImageReference, ReferenceError};
 use super::registry::manifest::{
@@ -23,6 +24,13 @@ use super::store::{ImageStore, StoreError};
 use super::unpack::{store_layer, UnpackError};
 
 const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
+
+/// The most of a member read into memory (`manifest.json`, `index.json`, configs, manifests), as for a pull's
+/// config.
+const MAX_MEMBER_BYTES: u64 = 16 << 20;
+
+/// The longest member name indexed.
+const MAX_MEMBER_NAME: usize = 4096;
 
 /// What failed while importing an archive; each variant names the archive and the entry or digest.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,8 @@ pub enum ImportError {
     UnknownFormat { path: PathBuf },
     #[error("archive {path}: entry {entry} is missing")]
     MissingEntry { path: PathBuf, entry: String },
+    #[error("archive {path}: entry {entry} has {size} bytes, over the limit of {limit}")]
+    MemberTooLarge { path: PathBuf, entry: String, size: u64, limit: u64 },
     #[error("archive {path}: parsing {entry}")]
     Parse {
         path: PathBuf,
@@ -87,11 +97,16 @@ impl ArchiveIndex {
     fn scan(path: &Path) -> Result<ArchiveIndex, ImportError> {
         let read_error = |source| ImportError::Read { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(read_error)?;
-        let mut archive = tar::Archive::new(file);
+        let mut archive = tar::Archive::new(HeaderBoundedFile { file, read_since_seek: 0 });
         let mut members = HashMap::new();
         for entry in archive.entries_with_seek().map_err(read_error)? {
             let entry = entry.map_err(read_error)?;
             if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+                continue;
+            }
+            // Members keel looks up have short names (`blobs/sha256/<hex>`); a longer one is nobody's, and keeping
+            // names of up to 1 MiB would let the index grow with the archive.
+            if entry.path_bytes().len() > MAX_MEMBER_NAME {
                 continue;
             }
             let name = String::from_utf8_lossy(&entry.path_bytes()).trim_start_matches("./").to_string();
@@ -114,6 +129,16 @@ impl ArchiveIndex {
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>, ImportError> {
+        if let Some(&(_, size)) = self.members.get(name.trim_start_matches("./")) {
+            if size > MAX_MEMBER_BYTES {
+                return Err(ImportError::MemberTooLarge {
+                    path: self.path.clone(),
+                    entry: name.to_string(),
+                    size,
+                    limit: MAX_MEMBER_BYTES,
+                });
+            }
+        }
         let mut bytes = Vec::new();
         self.open(name)?
             .read_to_end(&mut bytes)
@@ -127,6 +152,36 @@ impl ArchiveIndex {
             entry: name.to_string(),
             source,
         })
+    }
+}
+
+/// The archive file as the `tar` crate reads it for the index. It seeks over every member's data, so what it
+/// reads between two seeks is one member's headers, which it would read whole into memory with the size they
+/// claim (a PAX record, a GNU long name): more than [`MAX_ENTRY_HEADERS`] of them is refused.
+struct HeaderBoundedFile {
+    file: File,
+    read_since_seek: u64,
+}
+
+impl Read for HeaderBoundedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Room for the member's own header and those of its extension records.
+        let allowance = MAX_ENTRY_HEADERS + 8 * 512;
+        let left = allowance.saturating_sub(self.read_since_seek);
+        if left == 0 {
+            return Err(io::Error::other(format!("a member's tar headers take more than {MAX_ENTRY_HEADERS} bytes")));
+        }
+        let limit = usize::try_from(left).map_or(buf.len(), |left| left.min(buf.len()));
+        let count = self.file.read(&mut buf[..limit])?;
+        self.read_since_seek += count as u64;
+        Ok(count)
+    }
+}
+
+impl Seek for HeaderBoundedFile {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        self.read_since_seek = 0;
+        self.file.seek(position)
     }
 }
 

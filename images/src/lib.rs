@@ -31,7 +31,7 @@ mod unpack;
 
 pub use archive_import::ImportError;
 pub use digest::Digest;
-pub use extract::{extract_layer, ExtractError, ExtractOptions};
+pub use extract::{extract_layer, ExtractError, ExtractOptions, LayerBudget};
 pub use gc::{GcError, GcReport};
 pub use progress::{NoProgress, ProgressFn, ProgressSink, PullEvent};
 pub use pull::{pull_image, PullError, PullOptions, PulledImage};

@@ -175,7 +175,8 @@ pub fn pull_image(
         reference: name.clone(),
         manifest: fetched.digest.clone(),
         layers: manifest.layers.len(),
-        total_bytes: manifest.layers.iter().map(|layer| layer.size).sum(),
+        // Sizes come from the registry: a sum of hostile ones saturates instead of overflowing.
+        total_bytes: manifest.layers.iter().fold(0u64, |total, layer| total.saturating_add(layer.size)),
     });
 
     for (index, (layer, diff_id)) in manifest.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
@@ -285,7 +286,8 @@ fn pull_layer(
         source,
     })?;
     // Never take more than the descriptor promises: the digest check would fail anyway, after filling the disk.
-    let reader = ProgressReader::new(blob.reader.take(layer.size + 1), progress, layer.digest.clone(), layer.size);
+    let reader =
+        ProgressReader::new(blob.reader.take(layer.size.saturating_add(1)), progress, layer.digest.clone(), layer.size);
     store_layer(store, reader, layer, diff_id, &options.extract).map_err(layer_error)?;
     Ok(false)
 }

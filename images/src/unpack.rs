@@ -6,7 +6,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::digest::{Digest, HashingReader, TeeReader};
-use super::extract::{decompress, extract_layer, ExtractError, ExtractOptions};
+use super::extract::{decompress, extract_layer, ExtractError, ExtractOptions, LayerBudget};
 use super::layout::{sync_dir, unique_name, LayoutError};
 use super::registry::manifest::Descriptor;
 use super::store::{verify, ImageStore, StoreError};
@@ -39,6 +39,8 @@ pub enum UnpackError {
         #[source]
         source: ExtractError,
     },
+    #[error("layer {layer}: uncompressed, it is larger than its budget of {limit} bytes")]
+    OverBudget { layer: Digest, limit: u64 },
     #[error("layer {layer}: verifying the compressed blob")]
     VerifyBlob {
         layer: Digest,
@@ -145,14 +147,21 @@ pub(crate) fn store_layer(
     let read_error = |source| UnpackError::Read { layer: digest.clone(), source };
     let compressed = HashingReader::new(TeeReader::new(source, sink));
     let mut buffered = BufReader::with_capacity(256 * 1024, compressed);
-    let (actual_diff_id, _) = {
-        let mut uncompressed = HashingReader::new(decompress(&mut buffered).map_err(read_error)?);
+    // The manifest's size bounds the download (the caller takes no more), so it may bound the expansion: of the
+    // extraction, and of whatever follows the tar's end, which is hashed too.
+    let budget = LayerBudget::for_compressed_size(layer.size);
+    let actual_diff_id = {
+        let decompressed = decompress(&mut buffered).map_err(read_error)?;
+        let mut uncompressed = HashingReader::new(decompressed.take(budget.bytes.saturating_add(1)));
         if let Some(dir) = &temp_dir {
-            extract_layer(&mut uncompressed, dir, options)
+            extract_layer(&mut uncompressed, dir, options, &budget)
                 .map_err(|source| UnpackError::Extract { layer: digest.clone(), source })?;
         }
         let (actual, size, _) = uncompressed.finish().map_err(read_error)?;
-        (actual, size)
+        if size > budget.bytes {
+            return Err(UnpackError::OverBudget { layer: digest.clone(), limit: budget.bytes });
+        }
+        actual
     };
     // Whatever follows the compressed stream (padding) belongs to the blob and its digest too.
     io::copy(&mut buffered, &mut io::sink()).map_err(read_error)?;
@@ -204,4 +213,30 @@ fn commit_layer_dir(store: &ImageStore, temp_dir: &Path, diff_id: &Digest, layer
         Err(source) => return Err(commit_error(source)),
     }
     sync_dir(store.layers_root()).map_err(|source| UnpackError::CommitBlob { layer: layer.clone(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::budget::MIN_LAYER_BYTES;
+
+    #[test]
+    fn what_follows_the_end_of_the_tar_is_held_to_the_budget_too() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&temp.path().join("images"), &temp.path().join("layers")).unwrap();
+        // The tar ends at its first zero block; 100 MiB of zeros follow, which the diff_id would hash: a few KiB
+        // of zstd.
+        let compressed = zstd::encode_all(io::repeat(0).take(100 << 20), 3).unwrap();
+        let layer = Descriptor {
+            media_type: String::new(),
+            digest: Digest::of_bytes(&compressed),
+            size: compressed.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+        };
+        let error = store_layer(&store, &compressed[..], &layer, &Digest::of_bytes(b""), &ExtractOptions::default())
+            .expect_err("100 MiB after the tar's end must not fit a layer of a few KiB");
+        assert!(matches!(error, UnpackError::OverBudget { limit: MIN_LAYER_BYTES, .. }), "{error:?}");
+        assert_eq!(std::fs::read_dir(store.layers_root()).unwrap().count(), 0, "no temp layer dir is left");
+    }
 }

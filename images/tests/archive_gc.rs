@@ -153,3 +153,34 @@ fn layer_dirs_keel_did_not_complete_are_not_trusted() {
     assert_eq!(report.removed_layers, vec![legacy.clone()]);
     assert!(!legacy.exists() && store.is_complete(&base));
 }
+
+/// A ustar header block for `name` of type `kind` claiming `size` bytes (base-256 when octal cannot hold it).
+fn raw_header(name: &str, kind: tar::EntryType, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+#[test]
+fn an_archive_with_huge_headers_or_members_is_refused_without_reading_them() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = open_store(temp.path());
+    // An 8 GiB PAX record (a sparse file: the zeros cost nothing on disk, but 8 GiB of memory if read whole).
+    let pax = temp.path().join("pax.tar");
+    std::fs::write(&pax, raw_header("pax", tar::EntryType::XHeader, 8 << 30)).unwrap();
+    std::fs::OpenOptions::new().append(true).open(&pax).unwrap().set_len(512 + (8 << 30) + 1024).unwrap();
+    let error = store.import_archive(&pax).expect_err("an 8 GiB PAX record must be refused");
+    let message = keel_logs::error_chain(&error);
+    assert!(message.contains("tar headers take more than 1048576 bytes"), "{message}");
+    // A manifest.json of 1 GiB: its size is known from the index, so it is refused before it is read.
+    let member = temp.path().join("member.tar");
+    std::fs::write(&member, raw_header("manifest.json", tar::EntryType::Regular, 1 << 30)).unwrap();
+    std::fs::OpenOptions::new().append(true).open(&member).unwrap().set_len(512 + (1 << 30) + 1024).unwrap();
+    let error = store.import_archive(&member).expect_err("a 1 GiB manifest.json must be refused");
+    let message = keel_logs::error_chain(&error);
+    assert!(message.contains("entry manifest.json has 1073741824 bytes, over the limit of 16777216"), "{message}");
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use keel_fixtures::images::{raw_tar, RawEntry};
 use keel_fixtures::tree;
-use keel_images::{extract_layer, ExtractError, ExtractOptions};
+use keel_images::{extract_layer, ExtractError, ExtractOptions, LayerBudget};
 
 struct Scene {
     _temp: tempfile::TempDir,
@@ -38,7 +38,7 @@ fn assert_refused(entries: &[RawEntry<'_>], entry_name: &str) -> ExtractError {
 /// The same in a given scene, for layers that point at the scene's own outside directory.
 fn assert_refused_in(scene: &Scene, entries: &[RawEntry<'_>], entry_name: &str) -> ExtractError {
     let before = tree(&scene.base).into_iter().filter(|path| !path.starts_with("root")).collect::<Vec<_>>();
-    let error = extract_layer(&raw_tar(entries)[..], &scene.root, &ExtractOptions::default())
+    let error = extract_layer(&raw_tar(entries)[..], &scene.root, &ExtractOptions::default(), &LayerBudget::MAX)
         .expect_err("hostile layer must be refused");
     assert!(error.to_string().contains(entry_name), "error must name {entry_name:?}: {error}");
     let after = tree(&scene.base).into_iter().filter(|path| !path.starts_with("root")).collect::<Vec<_>>();
@@ -156,7 +156,7 @@ fn ordinary_entries_are_recreated_faithfully() {
     builder.append_link(&mut symlink, "abs-link", "/etc/passwd").unwrap();
     let tar = builder.into_inner().unwrap();
 
-    let stats = extract_layer(&tar[..], &scene.root, &ExtractOptions::default()).unwrap();
+    let stats = extract_layer(&tar[..], &scene.root, &ExtractOptions::default(), &LayerBudget::MAX).unwrap();
     assert_eq!(stats.skipped, 0);
     let root = &scene.root;
     let tool = std::fs::metadata(root.join("home/user/tool")).unwrap();
@@ -188,11 +188,11 @@ fn compressed_streams_are_detected() {
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     let gz = gz.finish().unwrap();
     let reader = keel_images::extract::decompress(&gz[..]).unwrap();
-    extract_layer(reader, &scene.root, &ExtractOptions::default()).unwrap();
+    extract_layer(reader, &scene.root, &ExtractOptions::default(), &LayerBudget::MAX).unwrap();
     assert_eq!(std::fs::read(scene.root.join("a")).unwrap(), b"gz");
     let zst = zstd::encode_all(&raw_tar(&[RawEntry::File("b", b"zst")])[..], 3).unwrap();
     let reader = keel_images::extract::decompress(&zst[..]).unwrap();
-    extract_layer(reader, &scene.root, &ExtractOptions::default()).unwrap();
+    extract_layer(reader, &scene.root, &ExtractOptions::default(), &LayerBudget::MAX).unwrap();
     assert_eq!(std::fs::read(scene.root.join("b")).unwrap(), b"zst");
 }
 
@@ -206,7 +206,7 @@ fn directory_times_are_not_set_through_a_swapped_parent() {
     // `link/outside` to the real outside directory and give it the layer's mtime (1_700_000_000).
     let base = scene.base.to_str().unwrap().to_string();
     let entries = [RawEntry::Symlink("link", "."), RawEntry::Dir("link/outside/"), RawEntry::Symlink("link", &base)];
-    let result = extract_layer(&raw_tar(&entries)[..], &scene.root, &ExtractOptions::default());
+    let result = extract_layer(&raw_tar(&entries)[..], &scene.root, &ExtractOptions::default(), &LayerBudget::MAX);
     assert_eq!(outside_mtime(), before, "the outside directory's mtime changed ({result:?})");
     assert_eq!(std::fs::read_to_string(scene.outside.join("sentinel")).unwrap(), "untouched");
     // The directory inside the root exists; the layer itself is accepted (nothing in it is out of bounds).

@@ -1,8 +1,9 @@
 //! Pulls from a real `docker-registry` on loopback: whiteouts and opaque dirs through overlayfs, multi-arch
+//! indexes, basic and token auth, a corrupted blob, and skopeo reading what keel stored; and from a hostile
+//! server, a manifest no real registry stores (a layer size of `u64::MAX`).
 
 // Fixture helpers outside #[test] functions unwrap too: a failed setup should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! indexes, basic and token auth, a corrupted blob, and skopeo reading what keel stored.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -332,4 +333,107 @@ fn skopeo_reads_the_store() {
     assert_eq!(inspected["Digest"], pulled.manifest_digest.to_string());
     assert_eq!(inspected["Architecture"], "amd64");
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 1);
+}
+
+/// Serves `manifest` for every manifest request and the layout's blobs, over plain HTTP on loopback: a registry
+/// that says what no real one stores (a Go registry keeps sizes as int64 and refuses the manifest on push).
+struct HostileRegistry {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostileRegistry {
+    fn start(layout_dir: PathBuf, manifest: Vec<u8>) -> HostileRegistry {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                if stop_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut connection) = connection else { continue };
+                let mut reader = std::io::BufReader::new(connection.try_clone().unwrap());
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let target = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (content_type, body) = if target.contains("/manifests/") {
+                    ("application/vnd.oci.image.manifest.v1+json", manifest.clone())
+                } else if let Some((_, digest)) = target.split_once("/blobs/") {
+                    let path = layout_dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+                    ("application/octet-stream", std::fs::read(path).unwrap_or_default())
+                } else {
+                    ("application/json", b"{}".to_vec())
+                };
+                let _ = write!(
+                    connection,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = connection.write_all(&body);
+            }
+        });
+        HostileRegistry { port, stop, thread: Some(thread) }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for HostileRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn a_layer_size_of_u64_max_fails_the_pull_without_overflow() {
+    let fixture = Fixture::new();
+    let layout = Layout::create(&fixture.dir.join("build"));
+    small_image(&layout, "v1", "huge");
+    layout.add_raw_layer("v1", &raw_tar(&[RawEntry::File("second", b"2")]));
+    let (_, digest, _) = layout.manifest_of("v1");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&digest)).unwrap();
+    // The first layer's real size stays, the second claims u64::MAX: their sum and `size + 1` both overflow.
+    manifest["layers"][1]["size"] = u64::MAX.into();
+    let hostile = HostileRegistry::start(layout.path.clone(), serde_json::to_vec(&manifest).unwrap());
+
+    let store = fixture.store();
+    let reference: ImageReference = format!("{}/keel/huge:v1", hostile.host()).parse().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pull_image(
+            &insecure(&hostile.host(), None),
+            &store,
+            &reference,
+            &PullOptions::default(),
+            &sender as &dyn ProgressSink,
+        )
+        .map(|pulled| pulled.reference)
+        .map_err(|error| error_chain(&error))
+    }));
+    let message = result.expect("the pull panicked on a size from the network").expect_err("the size cannot match");
+    println!("{message}");
+    assert!(message.contains(&format!("expected {} bytes", u64::MAX)), "{message}");
+    let events: Vec<PullEvent> = receiver.try_iter().collect();
+    assert!(
+        matches!(events.first(), Some(PullEvent::Resolved { total_bytes: u64::MAX, layers: 2, .. })),
+        "the total saturates: {events:?}"
+    );
+    assert!(!store.is_complete(&reference));
+    assert_eq!(tree(store.layers_root()).iter().filter(|name| name.contains(".tmp-")).count(), 0, "no temp layer dir");
 }

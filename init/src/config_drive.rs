@@ -1,9 +1,9 @@
 //! The config drive: found among the block devices by its label (`cidata` for NoCloud, `config-2` for OpenStack,
 //! any case, on FAT or ISO 9660), mounted read-only just long enough to read user-data and meta-data.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
+use keel_config::bounded_file::{read_text_file_bounded, BoundedReadError, MAX_OUTSIDE_FILE};
 use keel_config::meta_data::{parse_nocloud, parse_openstack};
 use keel_config::MetaData;
 use nix::mount::{umount, MsFlags};
@@ -66,7 +66,12 @@ pub enum ConfigDriveError {
     #[error(transparent)]
     Mount(#[from] MountError),
     #[error("cannot read {path} on {device}")]
-    Read { device: PathBuf, path: String, source: std::io::Error },
+    Read {
+        device: PathBuf,
+        path: String,
+        #[source]
+        source: BoundedReadError,
+    },
 }
 
 /// The first block device labelled as a config drive, with its filesystem and layout.
@@ -130,9 +135,15 @@ pub fn read(device: &Path, filesystem: LabeledFs, layout: DriveLayout) -> Result
 }
 
 fn read_files(device: &Path, layout: DriveLayout) -> Result<ConfigDrive, ConfigDriveError> {
-    let read_optional = |path: &str| match fs::read_to_string(Path::new(MOUNT_POINT).join(path)) {
+    read_files_in(Path::new(MOUNT_POINT), device, layout)
+}
+
+/// Reads the drive's files from where it is mounted, `mounted`. Whoever made the drive chose their sizes: each is
+/// read only as a regular file of at most [`MAX_OUTSIDE_FILE`] bytes.
+fn read_files_in(mounted: &Path, device: &Path, layout: DriveLayout) -> Result<ConfigDrive, ConfigDriveError> {
+    let read_optional = |path: &str| match read_text_file_bounded(&mounted.join(path), MAX_OUTSIDE_FILE) {
         Ok(text) => Ok(Some(text)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) if error.is_not_found() => Ok(None),
         Err(source) => Err(ConfigDriveError::Read { device: device.to_owned(), path: path.to_owned(), source }),
     };
     let user_data = read_optional(layout.user_data_path())?;
@@ -155,6 +166,25 @@ fn read_files(device: &Path, layout: DriveLayout) -> Result<ConfigDrive, ConfigD
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_1_gib_user_data_is_refused_naming_the_file() {
+        let mounted = tempfile::tempdir().unwrap();
+        let user_data = std::fs::File::create(mounted.path().join("user-data")).unwrap();
+        // Sparse: a drive costs its maker nothing to claim 1 GiB.
+        user_data.set_len(1 << 30).unwrap();
+        std::fs::write(mounted.path().join("meta-data"), "instance-id: i-1\n").unwrap();
+        let error = read_files_in(mounted.path(), Path::new("/dev/vdb"), DriveLayout::NoCloud)
+            .expect_err("a 1 GiB user-data must be refused");
+        let message = keel_logs::error_chain(&error);
+        assert!(message.contains("user-data on /dev/vdb"), "{message}");
+        assert!(message.contains("user-data is larger than 1048576 bytes"), "{message}");
+        // What a drive made by hand may hold instead of a file is refused as well.
+        std::fs::remove_file(mounted.path().join("user-data")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", mounted.path().join("user-data")).unwrap();
+        let error = read_files_in(mounted.path(), Path::new("/dev/vdb"), DriveLayout::NoCloud).unwrap_err();
+        assert!(keel_logs::error_chain(&error).contains("is not a regular file"), "{error:?}");
+    }
 
     fn device(name: &str, disk: Option<&str>, partition_name: Option<&str>) -> BlockDevice {
         BlockDevice {

@@ -51,10 +51,21 @@ pub fn build(dir: &Path, name: &str, spec: &DriveSpec) -> Result<PathBuf, Config
 /// A NoCloud vfat drive holding `user_data` as it is, valid or not: what a user with a typo attaches.
 pub fn write_unchecked_vfat(dir: &Path, name: &str, user_data: &str) -> Result<PathBuf, ConfigDriveError> {
     let user_data_file = write(dir, &format!("{name}.user-data"), user_data)?;
+    vfat_with_user_data_file(dir, name, &user_data_file, 2048)
+}
+
+/// A NoCloud vfat drive of `size_kib` KiB holding the file `user_data_file` as its user-data, whatever its size.
+pub fn vfat_with_user_data_file(
+    dir: &Path,
+    name: &str,
+    user_data_file: &Path,
+    size_kib: u64,
+) -> Result<PathBuf, ConfigDriveError> {
     let meta_data_file = write(dir, &format!("{name}.meta-data"), "instance-id: unchecked\n")?;
     let out = dir.join(format!("{name}.img"));
+    let size = size_kib.to_string();
     let steps: [(&str, Vec<&std::ffi::OsStr>); 3] = [
-        ("mkfs.fat", vec!["-C".as_ref(), out.as_os_str(), "2048".as_ref(), "-n".as_ref(), "CIDATA".as_ref()]),
+        ("mkfs.fat", vec!["-C".as_ref(), out.as_os_str(), size.as_ref(), "-n".as_ref(), "CIDATA".as_ref()]),
         ("mcopy", vec!["-i".as_ref(), out.as_os_str(), user_data_file.as_os_str(), "::user-data".as_ref()]),
         ("mcopy", vec!["-i".as_ref(), out.as_os_str(), meta_data_file.as_os_str(), "::meta-data".as_ref()]),
     ];

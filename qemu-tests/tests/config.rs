@@ -1,6 +1,6 @@
 //! Config drive and network tests: DHCP on QEMU's user network, a static address on a second NIC, drives as vfat
 //! and ISO 9660 in both layouts, a drive on a partition of a partitioned disk, the host name from meta-data, and invalid user-data falling back to the last
-//! accepted generation, also after a reboot.
+//! accepted generation, also after a reboot; a 1 GiB user-data is refused unread and falls back the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use anyhow::{ensure, Result};
@@ -265,5 +265,53 @@ fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Resu
         vm.wait_for("keel: unmounted /var", timeouts::SHUTDOWN)?;
         vm.wait_for("keel: rebooting", timeouts::SHUTDOWN)?;
     }
+    Ok(())
+}
+
+#[test]
+fn a_1_gib_user_data_is_refused_and_the_last_accepted_generation_used() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let artifacts = artifacts();
+    let disk = scratch.path().join("disk.qcow2");
+    keel_qemu_tests::disk::create_overlay(&artifacts.image, DiskFormat::Raw, &disk)?;
+    let good = DriveSpec {
+        user_data: "[host]\nhostname = \"good-one\"\n",
+        meta_data: None,
+        format: "vfat",
+        layout: "nocloud",
+    };
+    let good_drive = config_drive::build(scratch.path(), "good", &good)?;
+    let first = Vm::start(
+        VmConfig::pvh("huge_user_data_first_boot", &artifacts)
+            .no_disks()
+            .disk_file(&disk, DiskFormat::Qcow2)
+            .disk_file(&good_drive, DiskFormat::Raw),
+    )?;
+    first.wait_for_ready(timeouts::PVH_READY)?;
+    ensure!(first.console().contains("host good-one"), "first boot:\n{}", first.console());
+    first.power_down()?;
+    first.wait_for_exit(timeouts::SHUTDOWN)?;
+
+    // 1 GiB of user-data: what PID 1 would have held in memory had it read the file whole.
+    let huge = scratch.path().join("huge.user-data");
+    std::fs::File::create(&huge)?.set_len(1 << 30)?;
+    let huge_drive = config_drive::vfat_with_user_data_file(scratch.path(), "huge", &huge, (1 << 20) + (128 << 10))?;
+    std::fs::remove_file(&huge)?;
+    let vm = Vm::start(
+        VmConfig::pvh("huge_user_data_keeps_the_last_generation", &artifacts)
+            .no_disks()
+            .disk_file(&disk, DiskFormat::Qcow2)
+            .disk_file(&huge_drive, DiskFormat::Raw),
+    )?;
+    let ready = vm.wait_for_ready(timeouts::PVH_READY)?;
+    let console = vm.console();
+    for expected in
+        ["cannot read user-data on /dev/", "user-data is larger than 1048576 bytes", "config generation 1 ("]
+    {
+        ensure!(console.contains(expected), "missing {expected:?} in:\n{console}");
+    }
+    ensure!(ready.contains("host good-one"), "the last accepted generation was not used: {ready}");
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
     Ok(())
 }

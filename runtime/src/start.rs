@@ -80,7 +80,8 @@ pub(crate) fn cloexec_pipe(container: &str) -> Result<(OwnedFd, OwnedFd), StartE
 /// Reads the error pipe to its end: nothing means the child exec'd (the pipe closed on exec).
 pub(crate) fn read_failure(read_end: OwnedFd) -> io::Result<Option<ChildFailure>> {
     let mut bytes = Vec::with_capacity(ChildFailure::SIZE);
-    File::from(read_end).read_to_end(&mut bytes)?;
+    // The child writes one record at most; anything more is not ours to hold.
+    File::from(read_end).take(ChildFailure::SIZE as u64 + 1).read_to_end(&mut bytes)?;
     Ok(ChildFailure::decode(&bytes))
 }
 

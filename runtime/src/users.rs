@@ -2,9 +2,10 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use keel_config::bounded_file::{read_bounded, BoundedReadError, MAX_OUTSIDE_FILE};
 
 use super::sys;
 
@@ -20,18 +21,22 @@ pub struct ResolvedUser {
 }
 
 /// A name that the image's files do not know.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("container {container}: unable to find user {user}: no matching entries in passwd file")]
     UnknownUser { container: String, user: String },
     #[error("container {container}: unable to find group {group}: no matching entries in group file")]
     UnknownGroup { container: String, group: String },
-    #[error("container {container}: the image's {path} is larger than {limit} bytes")]
-    FileTooLarge { container: String, path: String, limit: u64 },
+    #[error("container {container}: an account file of its image or writable layer is too large")]
+    FileTooLarge {
+        container: String,
+        #[source]
+        source: BoundedReadError,
+    },
 }
 
 /// The most of `/etc/passwd` or `/etc/group` PID 1 reads from an image (tens of thousands of accounts).
-pub const MAX_ACCOUNT_FILE: u64 = 1 << 20;
+pub const MAX_ACCOUNT_FILE: u64 = MAX_OUTSIDE_FILE;
 
 /// Reads `relative` (e.g. `etc/passwd`) as the container sees it: from the highest of `layers` (highest first)
 /// that has it, resolved inside that layer (an image's symlinks never lead to the host's files) and only as a
@@ -57,21 +62,14 @@ pub fn read_merged(
             _ => continue,
         }
         let Ok(file) = open(libc::O_RDONLY | libc::O_NONBLOCK) else { return Ok(None) };
-        let mut file = File::from(file);
-        if !matches!(file.metadata(), Ok(meta) if meta.is_file()) {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        if (&mut file).take(MAX_ACCOUNT_FILE + 1).read_to_end(&mut bytes).is_err() {
-            return Ok(None);
-        }
-        if bytes.len() as u64 > MAX_ACCOUNT_FILE {
-            return Err(UserError::FileTooLarge {
-                container: container.to_owned(),
-                path: format!("/{relative}"),
-                limit: MAX_ACCOUNT_FILE,
-            });
-        }
+        let shown = format!("/{relative}");
+        let bytes = match read_bounded(File::from(file), Path::new(&shown), MAX_ACCOUNT_FILE) {
+            Ok(bytes) => bytes,
+            Err(error @ BoundedReadError::TooLarge { .. }) => {
+                return Err(UserError::FileTooLarge { container: container.to_owned(), source: error })
+            }
+            Err(_) => return Ok(None),
+        };
         return Ok(String::from_utf8(bytes).ok());
     }
     Ok(None)

@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 use super::{sys, EntryPath, ExtractError, Extractor};
 
@@ -43,7 +44,7 @@ impl Extractor {
                 let mut full_path = path.parent().into_bytes();
                 full_path.push(b'/');
                 full_path.extend_from_slice(file_name.to_bytes());
-                self.directory_times.push((CString::new(full_path).unwrap_or_default(), mtime));
+                self.record_directory_time(CString::new(full_path).unwrap_or_default(), mtime);
                 return Ok(());
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -51,7 +52,8 @@ impl Extractor {
                 let handle = sys::open_child(dir, file_name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
                     .map_err(create_error)?;
                 let mut file = File::from(handle);
-                copy_content(entry, &mut file, &mut self.buffer)
+                let sparse = entry_type == tar::EntryType::GNUSparse;
+                copy_content(entry, &mut file, &mut self.buffer, sparse)
                     .map_err(|source| ExtractError::WriteContent { entry: name.to_string(), source })?;
                 self.set_owner(dir, file_name, uid, gid, name)?;
                 // After chown: chown clears setuid/setgid bits.
@@ -178,16 +180,42 @@ fn read_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Vec
     Ok(xattrs)
 }
 
-fn copy_content(reader: &mut impl Read, file: &mut File, buffer: &mut [u8]) -> io::Result<()> {
+/// Copies an entry's content into `file`. A GNU sparse entry's holes come out of the `tar` crate as zeros: for
+/// one, runs of zeros are skipped rather than written (the file is new, so they read back as zeros), and the
+/// length is set at the end, so its holes stay holes.
+fn copy_content(reader: &mut impl Read, file: &mut File, buffer: &mut [u8], sparse: bool) -> io::Result<()> {
+    let mut length: u64 = 0;
     loop {
         let count = match reader.read(buffer) {
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             Ok(count) => count,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         };
-        file.write_all(&buffer[..count])?;
+        if sparse {
+            for block in buffer[..count].chunks(HOLE_BLOCK) {
+                if !is_zero(block) {
+                    file.write_all_at(block, length)?;
+                }
+                length += block.len() as u64;
+            }
+        } else {
+            file.write_all(&buffer[..count])?;
+            length += count as u64;
+        }
     }
+    if sparse {
+        file.set_len(length)?;
+    }
+    Ok(())
+}
+
+/// The granularity at which zeros of a sparse entry become holes: a filesystem block.
+const HOLE_BLOCK: usize = 4096;
+
+fn is_zero(block: &[u8]) -> bool {
+    // A fold without early exit: the compiler vectorises it, and most blocks are all zeros or not at all.
+    block.iter().fold(0u8, |any, &byte| any | byte) == 0
 }
 
 /// Makes room for a new entry: unlinks whatever is there (an empty directory too); a missing one is fine.

@@ -11,14 +11,21 @@
 //! [`ExtractError::EscapesRoot`]. A tar made from a real filesystem never has entries below a symlink, so this
 //! refuses only hand-made archives. Symlink targets themselves are data and are stored as they are.
 //!
+//! Nothing in a layer is trusted to be small before its `diff_id` is checked: the stream, each entry's headers,
+//! the entries and the files they make are held to the layer's [`LayerBudget`] ([`budget`], [`guard`]), sparse
+//! holes stay holes, and the list of directory times is kept once per directory and bounded.
+//!
 //! # Current limitations
 //! A non-directory entry replacing a non-empty directory of the same layer is refused (Docker removes the tree).
 //! Without root, device nodes, FIFOs, whiteouts, ownership and `trusted.*` xattrs are skipped with a warning.
 
+pub mod budget;
 mod entry;
+mod guard;
 pub mod sys;
 pub mod whiteout;
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io::{self, BufRead, Cursor, Read};
 use std::os::fd::{AsFd, OwnedFd};
@@ -27,7 +34,19 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
+pub use budget::LayerBudget;
+use guard::{GuardHandle, Tripped};
 use whiteout::WhiteoutKind;
+
+/// The longest entry name or hard link target taken: the kernel resolves no longer path (`PATH_MAX`).
+const MAX_PATH_BYTES: usize = 4096;
+
+/// What the list of directory times may hold (paths plus bookkeeping). Past it, further directories keep the
+/// time of their extraction, which is only cosmetic; a real layer's directories take a few hundred KiB.
+const DIRECTORY_TIMES_BYTES: usize = 8 << 20;
+
+/// What one recorded directory time costs besides its path: the map's slot, the CString's allocation header.
+const DIRECTORY_TIME_OVERHEAD: usize = 64;
 
 /// What failed while unpacking a layer; `entry` is the tar entry's name as it appears in the archive.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +68,18 @@ pub enum ExtractError {
     DotDotPath { entry: String },
     #[error("entry {entry:?}: path contains a NUL byte")]
     NulInPath { entry: String },
+    #[error("entry {entry:?}: its name is longer than {MAX_PATH_BYTES} bytes")]
+    NameTooLong { entry: String },
+    #[error("the entry after {after:?}: a PAX or GNU long-name header of {size} bytes, over the limit of {limit}")]
+    ExtensionTooLarge { after: String, size: u64, limit: u64 },
+    #[error(
+        "the entry after {after:?}: its headers (PAX records, long names, sparse map) take more than {limit} bytes"
+    )]
+    HeadersTooLarge { after: String, limit: u64 },
+    #[error("at entry {entry:?}: the layer unpacks to more than its budget of {limit} bytes")]
+    OverByteBudget { entry: String, limit: u64 },
+    #[error("at entry {entry:?}: the layer has more than its budget of {limit} entries")]
+    OverEntryBudget { entry: String, limit: u64 },
     #[error("entry {entry:?}: its parent directory leads outside the layer root (through a symlink)")]
     EscapesRoot { entry: String },
     #[error("entry {entry:?}: hard link target {target:?} is outside the layer root")]
@@ -140,6 +171,9 @@ impl EntryPath {
         if raw.first() == Some(&b'/') {
             return Err(ExtractError::AbsolutePath { entry: entry.to_string() });
         }
+        if raw.len() > MAX_PATH_BYTES {
+            return Err(ExtractError::NameTooLong { entry: entry.to_string() });
+        }
         let mut components = Vec::new();
         for component in raw.split(|&b| b == b'/') {
             match component {
@@ -182,11 +216,13 @@ fn join(components: &[CString]) -> CString {
     CString::new(joined).unwrap_or_default()
 }
 
-/// Extracts one layer's (uncompressed) tar stream into `root`, which must exist and should be empty.
+/// Extracts one layer's (uncompressed) tar stream into `root`, which must exist and should be empty, within
+/// `budget` ([`LayerBudget::for_compressed_size`] of the layer's blob).
 pub fn extract_layer<R: Read>(
     tar_stream: R,
     root: &Path,
     options: &ExtractOptions,
+    budget: &LayerBudget,
 ) -> Result<ExtractStats, ExtractError> {
     let root_path = CString::new(root.as_os_str().as_bytes()).map_err(|_| ExtractError::OpenRoot {
         path: root.to_path_buf(),
@@ -199,15 +235,52 @@ pub fn extract_layer<R: Read>(
         options: options.clone(),
         stats: ExtractStats::default(),
         cached_parent: None,
-        directory_times: Vec::new(),
+        directory_times: HashMap::new(),
+        directory_times_bytes: 0,
+        content_bytes: 0,
+        budget: *budget,
         buffer: vec![0; 256 * 1024],
     };
-    let mut archive = tar::Archive::new(tar_stream);
-    for entry in archive.entries().map_err(|source| ExtractError::ReadArchive { source })? {
-        let mut entry = entry.map_err(|source| ExtractError::ReadArchive { source })?;
-        extractor.extract_entry(&mut entry)?;
+    let (stream, guard) = guard::guard(tar_stream, budget);
+    let mut archive = tar::Archive::new(stream);
+    let mut entries = archive.entries().map_err(|source| ExtractError::ReadArchive { source })?;
+    let mut last_name = String::from("(start of the layer)");
+    loop {
+        guard.begin_headers();
+        let Some(entry) = entries.next() else { break };
+        let mut entry = entry.map_err(|source| stream_error(&guard, &last_name, budget, source))?;
+        guard.begin_data();
+        last_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        extractor.charge(&entry, &last_name)?;
+        let extracted = extractor.extract_entry(&mut entry).and_then(|()| {
+            // What the entry did not read (data of a skipped entry) is read here, within the budget charged for
+            // it, so that the next headers start at the next block.
+            io::copy(&mut entry, &mut io::sink()).map(drop).map_err(|source| ExtractError::ReadArchive { source })
+        });
+        extracted.map_err(|error| match error {
+            // A limit that stopped the stream shows up as a read error of the entry's data.
+            ExtractError::ReadArchive { source } | ExtractError::WriteContent { source, .. }
+                if guard.tripped().is_some() =>
+            {
+                stream_error(&guard, &last_name, budget, source)
+            }
+            other => other,
+        })?;
     }
     extractor.finish(root)
+}
+
+/// Names the limit that stopped the stream, else the read error itself.
+fn stream_error(guard: &GuardHandle, last_name: &str, budget: &LayerBudget, source: io::Error) -> ExtractError {
+    let after = last_name.to_string();
+    match guard.tripped() {
+        Some(Tripped::ExtensionSize { size }) => {
+            ExtractError::ExtensionTooLarge { after, size, limit: budget::MAX_ENTRY_HEADERS }
+        }
+        Some(Tripped::HeaderBytes { .. }) => ExtractError::HeadersTooLarge { after, limit: budget::MAX_ENTRY_HEADERS },
+        Some(Tripped::StreamBytes) => ExtractError::OverByteBudget { entry: after, limit: budget.bytes },
+        None => ExtractError::ReadArchive { source },
+    }
 }
 
 struct Extractor {
@@ -216,12 +289,51 @@ struct Extractor {
     stats: ExtractStats,
     /// The last parent directory opened, by its relative path: consecutive entries share a parent almost always.
     cached_parent: Option<(CString, OwnedFd)>,
-    /// Directory mtimes are set at the end, since creating children changes them.
-    directory_times: Vec<(CString, i64)>,
+    /// Directory mtimes are set at the end, since creating children changes them; one per directory (a layer
+    /// may list the same directory many times), and at most [`DIRECTORY_TIMES_BYTES`] of them.
+    directory_times: HashMap<CString, i64>,
+    directory_times_bytes: usize,
+    /// The sizes of all entries so far (a sparse file's whole size, holes included).
+    content_bytes: u64,
+    budget: LayerBudget,
     buffer: Vec<u8>,
 }
 
 impl Extractor {
+    /// Counts the entry and its size against the budget before anything of it is written.
+    fn charge<R: Read>(&mut self, entry: &tar::Entry<'_, R>, name: &str) -> Result<(), ExtractError> {
+        self.stats.entries += 1;
+        if self.stats.entries > self.budget.entries {
+            return Err(ExtractError::OverEntryBudget { entry: name.to_string(), limit: self.budget.entries });
+        }
+        self.content_bytes = self.content_bytes.saturating_add(entry.size());
+        if self.content_bytes > self.budget.bytes {
+            return Err(ExtractError::OverByteBudget { entry: name.to_string(), limit: self.budget.bytes });
+        }
+        Ok(())
+    }
+
+    /// Remembers a directory's mtime for [`Extractor::finish`]; a directory seen again keeps its latest time.
+    fn record_directory_time(&mut self, path: CString, mtime: i64) {
+        if let Some(recorded) = self.directory_times.get_mut(&path) {
+            *recorded = mtime;
+            return;
+        }
+        let cost = path.as_bytes().len() + DIRECTORY_TIME_OVERHEAD;
+        if self.directory_times_bytes + cost > DIRECTORY_TIMES_BYTES {
+            if self.directory_times_bytes <= DIRECTORY_TIMES_BYTES {
+                log::warn!(
+                    "layer: too many directories to restore all their times; the rest keep their extraction time"
+                );
+                // Past the limit for good: warn once.
+                self.directory_times_bytes = DIRECTORY_TIMES_BYTES + 1;
+            }
+            return;
+        }
+        self.directory_times_bytes += cost;
+        self.directory_times.insert(path, mtime);
+    }
+
     fn extract_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
         let raw_path = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw_path).into_owned();
@@ -234,7 +346,6 @@ impl Extractor {
             // `./` itself: the layer root keeps the mode we created it with.
             return Ok(());
         };
-        self.stats.entries += 1;
         // Anything but a regular file may change what a path resolves to; don't trust the cached parent after it.
         let keeps_paths = matches!(entry_type, tar::EntryType::Regular | tar::EntryType::Continuous);
         let parent = self.open_parent(&path, &name)?;
@@ -325,12 +436,12 @@ impl Extractor {
     }
 
     fn finish(mut self, root: &Path) -> Result<ExtractStats, ExtractError> {
-        // Children first (reverse order of creation) so setting a parent's time is the last touch on it.
-        // Each directory is opened again beneath the root and its time set through that fd: later entries may
-        // have turned a component of the recorded path into a symlink leading outside, which `RESOLVE_BENEATH`
-        // refuses (EXDEV), where a time set by path would have followed it. Such a directory keeps its time of
-        // extraction, which is only cosmetic.
-        for (path, mtime) in self.directory_times.drain(..).rev() {
+        // Setting a directory's time changes nothing of its parent's, so the order does not matter: all entries
+        // are created by now. Each directory is opened again beneath the root and its time set through that fd:
+        // later entries may have turned a component of the recorded path into a symlink leading outside, which
+        // `RESOLVE_BENEATH` refuses (EXDEV), where a time set by path would have followed it. Such a directory
+        // keeps its time of extraction, which is only cosmetic.
+        for (path, mtime) in self.directory_times.drain() {
             let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
             let result = sys::open_beneath(self.root.as_fd(), &path, flags)
                 .and_then(|directory| sys::set_mtime_fd(directory.as_fd(), mtime));

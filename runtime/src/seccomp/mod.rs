@@ -16,10 +16,10 @@ mod syscalls_x86_64;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keel_config::bounded_file::{read_file_bounded, BoundedReadError, MAX_OUTSIDE_FILE};
 use keel_config::Seccomp;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
@@ -29,7 +29,7 @@ pub use default_profile::{docker_default, CLONE_NAMESPACE_FLAGS};
 use profile::{Context, Op, Profile, ProfileError, Rules};
 
 /// A profile file larger than this is refused before it is read (Docker's default is 13 KiB).
-pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+pub const MAX_PROFILE_BYTES: u64 = MAX_OUTSIDE_FILE;
 
 /// Why a container's filter could not be built; the container is not created.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +39,8 @@ pub enum SeccompError {
         container: String,
         path: PathBuf,
         #[source]
-        source: io::Error,
+        source: BoundedReadError,
     },
-    #[error("container {container}: seccomp profile {path} is {size} bytes; the limit is {MAX_PROFILE_BYTES}")]
-    TooLarge { container: String, path: PathBuf, size: u64 },
     #[error("container {container}: seccomp profile {path} is not a Docker seccomp profile")]
     Parse {
         container: String,
@@ -117,22 +115,11 @@ pub fn container_filters(
 
 /// Reads and parses a profile file, refusing one over [`MAX_PROFILE_BYTES`] before reading it.
 fn read_profile(name: &str, path: &Path) -> Result<Profile, SeccompError> {
-    let read_error = |source| SeccompError::Read { container: name.to_owned(), path: path.to_owned(), source };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > MAX_PROFILE_BYTES {
-        return Err(SeccompError::TooLarge { container: name.to_owned(), path: path.to_owned(), size });
-    }
-    let mut text = Vec::new();
-    // Bounded again while reading: the file may grow between the check and the read.
-    file.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut text).map_err(read_error)?;
-    if text.len() as u64 > MAX_PROFILE_BYTES {
-        return Err(SeccompError::TooLarge {
-            container: name.to_owned(),
-            path: path.to_owned(),
-            size: text.len() as u64,
-        });
-    }
+    let text = read_file_bounded(path, MAX_PROFILE_BYTES).map_err(|source| SeccompError::Read {
+        container: name.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
     serde_json::from_slice(&text).map_err(|source| SeccompError::Parse {
         container: name.to_owned(),
         path: path.to_owned(),
@@ -298,6 +285,7 @@ mod tests {
         let error = container_filters("web", &setting, false, 0).unwrap_err();
         assert!(error.to_string().contains(&format!("container web: seccomp profile {}", path.display())), "{error}");
         std::fs::write(&path, vec![b' '; MAX_PROFILE_BYTES as usize + 1]).unwrap();
-        assert!(matches!(container_filters("web", &setting, false, 0), Err(SeccompError::TooLarge { .. })));
+        let error = container_filters("web", &setting, false, 0).unwrap_err();
+        assert!(matches!(&error, SeccompError::Read { source: BoundedReadError::TooLarge { .. }, .. }), "{error:?}");
     }
 }
