@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use keel_config::UserData;
+use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
 use keel_runtime::Reaper;
 use keel_supervision::{Supervisor, SupervisorOptions};
@@ -86,7 +87,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let text = match std::fs::read_to_string(&arguments.config) {
         Ok(text) => text,
         Err(error) => {
-            eprintln!("keel supervise: reading {}: {error}", arguments.config.display());
+            eprintln!("keel supervise: reading {}: {}", arguments.config.display(), error_chain(&error));
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
@@ -99,24 +100,36 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     match run(arguments, &user_data) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("keel supervise: {message}");
+        Err(error) => {
+            log::error!("{}", error_chain(&error));
+            crate::logger::flush_console();
             ExitCode::from(EXIT_SYSTEM)
         }
     }
 }
 
-fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
+/// What stopped `keel supervise` (exit 111).
+#[derive(Debug, thiserror::Error)]
+enum SuperviseError {
+    #[error("{0}")]
+    Signals(&'static str, #[source] nix::Error),
+    #[error("becoming a subreaper")]
+    Subreaper(#[source] std::io::Error),
+    #[error("starting the supervisor")]
+    Start(#[source] keel_supervision::SupervisorError),
+}
+
+fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError> {
     // Before any thread starts, so that every thread inherits the mask and these signals queue for the signalfd.
     let mut mask = SigSet::empty();
     for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
         mask.add(signal);
     }
-    mask.thread_block().map_err(|error| format!("blocking signals: {error}"))?;
-    let signals =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|error| format!("opening a signalfd: {error}"))?;
+    mask.thread_block().map_err(|error| SuperviseError::Signals("blocking signals", error))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
+        .map_err(|error| SuperviseError::Signals("opening a signalfd", error))?;
     // Orphans of containers' helpers come back to us (and the reaper), not to the host's init.
-    keel_runtime::become_subreaper().map_err(|error| format!("becoming a subreaper: {error}"))?;
+    keel_runtime::become_subreaper().map_err(SuperviseError::Subreaper)?;
 
     let router = crate::logger::router();
     // After the signals are blocked: the relay's thread inherits the mask, as under PID 1.
@@ -128,7 +141,7 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
         Ok(relay) => {
             router.replace_relay(relay);
         }
-        Err(error) => log::error!("syslog relay: {}", keel_logs::error_chain(&error)),
+        Err(error) => log::error!("syslog relay: {}", error_chain(&error)),
     }
     for warning in &user_data.warnings {
         log::warn!("{warning}");
@@ -148,14 +161,13 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), String> {
         }
     }
     let reaper = Arc::new(Reaper::new());
-    let handle = Supervisor::start(options, Arc::clone(&reaper), user_data)
-        .map_err(|error| format!("starting the supervisor: {error}"))?;
+    let handle = Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?;
     loop {
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,
             Ok(None) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(error) => return Err(format!("reading the signalfd: {error}")),
+            Err(error) => return Err(SuperviseError::Signals("reading the signalfd", error)),
         };
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGCHLD) => {
