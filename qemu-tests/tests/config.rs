@@ -3,6 +3,8 @@
 //! accepted generation, also after a reboot; a 1 GiB user-data is refused unread and falls back the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{ensure, Result};
 use keel_qemu_tests::artifacts::{self, Artifacts};
 use keel_qemu_tests::config_drive::{self, DriveSpec};
@@ -209,23 +211,20 @@ fn host_name_from_meta_data() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let artifacts = artifacts();
-    // One disk for all three boots: the generations live on its data partition.
-    let disk = scratch.path().join("disk.qcow2");
+/// A disk (qcow2 over keel.img, in `scratch`) whose data partition holds config generation 1, host name
+/// `good-one`: booted once, as `name`, with a good config drive, and powered off.
+fn disk_with_a_good_generation(scratch: &Path, artifacts: &Artifacts, name: &str) -> Result<PathBuf> {
+    let disk = scratch.join("disk.qcow2");
     keel_qemu_tests::disk::create_overlay(&artifacts.image, DiskFormat::Raw, &disk)?;
-
     let good = DriveSpec {
         user_data: "[host]\nhostname = \"good-one\"\n",
         meta_data: None,
         format: "vfat",
         layout: "nocloud",
     };
-    let good_drive = config_drive::build(scratch.path(), "good", &good)?;
+    let good_drive = config_drive::build(scratch, "good", &good)?;
     let first = Vm::start(
-        VmConfig::pvh("invalid_user_data_first_boot", &artifacts)
+        VmConfig::pvh(name, artifacts)
             .no_disks()
             .disk_file(&disk, DiskFormat::Qcow2)
             .disk_file(&good_drive, DiskFormat::Raw),
@@ -234,6 +233,15 @@ fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Resu
     ensure!(first.console().contains("host good-one"), "first boot:\n{}", first.console());
     first.power_down()?;
     first.wait_for_exit(timeouts::SHUTDOWN)?;
+    Ok(disk)
+}
+
+#[test]
+fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let artifacts = artifacts();
+    // One disk for all three boots: the generations live on its data partition.
+    let disk = disk_with_a_good_generation(scratch.path(), &artifacts, "invalid_user_data_first_boot")?;
 
     let bad_text = "[host]\nhostname = \"bad_name\"\nhostnme = \"x\"\n\n[containers.web]\nimage = \"nginx\"\nrestart = \"sometimes\"\n";
     let bad_drive = config_drive::write_unchecked_vfat(scratch.path(), "bad", bad_text)?;
@@ -272,25 +280,7 @@ fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Resu
 fn a_1_gib_user_data_is_refused_and_the_last_accepted_generation_used() -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let artifacts = artifacts();
-    let disk = scratch.path().join("disk.qcow2");
-    keel_qemu_tests::disk::create_overlay(&artifacts.image, DiskFormat::Raw, &disk)?;
-    let good = DriveSpec {
-        user_data: "[host]\nhostname = \"good-one\"\n",
-        meta_data: None,
-        format: "vfat",
-        layout: "nocloud",
-    };
-    let good_drive = config_drive::build(scratch.path(), "good", &good)?;
-    let first = Vm::start(
-        VmConfig::pvh("huge_user_data_first_boot", &artifacts)
-            .no_disks()
-            .disk_file(&disk, DiskFormat::Qcow2)
-            .disk_file(&good_drive, DiskFormat::Raw),
-    )?;
-    first.wait_for_ready(timeouts::PVH_READY)?;
-    ensure!(first.console().contains("host good-one"), "first boot:\n{}", first.console());
-    first.power_down()?;
-    first.wait_for_exit(timeouts::SHUTDOWN)?;
+    let disk = disk_with_a_good_generation(scratch.path(), &artifacts, "huge_user_data_first_boot")?;
 
     // 1 GiB of user-data: what PID 1 would have held in memory had it read the file whole.
     let huge = scratch.path().join("huge.user-data");

@@ -12,6 +12,7 @@ use keel_fixtures::containers::{busybox_archive, reaper, Outcome, TestHost};
 use keel_fixtures::devices::image_with_layer;
 use keel_fixtures::images::{raw_tar, RawEntry};
 use keel_images::ImageReference;
+use keel_logs::error_chain;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const SENTINEL: &str = "the host's own file\n";
@@ -84,16 +85,6 @@ fn run(host: &TestHost, image: &ImageReference, name: &str, keys: &str) -> Resul
     });
     keel_runtime::remove_container(&dirs.containers_dir, name, dirs.cgroup_root.as_deref()).unwrap();
     result
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 #[test]

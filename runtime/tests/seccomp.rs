@@ -3,7 +3,6 @@
 //! answers come back as written. Each test runs one container through `Container::create` + `start`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::error::Error;
 use std::path::Path;
 use std::time::Duration;
 
@@ -99,15 +98,7 @@ fn a_json_profile_answers_with_its_own_errno() {
 #[test]
 fn a_malformed_profile_fails_create_naming_the_file_and_the_fault() {
     let host = TestHost::new(Path::new(CACHE));
-    let chain = |error: CreateError| {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        text
-    };
+    let chain = |error: CreateError| keel_logs::error_chain(&error);
     let profile = host.temp.path().join("bad.json");
     std::fs::write(
         &profile,
