@@ -12,7 +12,6 @@ use keel_qemu_tests::disk::DiskFormat;
 use keel_qemu_tests::tcp_collector::TcpCollector;
 use keel_qemu_tests::timeouts;
 use keel_qemu_tests::vm::{Vm, VmConfig};
-use serde_json::json;
 
 fn artifacts() -> Artifacts {
     artifacts::ensure_built().expect("keel artifacts (make image)")
@@ -267,8 +266,7 @@ fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Resu
         ensure!(ready.contains("host good-one"), "{boot}: the last accepted generation was not used: {ready}");
         // Ctrl-Alt-Del reboots through PID 1's shutdown (the kernel hands the keys to PID 1 as SIGINT), which
         // unmounts /var before reboot(2); QEMU without -no-reboot starts the guest again with the same disks.
-        let ctrl_alt_del = ["ctrl", "alt", "delete"].map(|key| json!({"type": "qcode", "data": key}));
-        vm.qmp(json!({"execute": "send-key", "arguments": {"keys": ctrl_alt_del}}))?;
+        vm.ctrl_alt_del()?;
         vm.wait_for("keel: shutdown: reboot (Ctrl-Alt-Del)", timeouts::SHUTDOWN)?;
         vm.wait_for("keel: unmounted /var", timeouts::SHUTDOWN)?;
         vm.wait_for("keel: rebooting", timeouts::SHUTDOWN)?;

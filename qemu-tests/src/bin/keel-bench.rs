@@ -200,13 +200,13 @@ fn run() -> Result<()> {
             ),
         },
         Row {
-            figure: "power button → off, hello + 20 loggers + meter running (exit on SIGTERM; host wall)",
+            figure: "Ctrl-Alt-Del → reset, hello + 20 loggers (+ keel's meter) running, exit on SIGTERM (host wall)",
             keel: shutdown_figure(&keel_memory_boot.shutdown),
             target: "",
             peer: shutdown_figure(&peer_memory_boot.shutdown),
         },
         Row {
-            figure: "power button → off, 20 containers ignoring SIGTERM (stop_timeout 10 s; host wall)",
+            figure: "Ctrl-Alt-Del → reset, 20 containers ignoring SIGTERM (stop_timeout 10 s; host wall)",
             keel: shutdown_figure(&keel_deaf),
             target: "≤ shutdown_timeout (15 s) + 10 s",
             peer: String::new(),
@@ -286,7 +286,8 @@ fn shutdown_figure(shutdown: &Result<keel::Shutdown, String>) -> String {
     match shutdown {
         Ok(keel::Shutdown { wall_ms, guest_ms: Some(guest_ms) }) => format!("{wall_ms} ms (guest {guest_ms} ms)"),
         Ok(keel::Shutdown { wall_ms, guest_ms: None }) => format!("{wall_ms} ms"),
-        Err(error) => format!("n/a: {error}"),
+        // The first line: a VM error carries the console's last lines after it.
+        Err(error) => format!("n/a: {}", error.lines().next().unwrap_or_default()),
     }
 }
 

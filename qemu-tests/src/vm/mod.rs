@@ -232,6 +232,13 @@ impl Vm {
         self.qmp(json!({ "execute": "system_powerdown" })).map(drop)
     }
 
+    /// Presses Ctrl-Alt-Del on the PS/2 keyboard (QMP `send-key`): the kernel hands it to PID 1, which reboots
+    /// (keel, and systemd's `ctrl-alt-del.target`); with `-no-reboot` QEMU then exits.
+    pub fn ctrl_alt_del(&self) -> Result<(), VmError> {
+        let keys = ["ctrl", "alt", "delete"].map(|key| json!({"type": "qcode", "data": key}));
+        self.qmp(json!({"execute": "send-key", "arguments": {"keys": keys}})).map(drop)
+    }
+
     /// Runs a QMP command such as `{"execute": "query-status"}` and returns its `return` value.
     /// The QMP session is opened on first use.
     pub fn qmp(&self, command: Value) -> Result<Value, VmError> {
