@@ -25,6 +25,7 @@
 
 use keel_logs::error_chain;
 
+mod api;
 mod block;
 mod boot_config;
 mod boot_disk;

@@ -1,7 +1,9 @@
 //! What stage 2 starts and the shutdown stops: the long-running parts of PID 1 besides its main loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use keel_api::server::ApiServer;
 use keel_runtime::Reaper;
 use keel_supervision::SupervisorHandle;
 
@@ -17,7 +19,8 @@ const SYSLOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Services {
     pub network: Option<NetworkHandle>,
-    pub supervisor: Option<SupervisorHandle>,
+    pub supervisor: Option<Arc<SupervisorHandle>>,
+    pub api: Option<ApiServer>,
 }
 
 impl Services {
@@ -32,6 +35,10 @@ impl Services {
         // Containers first, all at once but each before those it depends on, each with its stop signal and timeout,
         // all within `[host] shutdown_timeout`; their last lines still reach syslog, whose relay then flushes
         // while the network is up. Every step is bounded.
+        // The API first: no request may start what the shutdown stops.
+        if let Some(api) = self.api {
+            timed("closing the API", || api.stop());
+        }
         if let Some(supervisor) = self.supervisor {
             timed("stopping the containers", || supervisor.shutdown());
         }

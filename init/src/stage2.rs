@@ -5,7 +5,7 @@
 //! less, so that it always reaches `ready` and stays reachable.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
@@ -20,7 +20,7 @@ use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
 use crate::network::{host_files, HostName};
 use crate::services::Services;
-use crate::{cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline};
+use crate::{api, cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline};
 
 const LOOPBACK: &CStr = c"lo";
 
@@ -110,8 +110,11 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
             None
         }
     };
-    let supervisor = start_supervisor(reaper, &config);
-    Services { network, supervisor }
+    let supervisor = start_supervisor(reaper, &config).map(Arc::new);
+    let api = supervisor
+        .as_ref()
+        .and_then(|supervisor| api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor)));
+    Services { network, supervisor, api }
 }
 
 /// Starts the containers of the config (after `ready`: importing preloaded images and pulls take their time).

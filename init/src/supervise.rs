@@ -149,7 +149,6 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError>
 
     let state_dir = arguments.state_dir;
     let api_socket = arguments.api_socket.unwrap_or_else(|| state_dir.join("keel.sock"));
-    log::info!("API socket (reserved; the API comes later): {}", api_socket.display());
     let mut options = SupervisorOptions::new(&state_dir);
     options.cgroup_root = arguments.cgroup_root.or_else(keel_runtime::cgroup::detect_mount);
     options.preloaded_images = arguments.preloaded_images;
@@ -161,7 +160,8 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError>
         }
     }
     let reaper = Arc::new(Reaper::new());
-    let handle = Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?;
+    let handle = Arc::new(Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?);
+    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle));
     loop {
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,
@@ -174,6 +174,10 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError>
                 reaper.reap_all();
             }
             Ok(Signal::SIGTERM | Signal::SIGINT) => {
+                // No request may start what the shutdown stops.
+                if let Some(api) = api {
+                    api.stop();
+                }
                 log::info!("stopping every container");
                 // Stopping waits for exits, which only this thread collects.
                 reaper.reap_while("shutdown", move || handle.shutdown());

@@ -28,8 +28,10 @@ fn sections_not_acted_on_yet_are_valid_with_a_warning() {
     std::fs::write(&path, "[api]\ntcp = \"0.0.0.0:2375\"\n").unwrap();
     let output = keelctl(&["validate", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));
-    let expected =
-        format!("warning: {}:1:1: api: accepted but not acted on yet: keel has no API server yet\n", path.display());
+    let expected = format!(
+        "warning: {}:1:1: api: accepted but not acted on yet: the API serves its unix socket only, not TCP yet\n",
+        path.display()
+    );
     assert_eq!(String::from_utf8(output.stderr).unwrap(), expected);
     assert!(String::from_utf8(output.stdout).unwrap().contains(": ok"));
 }

@@ -192,6 +192,7 @@ pub struct SupervisorHandle {
     threads: Mutex<BTreeMap<String, JoinHandle<()>>>,
     /// `[host] shutdown_timeout` of the last config applied.
     shutdown_timeout: Mutex<Duration>,
+    state_dir: PathBuf,
 }
 
 /// Entry point for PID 1 and `keel supervise`.
@@ -244,6 +245,7 @@ impl Supervisor {
             shared,
             threads: Mutex::new(BTreeMap::new()),
             shutdown_timeout: Mutex::new(Duration::from_secs(u64::from(user_data.host.shutdown_timeout))),
+            state_dir: options.state_dir.clone(),
         };
         handle.apply(user_data)?;
         Ok(handle)
@@ -412,14 +414,14 @@ impl SupervisorHandle {
         entry.sender.send(message).map_err(|_| SupervisorError::WorkerGone { name: name.to_owned() })
     }
 
-    /// `docker stop`: stop signal, stop timeout, SIGKILL; remembered as a manual stop (no restart; an
-    /// `unless-stopped` container stays stopped across supervisor restarts). Returns when it has stopped, or
-    /// [`SupervisorError::StopTimedOut`] after its stop timeout plus a margin.
-    pub fn stop(&self, name: &str) -> Result<(), SupervisorError> {
+    /// `docker stop`: stop signal, stop timeout (or `timeout`, as `docker stop -t`), SIGKILL; remembered as a
+    /// manual stop (no restart; an `unless-stopped` container stays stopped across supervisor restarts). Returns
+    /// when it has stopped, or [`SupervisorError::StopTimedOut`] after the timeout plus a margin.
+    pub fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<(), SupervisorError> {
         let entry = self.entry(name)?;
         let (done, stopped) = channel();
-        self.send(name, &entry, Message::Stop { by_user: true, done })?;
-        let bound = stop_bound(&entry.definition.config);
+        self.send(name, &entry, Message::Stop { by_user: true, timeout, done })?;
+        let bound = timeout.map_or_else(|| stop_bound(&entry.definition.config), |timeout| timeout + STOP_MARGIN);
         stopped.recv_timeout(bound).map_err(|error| match error {
             RecvTimeoutError::Timeout => SupervisorError::StopTimedOut { name: name.to_owned(), bound },
             RecvTimeoutError::Disconnected => SupervisorError::WorkerGone { name: name.to_owned() },
@@ -433,16 +435,31 @@ impl SupervisorHandle {
     }
 
     /// `docker restart`: stop (as above, but not a manual stop), then start. Returns once started, or
-    /// [`SupervisorError::RestartTimedOut`] after its stop timeout plus a margin.
-    pub fn restart(&self, name: &str) -> Result<(), SupervisorError> {
+    /// [`SupervisorError::RestartTimedOut`] after the stop timeout plus a margin.
+    pub fn restart(&self, name: &str, timeout: Option<Duration>) -> Result<(), SupervisorError> {
         let entry = self.entry(name)?;
         let (done, restarted) = channel();
-        self.send(name, &entry, Message::Restart { done })?;
-        let bound = stop_bound(&entry.definition.config);
+        self.send(name, &entry, Message::Restart { timeout, done })?;
+        let bound = timeout.map_or_else(|| stop_bound(&entry.definition.config), |timeout| timeout + STOP_MARGIN);
         restarted.recv_timeout(bound).map_err(|error| match error {
             RecvTimeoutError::Timeout => SupervisorError::RestartTimedOut { name: name.to_owned(), bound },
             RecvTimeoutError::Disconnected => SupervisorError::WorkerGone { name: name.to_owned() },
         })
+    }
+
+    /// How many images the store holds (tagged names).
+    pub fn image_count(&self) -> usize {
+        self.shared.store.list().map(|images| images.len()).unwrap_or(0)
+    }
+
+    /// Where the supervisor keeps containers, images and volumes.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+
+    /// The declared config of container `name` (what `docker inspect` shows as its Config and HostConfig).
+    pub fn config(&self, name: &str) -> Option<ContainerConfig> {
+        self.shared.containers.get(name).map(|entry| entry.definition.config.clone())
     }
 
     /// Stops every container, as Docker's daemon does at shutdown: all at once, but a container before those it

@@ -27,7 +27,7 @@ fn stop_escalates_to_sigkill_after_the_stop_timeout() {
         handle.logs("trap").unwrap().iter().any(|record| record.line == "ready").then_some(())
     });
     let started = Instant::now();
-    handle.stop("trap").unwrap();
+    handle.stop("trap", None).unwrap();
     let took = started.elapsed();
     let status = handle.container("trap").unwrap();
     assert_eq!((status.state, status.exit_code, status.restart_count), (State::Exited, 137, 0));

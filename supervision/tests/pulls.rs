@@ -25,7 +25,7 @@ fn a_start_after_a_stop_during_a_pull_waits_for_the_image() {
     wait_status(&handle, "late", "a failed pull", |status| status.state == State::Pulling && !status.error.is_empty());
 
     let asked = Instant::now();
-    handle.stop("late").unwrap();
+    handle.stop("late", None).unwrap();
     assert!(asked.elapsed() < Duration::from_secs(1), "a stop during a pull waited {:?}", asked.elapsed());
     let stopped = handle.container("late").unwrap();
     assert_eq!((stopped.state, stopped.status, stopped.stopped_by_user), (State::Created, "created", true));

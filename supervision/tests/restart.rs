@@ -73,7 +73,7 @@ fn unless_stopped_stays_stopped_after_a_manual_stop_across_supervisor_restarts()
     let handle = supervise(&host, text);
     for name in ["uls", "alws"] {
         wait_status(&handle, name, "running", |status| status.state == State::Running);
-        handle.stop(name).unwrap();
+        handle.stop(name, None).unwrap();
         let status = handle.container(name).unwrap();
         assert_eq!((status.state, status.stopped_by_user, status.restart_count), (State::Exited, true, 0));
     }

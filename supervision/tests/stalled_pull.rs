@@ -65,7 +65,7 @@ fn stop_and_shutdown_return_while_a_pull_stalls() {
     assert_eq!(handle.container("stalled").unwrap().state, State::Pulling);
 
     let asked = Instant::now();
-    handle.stop("stalled").unwrap();
+    handle.stop("stalled", None).unwrap();
     let stop_took = asked.elapsed();
     println!("stop during the stalled pull took {stop_took:?}");
     assert!(stop_took < PROMPT, "stop waited on the stalled pull for {stop_took:?}");

@@ -42,3 +42,4 @@ mod transport;
 
 pub use format::{Record, Severity};
 pub use relay::{RelayError, RelayStats, SyslogRelay, QUEUE_MAX_BYTES};
+pub use timestamp::rfc3339_millis;

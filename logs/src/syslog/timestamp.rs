@@ -17,7 +17,7 @@ struct Civil {
 }
 
 /// `2024-02-29T12:34:56.789Z`, as RFC 5424 wants it.
-pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
+pub fn rfc3339_millis(time: SystemTime) -> String {
     let c = civil(time);
     format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis)
 }

@@ -31,13 +31,16 @@ pub(crate) enum Message {
     Start {
         manual: bool,
     },
-    /// Answered on `done` once it is down.
+    /// Answered on `done` once it is down. `timeout` overrides the container's `stop_timeout` for this stop
+    /// (`docker stop -t`).
     Stop {
         by_user: bool,
+        timeout: Option<Duration>,
         done: Sender<()>,
     },
     /// Answered on `done` once the stop is over and the start begun.
     Restart {
+        timeout: Option<Duration>,
         done: Sender<()>,
     },
     /// Stop for good (supervisor shutdown, or reconciliation with `remove`: delete the container's files too),
@@ -91,6 +94,8 @@ pub(crate) struct Worker {
     waiters: Vec<(Until, Sender<()>)>,
     /// Set by a shutdown under a host-wide deadline: no stop timeout runs past it.
     kill_deadline: Option<Instant>,
+    /// The stop timeout a caller asked for, used by the next stop signal only.
+    next_stop_timeout: Option<Duration>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,6 +153,7 @@ impl Worker {
             timer: None,
             waiters: Vec::new(),
             kill_deadline: None,
+            next_stop_timeout: None,
         };
         (worker, sender)
     }
@@ -186,13 +192,17 @@ impl Worker {
     fn handle(&mut self, message: Message) {
         match message {
             Message::Start { manual } => self.apply(Event::Start { manual }),
-            Message::Stop { by_user, done } => {
+            Message::Stop { by_user, timeout, done } => {
                 self.waiters.push((Until::Down, done));
+                self.next_stop_timeout = timeout;
                 self.apply(Event::Stop { by_user });
+                self.next_stop_timeout = None;
             }
-            Message::Restart { done } => {
+            Message::Restart { timeout, done } => {
                 self.waiters.push((Until::Restarted, done));
+                self.next_stop_timeout = timeout;
                 self.apply(Event::Restart);
+                self.next_stop_timeout = None;
             }
             Message::Shutdown { remove, deadline, done } => {
                 self.waiters.push((Until::Finished, done));
@@ -275,7 +285,8 @@ impl Worker {
             Action::SendStopSignal => {
                 let signal = self.stop_signal();
                 self.signal(signal);
-                let timeout = Duration::from_secs(u64::from(self.config.stop_timeout));
+                let configured = Duration::from_secs(u64::from(self.config.stop_timeout));
+                let timeout = self.next_stop_timeout.take().unwrap_or(configured);
                 let mut kill_at = Instant::now() + timeout;
                 if let Some(deadline) = self.kill_deadline {
                     kill_at = kill_at.min(deadline);

@@ -1,0 +1,97 @@
+//! `GET /containers/{id}/logs`: the container's buffered output in Docker's multiplexed framing (keel gives
+//! containers no TTY): each line is a frame `[stream, 0, 0, 0, length as big-endian u32]` followed by the line.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::{Response, StatusCode};
+use keel_logs::syslog::rfc3339_millis;
+use keel_logs::{LogRecord, LogStream};
+
+use super::containers::resolve;
+use super::{error_reply, query, reply, Body, Context};
+
+/// Docker's stream numbers in a frame header.
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+
+/// The logs, filtered as asked: `stdout`, `stderr`, `tail` (a number or `all`), `since`/`until` (Unix seconds, with
+/// fractions), `timestamps`. `follow` is not served yet: the reply is what the buffer holds now.
+pub fn logs(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
+    let name = match resolve(context, reference) {
+        Ok(name) => name,
+        Err(refusal) => return refusal.reply(),
+    };
+    let (stdout, stderr) = (query::flag(query, "stdout"), query::flag(query, "stderr"));
+    if !stdout && !stderr {
+        return error_reply(StatusCode::BAD_REQUEST, "you must choose at least one stream");
+    }
+    let tail = match query.get("tail").map(String::as_str) {
+        None | Some("all") | Some("") => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(count) => Some(count),
+            Err(_) => return error_reply(StatusCode::BAD_REQUEST, &format!("tail: {text:?} is not a number or all")),
+        },
+    };
+    let since = query.get("since").and_then(|text| unix_time(text));
+    let until = query.get("until").and_then(|text| unix_time(text));
+    let timestamps = query::flag(query, "timestamps");
+    let records = context.supervisor.logs(&name).unwrap_or_default();
+    let chosen: Vec<&LogRecord> = records
+        .iter()
+        .filter(|record| match record.stream {
+            LogStream::Stdout => stdout,
+            LogStream::Stderr => stderr,
+        })
+        .filter(|record| since.is_none_or(|since| record.time >= since))
+        .filter(|record| until.is_none_or(|until| record.time <= until))
+        .collect();
+    let skip = tail.map_or(0, |tail| chosen.len().saturating_sub(tail));
+    let mut body = Vec::new();
+    for record in &chosen[skip..] {
+        frame(&mut body, record, timestamps);
+    }
+    reply(StatusCode::OK, "application/vnd.docker.multiplexed-stream", body)
+}
+
+/// Appends `record` as one frame.
+fn frame(body: &mut Vec<u8>, record: &LogRecord, timestamps: bool) {
+    let stream = match record.stream {
+        LogStream::Stdout => STDOUT,
+        LogStream::Stderr => STDERR,
+    };
+    let mut line = String::new();
+    if timestamps {
+        line.push_str(&rfc3339_millis(record.time));
+        line.push(' ');
+    }
+    line.push_str(&record.line);
+    line.push('\n');
+    let length = u32::try_from(line.len()).unwrap_or(u32::MAX);
+    body.extend_from_slice(&[stream, 0, 0, 0]);
+    body.extend_from_slice(&length.to_be_bytes());
+    body.extend_from_slice(line.as_bytes());
+}
+
+/// Docker's `since`/`until`: Unix seconds, optionally with a fraction (`1700000000.123456789`).
+fn unix_time(text: &str) -> Option<SystemTime> {
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let seconds: u64 = seconds.parse().ok()?;
+    let nanos: u32 = if fraction.is_empty() { 0 } else { format!("{fraction:0<9}").get(..9)?.parse().ok()? };
+    UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_the_stream_and_length() {
+        let record = LogRecord { stream: LogStream::Stderr, time: UNIX_EPOCH, line: "boom".to_owned() };
+        let mut body = Vec::new();
+        frame(&mut body, &record, false);
+        assert_eq!(body, [&[2, 0, 0, 0, 0, 0, 0, 5][..], b"boom\n"].concat());
+        assert_eq!(unix_time("10.5"), UNIX_EPOCH.checked_add(Duration::from_millis(10_500)));
+        assert_eq!(unix_time("x"), None);
+    }
+}

@@ -1,0 +1,234 @@
+//! The HTTP/1.1 server on the API socket: hyper on a single-threaded tokio runtime of its own thread, answering
+//! from the supervisor's snapshots ([`keel_supervision::SupervisorHandle`] reads never wait on writers).
+//!
+//! Bounds, because every client is treated as hostile: at most [`MAX_CONNECTIONS`] at once (more are closed on
+//! accept), request headers within [`MAX_HEADER_BYTES`] and [`HEADER_TIMEOUT`], request bodies ignored (no endpoint
+//! here takes one yet). Calls that wait on a container (stop, restart) run on the runtime's blocking pool, each
+//! bounded by the supervisor.
+
+mod containers;
+mod logs;
+mod query;
+mod routes;
+mod system;
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use keel_supervision::SupervisorHandle;
+use tokio::sync::{watch, Semaphore};
+
+use crate::docker::ErrorMessage;
+
+/// Connections served at once; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 256;
+/// The most a request's line and headers may take (hyper's buffer).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long a client has to send its request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who may use the socket: its mode and, if set, its group.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketAccess {
+    pub mode: u32,
+    pub group: Option<u32>,
+}
+
+/// What the handlers share.
+pub(crate) struct Context {
+    pub supervisor: Arc<SupervisorHandle>,
+    /// keel's version, for `/version` and `/info`.
+    pub version: String,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServerError {
+    #[error("cannot listen on the API socket {path}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set the owner or mode of the API socket {path}")]
+    Access {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the API thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// The running server; [`ApiServer::stop`] (or dropping it) closes the socket and every connection.
+pub struct ApiServer {
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl ApiServer {
+    /// Listens on `path` (a stale socket there is replaced) and serves on a thread of its own.
+    pub fn start(
+        path: &Path,
+        access: SocketAccess,
+        supervisor: Arc<SupervisorHandle>,
+        version: &str,
+    ) -> Result<ApiServer, ApiServerError> {
+        let bind_error = |source| ApiServerError::Bind { path: path.to_owned(), source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(bind_error)?;
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(bind_error(error)),
+        }
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let access_error = |source| ApiServerError::Access { path: path.to_owned(), source };
+        if let Some(group) = access.group {
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(group)))
+                .map_err(|errno| access_error(std::io::Error::from(errno)))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode)).map_err(access_error)?;
+        let context = Arc::new(Context { supervisor, version: version.to_owned() });
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("api".into())
+            .spawn(move || serve(listener, context, stopped))
+            .map_err(ApiServerError::Thread)?;
+        Ok(ApiServer { stop, thread: Some(thread), path: path.to_owned() })
+    }
+
+    /// Closes the socket and every connection, and waits for the server's thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Context>, mut stopped: watch::Receiver<bool>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(16).build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            log::error!("API: cannot start its runtime: {error}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::UnixListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                log::error!("API: cannot use the socket: {error}");
+                return;
+            }
+        };
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stopped.changed() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    log::warn!("API: accept: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            // Over the limit: closed at once (dropping the stream), so that idle clients cannot starve the rest.
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { continue };
+            let context = Arc::clone(&context);
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let context = Arc::clone(&context);
+                    async move { Ok::<_, Infallible>(routes::handle(&context, request).await) }
+                });
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    _ = stopped.changed() => {}
+                }
+                drop(slot);
+            });
+        }
+    });
+}
+
+/// The body every reply here has: whole, in memory (streams come with follow and events).
+pub(crate) type Body = Full<Bytes>;
+
+/// A JSON reply.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => reply(status, "application/json", bytes),
+        Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding the reply: {error}")),
+    }
+}
+
+/// A refusal: the status and message of an error reply.
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal { status, message: message.into() }
+    }
+
+    pub fn reply(self) -> Response<Body> {
+        error_reply(self.status, &self.message)
+    }
+}
+
+/// Docker's error shape, `{"message": …}`.
+pub(crate) fn error_reply(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::to_vec(&ErrorMessage { message: message.to_owned() }).unwrap_or_default();
+    reply(status, "application/json", body)
+}
+
+pub(crate) fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// 204 No Content.
+pub(crate) fn no_content() -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+pub(crate) type ApiRequest = Request<Incoming>;

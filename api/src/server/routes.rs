@@ -1,0 +1,57 @@
+//! Which handler answers a request: Docker's paths with or without their `/v1.NN` prefix, and keel's own under
+//! `/keel/v1/`.
+
+use hyper::{Method, Response, StatusCode};
+
+use super::query;
+use super::{containers, error_reply, logs, system, ApiRequest, Body, Context};
+
+/// Answers `request`; never fails (errors are replies in Docker's shape).
+pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
+    let method = request.method().clone();
+    let path = without_version(request.uri().path()).to_owned();
+    let query = query::parse(request.uri().query());
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&method),
+        (&Method::GET, ["version"]) => system::version(context),
+        (&Method::GET, ["info"]) => system::info(context),
+        (&Method::GET, ["containers", "json"]) => containers::list(context, &query),
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(context, id),
+        (&Method::GET, ["containers", id, "logs"]) => logs::logs(context, id, &query),
+        (&Method::POST, ["containers", id, "start"]) => containers::start(context, id),
+        (&Method::POST, ["containers", id, "stop"]) => containers::stop(context, id, &query).await,
+        (&Method::POST, ["containers", id, "restart"]) => containers::restart(context, id, &query).await,
+        (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
+        (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
+        _ => error_reply(StatusCode::NOT_FOUND, &format!("page not found: {method} {path}")),
+    }
+}
+
+/// `path` without a leading `/v1.NN` (Docker clients put the negotiated version there).
+fn without_version(path: &str) -> &str {
+    let Some(rest) = path.strip_prefix("/v") else { return path };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let numeric = rest[..end].split_once('.').is_some_and(|(major, minor)| {
+        !major.is_empty() && !minor.is_empty() && major.bytes().chain(minor.bytes()).all(|byte| byte.is_ascii_digit())
+    });
+    if numeric {
+        &rest[end..]
+    } else {
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_version_prefix_only() {
+        assert_eq!(without_version("/v1.44/containers/json"), "/containers/json");
+        assert_eq!(without_version("/containers/json"), "/containers/json");
+        assert_eq!(without_version("/v1.44"), "");
+        assert_eq!(without_version("/version"), "/version");
+        assert_eq!(without_version("/vx.1/version"), "/vx.1/version");
+    }
+}

@@ -1,0 +1,144 @@
+//! The stock `docker` CLI against `keel supervise`'s API socket, as a user runs it: `version`, `ps`, `inspect`,
+//! `logs`, `stop -t`, `restart`, `start`, and `rm` refused for a declared container. Each command's output is
+//! checked, not just its exit code. Runs as root, like the supervisor's runtime tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use keel_fixtures::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
+
+const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+
+/// Stops `keel supervise` (SIGTERM, then SIGKILL) when the test ends, also when it fails.
+struct Supervise(Child);
+
+impl Drop for Supervise {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn docker(socket: &Path, config_dir: &Path, args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("DOCKER_CONFIG", config_dir)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `docker args`, asserts success, returns stdout.
+fn ok(socket: &Path, config_dir: &Path, args: &[&str]) -> String {
+    let output = docker(socket, config_dir, args);
+    assert!(output.status.success(), "docker {args:?}: {}\n{}", output.status, text(&output.stderr));
+    text(&output.stdout)
+}
+
+#[test]
+fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
+    let host = TestHost::new(Path::new(CACHE));
+    let socket: PathBuf = host.temp.path().join("keel.sock");
+    let docker_config = host.temp.path().join("docker-config");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let config = format!(
+        "[containers.web]\nimage = \"{BUSYBOX}\"\nrestart = \"always\"\nlabels = {{ tier = \"front\" }}\n\
+         command = [\"sh\", \"-c\", \"i=0; while true; do i=$((i+1)); echo out $i; echo err $i >&2; sleep 0.2; done\"]\n\
+         [containers.deaf]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\nstop_timeout = 30\n\
+         [containers.done]\nimage = \"{BUSYBOX}\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n"
+    );
+    let config_file = host.temp.path().join("config.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let mut keel = Command::new(KEEL);
+    keel.arg("supervise").arg("--config").arg(&config_file).arg("--state-dir").arg(&host.state_dir);
+    keel.arg("--api-socket").arg(&socket);
+    if let Some(root) = cgroup_root() {
+        keel.arg("--cgroup-root").arg(root);
+    }
+    let _supervise = Supervise(keel.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    wait_for("the API socket", Duration::from_secs(60), || socket.exists().then_some(()));
+
+    let version = ok(&socket, &docker_config, &["version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"]);
+    assert_eq!(version.trim(), format!("{} 1.44", env!("CARGO_PKG_VERSION")));
+
+    let ps = |all: bool| {
+        let mut args = vec!["ps", "--format", "{{.Names}}|{{.State}}|{{.Status}}|{{.Image}}|{{.ID}}"];
+        if all {
+            args.push("-a");
+        }
+        ok(&socket, &docker_config, &args)
+    };
+    wait_for("web and deaf running, done exited", Duration::from_secs(60), || {
+        let listing = ps(true);
+        (listing.contains("web|running|Up ")
+            && listing.contains("deaf|running|Up ")
+            && listing.contains("done|exited|Exited (3) "))
+        .then_some(())
+    });
+    let running = ps(false);
+    assert!(!running.contains("done|"), "ps without -a lists an exited container:\n{running}");
+    let web_line = running.lines().find(|line| line.starts_with("web|")).unwrap().to_owned();
+    assert!(web_line.contains(&format!("|{BUSYBOX}|")), "{web_line}");
+    let short_id = web_line.rsplit('|').next().unwrap().to_owned();
+    assert_eq!(short_id.len(), 12, "docker ps shows 12 digits of the id: {web_line}");
+
+    let inspect = ok(
+        &socket,
+        &docker_config,
+        &["inspect", &short_id, "--format", "{{.Name}} {{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"tier\"}} {{.Config.Tty}}"],
+    );
+    assert_eq!(inspect.trim(), "/web true always front false");
+
+    wait_for("ten lines of web", Duration::from_secs(30), || {
+        let logs = docker(&socket, &docker_config, &["logs", "web"]);
+        (text(&logs.stdout).lines().count() >= 10).then_some(())
+    });
+    let logs = docker(&socket, &docker_config, &["logs", "--tail", "3", "web"]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    let (out, err) = (text(&logs.stdout), text(&logs.stderr));
+    assert!(out.lines().count() <= 3 && out.lines().all(|line| line.starts_with("out ")), "stdout: {out:?}");
+    assert!(err.lines().count() <= 3 && err.lines().all(|line| line.starts_with("err ")), "stderr: {err:?}");
+    assert_eq!(out.lines().count() + err.lines().count(), 3, "--tail 3 gives three lines in all");
+    let stamped = ok(&socket, &docker_config, &["logs", "--timestamps", "--tail", "1", "web"]);
+    assert!(stamped.is_empty() || stamped.chars().take(4).all(|c| c.is_ascii_digit()), "{stamped:?}");
+
+    // deaf's PID 1 is `sleep`, which ignores SIGTERM: `-t 1` must kill it after one second, not its configured 30.
+    let asked = Instant::now();
+    ok(&socket, &docker_config, &["stop", "-t", "1", "deaf"]);
+    let took = asked.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(15), "docker stop -t 1 took {took:?}");
+    assert!(ps(true).contains("deaf|exited|Exited (137) "), "{}", ps(true));
+    ok(&socket, &docker_config, &["start", "deaf"]);
+    wait_for("deaf running again", Duration::from_secs(30), || ps(false).contains("deaf|running|").then_some(()));
+
+    let pid =
+        |name: &str| ok(&socket, &docker_config, &["inspect", name, "--format", "{{.State.Pid}}"]).trim().to_owned();
+    let before = pid("web");
+    ok(&socket, &docker_config, &["restart", "-t", "1", "web"]);
+    let after = pid("web");
+    assert!(before != after && after != "0", "restart kept pid {before} (now {after})");
+
+    let removed = docker(&socket, &docker_config, &["rm", "-f", "web"]);
+    assert!(!removed.status.success());
+    assert!(text(&removed.stderr).contains("declared in the host's config"), "{}", text(&removed.stderr));
+    let missing = docker(&socket, &docker_config, &["logs", "nosuch"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("No such container: nosuch"), "{}", text(&missing.stderr));
+}
