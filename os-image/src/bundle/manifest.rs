@@ -113,7 +113,9 @@ pub enum ManifestError {
          or '-'"
     )]
     Compatible { compatible: String },
-    #[error("the manifest lists the payloads [{found}]; format {FORMAT_VERSION} has kernel, initramfs, root in that order")]
+    #[error(
+        "the manifest lists the payloads [{found}]; format {FORMAT_VERSION} has kernel, initramfs, root in that order"
+    )]
     Payloads { found: String },
     #[error("the manifest's payload {name} is {size} bytes, more than the {MAX_PAYLOAD_SIZE} a payload may have")]
     PayloadTooLarge { name: PayloadName, size: u64 },

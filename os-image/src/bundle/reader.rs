@@ -282,7 +282,11 @@ impl<R: Read> BundleReader<R> {
                 Ok(count) => break count.min(want),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    return Err(BundleError::Read { part: BundlePart::Payload(entry.name), offset: self.offset, source })
+                    return Err(BundleError::Read {
+                        part: BundlePart::Payload(entry.name),
+                        offset: self.offset,
+                        source,
+                    })
                 }
             }
         };
@@ -313,7 +317,12 @@ fn check_digest(streaming: &mut Streaming, entry: &PayloadEntry, end: u64) -> Re
     Ok(())
 }
 
-fn verify(keys: &[VerifyingKey], signed: &[u8], signature: &[u8; SIGNATURE_LEN], offset: u64) -> Result<(), BundleError> {
+fn verify(
+    keys: &[VerifyingKey],
+    signed: &[u8],
+    signature: &[u8; SIGNATURE_LEN],
+    offset: u64,
+) -> Result<(), BundleError> {
     if keys.is_empty() {
         return Err(BundleError::NoTrustedKeys);
     }

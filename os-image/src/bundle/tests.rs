@@ -113,7 +113,9 @@ fn a_bad_signature_is_refused() {
         let end = signature_offset + SIGNATURE_LEN as u64;
         assert_eq!(
             error.to_string(),
-            format!("the bundle's signature (bytes {signature_offset}..{end}) matches none of the 2 trusted update keys")
+            format!(
+                "the bundle's signature (bytes {signature_offset}..{end}) matches none of the 2 trusted update keys"
+            )
         );
     }
     assert!(matches!(open(&original, &policy(&[])), Err(BundleError::NoTrustedKeys)));
@@ -258,7 +260,10 @@ fn an_oversized_manifest_length_is_refused_before_reading_it() {
 fn other_files_and_formats_are_refused() {
     let keys = trusted();
     let error = open(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0", &policy(&keys)).err().unwrap();
-    assert_eq!(error.to_string(), "not a keel update bundle: it starts with \"\\x7fELF\\x02\\x01\\x01\\x00\", not \"KEELBNDL\"");
+    assert_eq!(
+        error.to_string(),
+        "not a keel update bundle: it starts with \"\\x7fELF\\x02\\x01\\x01\\x00\", not \"KEELBNDL\""
+    );
     let mut format_two = bundle("1.1.0");
     format_two[8] = 2;
     assert!(matches!(open(&format_two, &policy(&keys)), Err(BundleError::Format { format: 2 })));
