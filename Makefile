@@ -10,7 +10,7 @@ RECIPE     := os-image/keel.toml
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1764374400)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all deps init builder image kernel-update run test lint bench clean
+.PHONY: all deps init builder image bundle kernel-update run test lint bench clean
 
 all: image
 
@@ -30,10 +30,20 @@ PRELOAD := $(BUILD)/images/busybox.tar
 $(PRELOAD): scripts/make-busybox-image.sh
 	./scripts/make-busybox-image.sh $@
 
+# No update key is committed, so the image trusts none unless given one: `make image UPDATE_KEY=keys/update.pub`
+# (`keel-build keygen --out keys` makes a pair; docs/update.md).
 image: init builder $(PRELOAD)
 	$(KEEL_BUILD) image --recipe $(RECIPE) --out $(BUILD)/keel.img --init $(KEEL_BIN) \
 		--container-init target/$(MUSL)/release/keel-container-init \
-		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot --preload $(PRELOAD)
+		--cache $(BUILD)/cache --boot-dir $(BUILD)/boot --preload $(PRELOAD) \
+		$(if $(UPDATE_KEY),--update-key $(UPDATE_KEY))
+
+# The same recipe as a signed update bundle: `make bundle KEY=keys/update.key` writes $(BUILD)/keel.bundle.
+bundle: init builder $(PRELOAD)
+	@test -n "$(KEY)" || { echo "make bundle needs KEY=<secret key file>; keel-build keygen --out DIR makes one"; exit 2; }
+	$(KEEL_BUILD) bundle --recipe $(RECIPE) --out $(BUILD)/keel.bundle --key $(KEY) --init $(KEEL_BIN) \
+		--container-init target/$(MUSL)/release/keel-container-init \
+		--cache $(BUILD)/cache --preload $(PRELOAD) $(if $(UPDATE_KEY),--update-key $(UPDATE_KEY))
 
 # Moves the recipe's kernel lock (os-image/keel.lock) to Debian's current kernel; commit the lock afterwards.
 # `make image` moves it by itself only when the locked package has left the mirror.

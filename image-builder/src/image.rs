@@ -1,11 +1,11 @@
-//! The `image` command: runs every build step in order and assembles the disk image (raw, optionally qcow2).
+//! The `image` command: builds a slot's contents ([`crate::slot_build`]), the ESP and the data partition, and
+//! assembles the disk image (raw, optionally qcow2).
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use keel_os_image::initramfs::{LATE_MODULES_DIR, LATE_MODULE_LOAD_LIST};
 use keel_os_image::layout::{self, DATA_PARTITION, ESP_BOOT_LOADER, ESP_ENTRIES_DIR, ESP_LOADER_CONF, ESP_PARTITION};
 use keel_os_image::{BootEntryName, Slot};
 
@@ -13,36 +13,24 @@ use crate::boot_dir::{self, BootDirError};
 use crate::command::{CommandError, Tool};
 use crate::data_fs::{self, DataFsError};
 use crate::disk_writer::{self, DiskWriteError};
-use crate::erofs::{self, ErofsError};
+use crate::erofs::ErofsError;
 use crate::esp::{self, EspError, EspFile, EspSource};
 use crate::gpt::{self, GptError};
-use crate::initramfs::{self, InitramfsError, InitramfsInputs};
+use crate::initramfs::InitramfsError;
 use crate::kernel_cache::{self, KernelCacheError, KernelTree};
-use crate::kernel_lock;
+use crate::kernel_lock::{self, KernelLockError};
 use crate::kernel_package::{self, KernelDeb, KernelPackageError};
-use crate::module_closure::{self, ModuleClosureError};
-use crate::module_index::{ModuleIndex, ModuleIndexError};
+use crate::module_closure::ModuleClosureError;
+use crate::module_index::ModuleIndexError;
 use crate::recipe::{LoadedRecipe, RecipeError};
 use crate::reproducible::{self, DerivedIds, ReproducibleError};
-use crate::root_tree::{self, ExtraFile, GeneratedFile, RootTreeError, RootTreeInputs};
+use crate::root_tree::RootTreeError;
+use crate::slot_build::{self, SlotContents, SlotInputs};
+use crate::update_key::{self, UpdateKeyError};
 use crate::vmlinux::{self, VmlinuxError};
 
 /// Where preloaded image archives go in the root filesystem; PID 1 imports what it finds there at boot.
 pub const PRELOADED_IMAGES_DIR: &str = "/usr/share/keel/images";
-
-/// `/usr/share/keel/images/<file name>` for each archive; two archives with the same name are refused.
-fn preload_paths(archives: &[PathBuf]) -> Result<Vec<String>, ImageError> {
-    let mut paths: Vec<String> = Vec::new();
-    for archive in archives {
-        let name = archive.file_name().map(|name| name.to_string_lossy().into_owned());
-        let path = name.map(|name| format!("{PRELOADED_IMAGES_DIR}/{name}"));
-        match path {
-            Some(path) if archive.is_file() && !paths.contains(&path) => paths.push(path),
-            _ => return Err(ImageError::Preload { path: archive.clone() }),
-        }
-    }
-    Ok(paths)
-}
 
 /// systemd-boot's UEFI binary, from Debian's `systemd-boot-efi`.
 pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
@@ -67,6 +55,8 @@ pub struct ImageRequest {
     pub boot_dir: Option<PathBuf>,
     /// Image archives for `/usr/share/keel/images/`, which PID 1 imports at boot.
     pub preload: Vec<PathBuf>,
+    /// Public update key files whose bundles the image installs.
+    pub update_keys: Vec<PathBuf>,
 }
 
 /// What was built.
@@ -91,6 +81,8 @@ pub enum ImageError {
     Epoch(#[source] ReproducibleError),
     #[error("the init binary {path} is not a readable file")]
     Init { path: PathBuf },
+    #[error("reading an update key failed")]
+    UpdateKey(#[source] UpdateKeyError),
     #[error("the raw image path {raw} would be the qcow2 output too; choose an --out not ending in .raw")]
     RawPathClash { raw: PathBuf },
     #[error("the preloaded image archive {path} is not a readable file, or another archive has its file name")]
@@ -141,7 +133,21 @@ pub enum ImageError {
     BootDir(#[source] BootDirError),
 }
 
-fn step(message: &str) {
+impl ImageError {
+    /// Whether the error is the user's to fix (exit code 100): a bad recipe, lock file or update key file.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ImageError::Recipe(_) => true,
+            ImageError::KernelPackage(KernelPackageError::Lock(lock)) => {
+                matches!(lock, KernelLockError::Parse { .. } | KernelLockError::Invalid { .. })
+            }
+            ImageError::UpdateKey(error) => error.is_usage(),
+            _ => false,
+        }
+    }
+}
+
+pub(crate) fn step(message: &str) {
     eprintln!("keel-build: {message}");
 }
 
@@ -150,93 +156,31 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     let started = Instant::now();
     let recipe = LoadedRecipe::load(&request.recipe).map_err(ImageError::Recipe)?;
     let epoch = reproducible::source_date_epoch().map_err(ImageError::Epoch)?;
-    if !request.init.is_file() {
-        return Err(ImageError::Init { path: request.init.clone() });
-    }
-    if !request.container_init.is_file() {
-        return Err(ImageError::Init { path: request.container_init.clone() });
-    }
+    slot_build::check_binaries(&request.init, &request.container_init)?;
+    let update_keys = request
+        .update_keys
+        .iter()
+        .map(|path| update_key::read_public(path))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ImageError::UpdateKey)?;
     let version = &recipe.recipe.version;
     let ids = DerivedIds::new(version);
-    step(&format!("recipe {} (keel {version}, epoch {epoch})", request.recipe.display()));
+    step(&format!("recipe {} (keel {version}, {}, epoch {epoch})", request.recipe.display(), recipe.compatible()));
 
-    let (kernel, _) = prepare_kernel(&recipe, &request.cache, kernel_package::Mode::Locked)?;
-    step(&format!("kernel {}", kernel.description()));
-    let index = ModuleIndex::load(&kernel.modules_dir()).map_err(ImageError::ModuleIndex)?;
-    let modules =
-        module_closure::load_order(&index, &recipe.recipe.kernel.modules).map_err(ImageError::ModuleClosure)?;
-    let module_names: Vec<String> = modules.iter().map(|module| module.name.clone()).collect();
-    step(&format!("{} modules: {}", modules.len(), module_names.join(" ")));
-    let late_modules: Vec<_> = module_closure::load_order(&index, &recipe.recipe.kernel.late_modules)
-        .map_err(ImageError::ModuleClosure)?
-        .into_iter()
-        .filter(|module| !module_names.contains(&module.name))
-        .collect();
-    let late_names: Vec<&str> = late_modules.iter().map(|module| module.name.as_str()).collect();
-    step(&format!("{} late modules: {}", late_modules.len(), late_names.join(" ")));
-
-    let out_dir = match request.out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let work_error = |source| ImageError::WorkDir { dir: out_dir.clone(), source };
-    std::fs::create_dir_all(&out_dir).map_err(work_error)?;
-    // Scratch space next to the output (same filesystem, removed on drop even when a step fails).
-    let work = tempfile::Builder::new().prefix(".keel-build-").tempdir_in(&out_dir).map_err(work_error)?;
+    let work = slot_build::work_dir_beside(&request.out)?;
     let work = work.path();
-
-    let os_release = root_tree::os_release(version, &kernel.description());
-    let initrd = initramfs::build(&InitramfsInputs {
-        init: &request.init,
-        release: &os_release,
-        modules_dir: &kernel.modules_dir(),
-        kernel_release: &kernel.release,
-        modules: &modules,
-        strip_module_signatures: recipe.recipe.kernel.strip_module_signatures,
-        epoch,
-    })
-    .map_err(ImageError::Initramfs)?;
-    step(&format!("initramfs: {} bytes (gzip)", initrd.len()));
-
-    let plan = gpt::plan(&recipe.recipe.partitions, &ids);
-    let root_a_name = layout::root_partition_name(Slot::A);
-    let root_tree = work.join("root");
-    let preload_paths = preload_paths(&request.preload)?;
-    let extra_files: Vec<ExtraFile> = recipe
-        .recipe
-        .files
-        .iter()
-        .zip(&recipe.file_sources)
-        .map(|(file, source)| ExtraFile { source, path: &file.path, mode: file.mode })
-        .chain(request.preload.iter().zip(&preload_paths).map(|(source, path)| ExtraFile { source, path, mode: 0o644 }))
-        .collect();
-    let strip = recipe.recipe.kernel.strip_module_signatures;
-    let packed = initramfs::pack_modules(&kernel.modules_dir(), &kernel.release, &late_modules, strip)
-        .map_err(ImageError::Initramfs)?;
-    let mut generated: Vec<GeneratedFile> = packed
-        .files
-        .into_iter()
-        .map(|(relative, data)| GeneratedFile { path: format!("{LATE_MODULES_DIR}/{relative}"), data, mode: 0o644 })
-        .collect();
-    generated.push(GeneratedFile {
-        path: LATE_MODULE_LOAD_LIST.to_owned(),
-        data: packed.load_list.into_bytes(),
-        mode: 0o644,
-    });
-    let inputs = RootTreeInputs {
+    let SlotContents { kernel, initrd, root_image, modules: module_names } = slot_build::build(&SlotInputs {
+        recipe: &recipe,
         init: &request.init,
         container_init: &request.container_init,
-        os_release: &os_release,
-        files: &extra_files,
-        generated: &generated,
+        cache: &request.cache,
+        preload: &request.preload,
+        update_keys: &update_keys,
         epoch,
-    };
-    root_tree::stage(&root_tree, &inputs).map_err(ImageError::RootTree)?;
-    let root_image = work.join("root-a.erofs");
-    let root_limit = recipe.recipe.partitions.root << 20;
-    let root_size = erofs::make(&root_tree, &root_image, &ids.uuid(&format!("erofs:{root_a_name}")), epoch, root_limit)
-        .map_err(ImageError::Erofs)?;
-    step(&format!("root filesystem (erofs): {root_size} bytes"));
+        work,
+    })?;
+    let plan = gpt::plan(&recipe.recipe.partitions, &ids);
+    let root_a_name = layout::root_partition_name(Slot::A);
 
     let esp_image = work.join("esp.fat");
     let cmdline = recipe.cmdline(Slot::A);
@@ -343,7 +287,7 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
 
 /// The kernel of `recipe`, as its lock says or moved as `mode` and the mirror require (the lock then rewritten,
 /// which one line says), extracted in `cache`.
-fn prepare_kernel(
+pub(crate) fn prepare_kernel(
     recipe: &LoadedRecipe,
     cache: &Path,
     mode: kernel_package::Mode,

@@ -1,7 +1,9 @@
-//! The steps `keel-build` runs to turn a recipe into a keel disk image; `main.rs` is the thin CLI over [`image`].
+//! The steps `keel-build` runs to turn a recipe into a keel disk image or update bundle; `main.rs` is the thin CLI
+//! over [`image`], [`bundle`] and [`update_key`].
 
 pub mod bcj_x86;
 pub mod boot_dir;
+pub mod bundle;
 pub mod command;
 pub mod config_drive;
 pub mod cpio;
@@ -21,5 +23,7 @@ pub mod module_signature;
 pub mod recipe;
 pub mod reproducible;
 pub mod root_tree;
+pub mod slot_build;
 pub mod staging;
+pub mod update_key;
 pub mod vmlinux;

@@ -11,7 +11,11 @@
 //! keel-build image --recipe os-image/keel.toml --out build/keel.img \
 //!     --init target/x86_64-unknown-linux-musl/release/keel \
 //!     --container-init target/x86_64-unknown-linux-musl/release/keel-container-init \
-//!     [--cache build/cache] [--boot-dir build/boot] [--format raw|qcow2]
+//!     [--cache build/cache] [--boot-dir build/boot] [--format raw|qcow2] [--preload ARCHIVE]... \
+//!     [--update-key PUBLIC]...
+//! keel-build keygen --out DIR
+//! keel-build bundle --recipe os-image/keel.toml --out build/keel.bundle --key SECRET \
+//!     --init … --container-init … [--cache build/cache] [--preload ARCHIVE]... [--update-key PUBLIC]...
 //! keel-build kernel --recipe os-image/keel.toml [--cache build/cache] [--update]
 //! keel-build config-drive --user-data FILE [--meta-data FILE] [--format vfat|iso9660] \
 //!     [--layout nocloud|config-2] --out FILE
@@ -31,6 +35,13 @@
 //!   `KEEL_KERNEL`) for `make bench`.
 //! * `--format qcow2`: `--out` is a qcow2 made with `qemu-img convert`; the raw image is kept next to it as
 //!   `<out without extension>.raw`.
+//! * `--update-key`: a public key file (`keygen`'s `update.pub`) whose bundles the OS installs, copied to
+//!   `/usr/share/keel/update-keys/<n>.pub`. Without one an image installs no update.
+//! * `keygen`: writes a new signing key pair to `DIR/update.key` (secret, mode 0600) and `DIR/update.pub`; never
+//!   replaces an existing file.
+//! * `bundle`: builds what `image` puts in a root slot (kernel, initramfs, root erofs) and writes it as an update
+//!   bundle signed with `--key` (`docs/update.md`); reproducible like the image. Its OS trusts the `--update-key`s,
+//!   or without any the signing key's public half.
 //! * `config-drive`: the user-data must pass keel's validation (every error is printed, exit 100). NoCloud puts
 //!   `user-data` and `meta-data` on a filesystem labelled `cidata`; config-2 puts `openstack/latest/user_data`
 //!   and `meta_data.json` on one labelled `config-2`. Without `--meta-data` the instance id is the user-data's
@@ -45,25 +56,26 @@
 //! # Exit codes
 //! | Code | Meaning |
 //! |---|---|
-//! | 0 | image or config drive built |
-//! | 100 | usage error: bad command line, bad recipe or lock file, invalid user-data or meta-data |
+//! | 0 | image, bundle, key pair or config drive built |
+//! | 100 | usage error: bad command line, bad recipe or lock file, a key file that is no key (or is in keygen's way), invalid user-data or meta-data |
 //! | 111 | system error: a tool, the cache or a file operation failed |
 //!
 //! # Current limitations
-//! Slot b is left empty (zeros) and has no boot entry: updates write it. x86-64 and Debian kernel packages only;
+//! Slot b is left empty (zeros) and has no boot entry: an update writes it. x86-64 and Debian kernel packages only;
 //! the kernel's XZ payload must use only the x86 BCJ and LZMA2 filters.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use keel_image_builder::bundle::{self, BundleBuildError, BundleRequest};
 use keel_image_builder::config_drive::{self, ConfigDriveError, ConfigDriveRequest, DriveFormat, DriveLayout};
 use keel_image_builder::image::{self, ImageError, ImageFormat, ImageRequest};
-use keel_image_builder::kernel_lock::KernelLockError;
-use keel_image_builder::kernel_package::{self, KernelPackageError};
+use keel_image_builder::kernel_package;
+use keel_image_builder::update_key::{self, UpdateKeyError};
 
 #[derive(Parser)]
-#[command(name = "keel-build", version, about = "Builds keel disk images from a recipe")]
+#[command(name = "keel-build", version, about = "Builds keel disk images and update bundles from a recipe")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,6 +85,10 @@ struct Cli {
 enum Command {
     /// Build a disk image.
     Image(ImageArgs),
+    /// Build a signed update bundle: the kernel, initramfs and root filesystem an image would hold.
+    Bundle(BundleArgs),
+    /// Make a new update signing key pair (update.key, update.pub).
+    Keygen(KeygenArgs),
     /// Download, check and extract the recipe's locked kernel; with --update, move the lock to the current one.
     Kernel(KernelArgs),
     /// Build a config drive (NoCloud or OpenStack config-2) from a user-data file.
@@ -148,6 +164,44 @@ struct ImageArgs {
     /// An image archive (docker save or OCI archive) for /usr/share/keel/images, imported at boot. Repeatable.
     #[arg(long)]
     preload: Vec<PathBuf>,
+    /// A public update key file (keygen's update.pub): the image installs bundles it signed. Repeatable.
+    #[arg(long)]
+    update_key: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct BundleArgs {
+    /// The recipe (TOML).
+    #[arg(long)]
+    recipe: PathBuf,
+    /// The bundle to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The secret key file that signs the bundle (keygen's update.key).
+    #[arg(long)]
+    key: PathBuf,
+    /// The static PID 1 binary.
+    #[arg(long)]
+    init: PathBuf,
+    /// The static container init that `init = true` runs (keel-container-init).
+    #[arg(long)]
+    container_init: PathBuf,
+    /// Kernel package cache directory.
+    #[arg(long, default_value = "build/cache")]
+    cache: PathBuf,
+    /// An image archive for /usr/share/keel/images, as for `image`. Repeatable.
+    #[arg(long)]
+    preload: Vec<PathBuf>,
+    /// A public update key file the bundle's OS trusts; without any, the signing key's. Repeatable.
+    #[arg(long)]
+    update_key: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct KeygenArgs {
+    /// Directory for update.key (secret, mode 0600) and update.pub; created if missing.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,15 +226,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("keel-build: error: {error:#}");
-            let usage = matches!(
-                error.downcast_ref::<ImageError>(),
-                Some(
-                    ImageError::Recipe(_)
-                        | ImageError::KernelPackage(KernelPackageError::Lock(
-                            KernelLockError::Parse { .. } | KernelLockError::Invalid { .. }
-                        ))
-                )
-            ) || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
+            let usage = error.downcast_ref::<ImageError>().is_some_and(ImageError::is_usage)
+                || error.downcast_ref::<BundleBuildError>().is_some_and(BundleBuildError::is_usage)
+                || error.downcast_ref::<UpdateKeyError>().is_some_and(UpdateKeyError::is_usage)
+                || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_SYSTEM })
         }
     }
@@ -191,6 +240,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(args) => args,
         Command::ConfigDrive(args) => return build_config_drive(args),
         Command::Kernel(args) => return kernel(args),
+        Command::Bundle(args) => return build_bundle(args),
+        Command::Keygen(args) => return keygen(args),
     };
     let request = ImageRequest {
         recipe: args.recipe,
@@ -204,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cache: args.cache,
         boot_dir: args.boot_dir,
         preload: args.preload,
+        update_keys: args.update_key,
     };
     let summary = image::build(&request)?;
     println!("image:         {}", summary.image.display());
@@ -213,6 +265,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     println!("bytes used:    {} ({:.1} MiB)", summary.bytes_used, summary.bytes_used as f64 / 1048576.0);
     println!("apparent size: {} ({:.1} MiB)", summary.apparent_size, summary.apparent_size as f64 / 1048576.0);
     println!("kernel:        {}", summary.kernel);
+    Ok(())
+}
+
+fn build_bundle(args: BundleArgs) -> anyhow::Result<()> {
+    let request = BundleRequest {
+        recipe: args.recipe,
+        out: args.out,
+        init: args.init,
+        container_init: args.container_init,
+        cache: args.cache,
+        key: args.key,
+        update_keys: args.update_key,
+        preload: args.preload,
+    };
+    let summary = bundle::build(&request)?;
+    println!("bundle:        {}", summary.bundle.display());
+    println!("size:          {} ({:.1} MiB)", summary.size, summary.size as f64 / 1048576.0);
+    println!("version:       {}", summary.manifest.version);
+    println!("compatible:    {}", summary.manifest.compatible);
+    println!("kernel:        {}", summary.kernel);
+    for payload in &summary.manifest.payloads {
+        println!("  {:<10} {:>10} bytes  sha256:{}", payload.name.as_str(), payload.size, payload.sha256);
+    }
+    Ok(())
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let pair = update_key::generate(&args.out)?;
+    println!("secret key:    {} (keep it off the hosts; it signs bundles)", pair.secret.display());
+    println!("public key:    {} (for keel-build image --update-key)", pair.public.display());
     Ok(())
 }
 

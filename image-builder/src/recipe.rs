@@ -28,6 +28,10 @@ pub enum RecipeError {
 pub struct Recipe {
     /// The OS version: in boot entry names and `/etc/os-release`.
     pub version: String,
+    /// Which update bundles the OS installs: a bundle's `compatible` must equal the running OS's. Default
+    /// [`keel_os_image::bundle::DEFAULT_COMPATIBLE`].
+    #[serde(default)]
+    pub compatible: Option<String>,
     pub kernel: KernelSpec,
     pub partitions: PartitionSizes,
     #[serde(default)]
@@ -100,6 +104,11 @@ impl LoadedRecipe {
         Ok(LoadedRecipe { path: path.to_owned(), recipe, file_sources })
     }
 
+    /// The `compatible` string: the recipe's, or [`keel_os_image::bundle::DEFAULT_COMPATIBLE`].
+    pub fn compatible(&self) -> &str {
+        self.recipe.compatible.as_deref().unwrap_or(keel_os_image::bundle::DEFAULT_COMPATIBLE)
+    }
+
     /// The kernel command line of a slot's boot entry: the recipe's line plus the slot parameter.
     pub fn cmdline(&self, slot: keel_os_image::Slot) -> String {
         format!("{} {}={slot}", self.recipe.kernel.cmdline.trim(), keel_os_image::slot::SLOT_PARAMETER)
@@ -112,11 +121,14 @@ fn check(path: &Path, recipe: &Recipe) -> Result<(), RecipeError> {
         key: key.to_owned(),
         reason: reason.to_owned(),
     };
-    let version_ok = !recipe.version.is_empty()
-        && recipe.version.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._~-".contains(&byte));
-    if !version_ok {
+    if !keel_os_image::version::is_valid(&recipe.version) {
         // `+` would read as systemd-boot's boot counter in the entry name; `/` and spaces break paths.
-        return Err(invalid("version", "must be non-empty and use only letters, digits, '.', '_', '~' and '-'"));
+        return Err(invalid("version", "must be 1 to 64 letters, digits, '.', '_', '~' and '-'"));
+    }
+    if let Some(compatible) = &recipe.compatible {
+        if !keel_os_image::bundle::manifest::is_valid_compatible(compatible) {
+            return Err(invalid("compatible", "must be 1 to 64 letters, digits, '.', '_' and '-'"));
+        }
     }
     if !crate::kernel_lock::is_package_name(&recipe.kernel.package) {
         return Err(invalid("kernel.package", "must name a Debian kernel package, e.g. \"linux-image-amd64\""));
@@ -195,6 +207,10 @@ mode = 0o644
         assert_eq!(recipe.recipe.files[0].mode, 0o644);
         assert!(recipe.file_sources[0].ends_with("files/etc/passwd"));
         assert_eq!(recipe.cmdline(keel_os_image::Slot::A), "console=ttyS0 keel.slot=a");
+        assert_eq!(recipe.compatible(), "keel-x86_64");
+        let named =
+            load(&GOOD.replace("version = \"0.1.0\"", "version = \"0.1.0\"\ncompatible = \"keel-x86_64-qemu\""));
+        assert_eq!(named.unwrap().compatible(), "keel-x86_64-qemu");
     }
 
     #[test]
@@ -208,6 +224,7 @@ mode = 0o644
     fn bad_values_are_named() {
         let cases = [
             (GOOD.replace("\"0.1.0\"", "\"1+2\""), "version"),
+            (GOOD.replace("\"0.1.0\"", "\"0.1.0\"\ncompatible = \"keel x86\""), "compatible"),
             (GOOD.replace("console=ttyS0", "keel.slot=b"), "kernel.cmdline"),
             (GOOD.replace("path = \"/etc/passwd\"", "path = \"etc/../x\""), "files[0].path"),
             (GOOD.replace("path = \"/etc/passwd\"", "path = \"/etc/hostname\""), "files[0].path"),

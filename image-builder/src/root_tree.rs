@@ -85,12 +85,13 @@ fn stage_inner(dir: &Path, inputs: &RootTreeInputs) -> Result<(), StagingError> 
     staging::set_tree_times(dir, inputs.epoch)
 }
 
-/// `/etc/os-release` of a keel version (also used as the initramfs' `/etc/initrd-release`). `KEEL_KERNEL` is the
-/// kernel's description (`linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`): package names, versions and
-/// releases hold no character that needs escaping inside double quotes.
-pub fn os_release(version: &str, kernel: &str) -> String {
+/// `/etc/os-release` of a keel version (also used as the initramfs' `/etc/initrd-release`). `KEEL_COMPATIBLE` is
+/// what an update checks a bundle against ([`keel_os_image::os_release`]). `KEEL_KERNEL` is the kernel's
+/// description (`linux-image-6.1.0-57-amd64 6.1.192-3 (6.1.0-57-amd64)`): package names, versions, releases and
+/// compatible strings hold no character that needs escaping inside double quotes.
+pub fn os_release(version: &str, compatible: &str, kernel: &str) -> String {
     format!(
         "NAME=keel\nID=keel\nVERSION_ID={version}\nVERSION=\"{version}\"\nPRETTY_NAME=\"keel {version}\"\n\
-         KEEL_KERNEL=\"{kernel}\"\n"
+         KEEL_COMPATIBLE=\"{compatible}\"\nKEEL_KERNEL=\"{kernel}\"\n"
     )
 }

@@ -7,50 +7,11 @@
 mod common;
 
 use std::io::Read;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{build_env, run_ok};
+use common::{build_env, extract, mtools, partitions, run_ok};
 use keel_os_image::initramfs::parse_module_load_list;
 use keel_os_image::layout::{DATA_TYPE_GUID, ESP_TYPE_GUID, ROOT_TYPE_GUID};
-
-struct Partition {
-    name: String,
-    type_guid: String,
-    start: u64,
-    size: u64,
-}
-
-fn partitions(image: &Path) -> Vec<Partition> {
-    let output = run_ok(Command::new("sfdisk").arg("-J").arg(image));
-    let table: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let sector = table["partitiontable"]["sectorsize"].as_u64().unwrap_or(512);
-    table["partitiontable"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|partition| Partition {
-            name: partition["name"].as_str().unwrap().to_owned(),
-            type_guid: partition["type"].as_str().unwrap().to_owned(),
-            start: partition["start"].as_u64().unwrap() * sector,
-            size: partition["size"].as_u64().unwrap() * sector,
-        })
-        .collect()
-}
-
-/// Copies a partition out of the image into its own file.
-fn extract(image: &Path, partition: &Partition, to: PathBuf) -> PathBuf {
-    let mut bytes = vec![0u8; partition.size as usize];
-    std::fs::File::open(image).unwrap().read_exact_at(&mut bytes, partition.start).unwrap();
-    std::fs::write(&to, bytes).unwrap();
-    to
-}
-
-fn mtools(tool: &str, image: &Path, offset: u64, args: &[&str]) -> String {
-    let output = run_ok(Command::new(tool).arg("-i").arg(format!("{}@@{offset}", image.display())).args(args));
-    String::from_utf8(output.stdout).unwrap()
-}
 
 #[test]
 fn image_has_the_keel_layout() {

@@ -6,8 +6,12 @@
 //! a Type #1 boot entry per slot; the entry passes `keel.slot=<a|b>` to the kernel, and PID 1 mounts the root slot of
 //! that name. Writer and reader must agree on every name in that chain, so the names live here and nowhere else.
 //!
+//! The update bundle ([`bundle`]) lives here too: `keel-build bundle` writes it and PID 1 reads it, and both must
+//! agree on every byte.
+//!
 //! # Design
-//! Pure values and pure functions only: no I/O, so the A/B logic can be tested on values a test builds.
+//! Pure values and pure functions only: no file or device I/O, so the A/B logic can be tested on values a test
+//! builds. The bundle reader works on any `Read` it is given.
 //!
 //! # Current limitations
 //! One architecture (x86-64), one root filesystem type (erofs).
@@ -22,9 +26,12 @@
 //! ```
 
 pub mod boot_entry;
+pub mod bundle;
 pub mod initramfs;
 pub mod layout;
+pub mod os_release;
 pub mod slot;
+pub mod version;
 
 pub use boot_entry::{BootCounter, BootEntryError, BootEntryName};
 pub use slot::{Slot, SlotError};

@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -60,6 +61,36 @@ impl BuildEnv {
     }
 }
 
+impl BuildEnv {
+    /// The `keel-build bundle` command for `out`, signed with `key`, with the fixed epoch.
+    pub fn bundle_command(&self, out: &Path, key: &Path, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keel-build"));
+        command
+            .arg("bundle")
+            .arg("--recipe")
+            .arg(&self.recipe)
+            .arg("--out")
+            .arg(out)
+            .arg("--key")
+            .arg(key)
+            .arg("--init")
+            .arg(&self.init)
+            .arg("--container-init")
+            .arg(&self.init)
+            .arg("--cache")
+            .arg(&self.cache)
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", EPOCH);
+        command
+    }
+}
+
+/// Runs `keel-build keygen --out dir`; returns the secret and public key paths.
+pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    run_ok(Command::new(env!("CARGO_BIN_EXE_keel-build")).arg("keygen").arg("--out").arg(dir));
+    (dir.join("update.key"), dir.join("update.pub"))
+}
+
 /// Runs `command` and fails the test with its output unless it succeeds.
 pub fn run_ok(command: &mut Command) -> Output {
     let output = command.output().expect("command starts");
@@ -76,4 +107,44 @@ pub fn run_ok(command: &mut Command) -> Output {
 /// Whether two files have the same bytes (`cmp` is much faster than comparing in a debug build).
 pub fn same_bytes(a: &Path, b: &Path) -> bool {
     Command::new("cmp").arg("--quiet").arg(a).arg(b).status().expect("cmp starts").success()
+}
+
+/// A partition of a disk image, as `sfdisk -J` lists it.
+pub struct Partition {
+    pub name: String,
+    pub type_guid: String,
+    pub start: u64,
+    pub size: u64,
+}
+
+/// The partitions of `image`, in table order.
+pub fn partitions(image: &Path) -> Vec<Partition> {
+    let output = run_ok(Command::new("sfdisk").arg("-J").arg(image));
+    let table: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let sector = table["partitiontable"]["sectorsize"].as_u64().unwrap_or(512);
+    table["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|partition| Partition {
+            name: partition["name"].as_str().unwrap().to_owned(),
+            type_guid: partition["type"].as_str().unwrap().to_owned(),
+            start: partition["start"].as_u64().unwrap() * sector,
+            size: partition["size"].as_u64().unwrap() * sector,
+        })
+        .collect()
+}
+
+/// Copies a partition out of the image into its own file.
+pub fn extract(image: &Path, partition: &Partition, to: PathBuf) -> PathBuf {
+    let mut bytes = vec![0u8; partition.size as usize];
+    std::fs::File::open(image).unwrap().read_exact_at(&mut bytes, partition.start).unwrap();
+    std::fs::write(&to, bytes).unwrap();
+    to
+}
+
+/// Runs an mtools command on the FAT filesystem at `offset` of `image`; its stdout.
+pub fn mtools(tool: &str, image: &Path, offset: u64, args: &[&str]) -> String {
+    let output = run_ok(Command::new(tool).arg("-i").arg(format!("{}@@{offset}", image.display())).args(args));
+    String::from_utf8(output.stdout).unwrap()
 }
