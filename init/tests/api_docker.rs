@@ -52,18 +52,11 @@ fn ok(socket: &Path, config_dir: &Path, args: &[&str]) -> String {
     text(&output.stdout)
 }
 
-#[test]
-fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
-    let host = TestHost::new(Path::new(CACHE));
+/// `keel supervise` of `config` on `host`, its API socket, and a config dir for the docker CLI.
+fn supervise(host: &TestHost, config: &str) -> (Supervise, PathBuf, PathBuf) {
     let socket: PathBuf = host.temp.path().join("keel.sock");
     let docker_config = host.temp.path().join("docker-config");
     std::fs::create_dir_all(&docker_config).unwrap();
-    let config = format!(
-        "[containers.web]\nimage = \"{BUSYBOX}\"\nrestart = \"always\"\nlabels = {{ tier = \"front\" }}\n\
-         command = [\"sh\", \"-c\", \"i=0; while true; do i=$((i+1)); echo out $i; echo err $i >&2; sleep 0.2; done\"]\n\
-         [containers.deaf]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\nstop_timeout = 30\n\
-         [containers.done]\nimage = \"{BUSYBOX}\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n"
-    );
     let config_file = host.temp.path().join("config.toml");
     std::fs::write(&config_file, config).unwrap();
     let mut keel = Command::new(KEEL);
@@ -72,8 +65,21 @@ fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
     if let Some(root) = cgroup_root() {
         keel.arg("--cgroup-root").arg(root);
     }
-    let _supervise = Supervise(keel.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let supervise = Supervise(keel.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     wait_for("the API socket", Duration::from_secs(60), || socket.exists().then_some(()));
+    (supervise, socket, docker_config)
+}
+
+#[test]
+fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
+    let host = TestHost::new(Path::new(CACHE));
+    let config = format!(
+        "[containers.web]\nimage = \"{BUSYBOX}\"\nrestart = \"always\"\nlabels = {{ tier = \"front\" }}\n\
+         command = [\"sh\", \"-c\", \"i=0; while true; do i=$((i+1)); echo out $i; echo err $i >&2; sleep 0.2; done\"]\n\
+         [containers.deaf]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\nstop_timeout = 30\n\
+         [containers.done]\nimage = \"{BUSYBOX}\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n"
+    );
+    let (_supervise, socket, docker_config) = supervise(&host, &config);
 
     let version = ok(&socket, &docker_config, &["version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"]);
     assert_eq!(version.trim(), format!("{} 1.44", env!("CARGO_PKG_VERSION")));
@@ -141,4 +147,90 @@ fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
     let missing = docker(&socket, &docker_config, &["logs", "nosuch"]);
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("No such container: nosuch"), "{}", text(&missing.stderr));
+}
+
+#[test]
+fn the_docker_cli_filters_follows_kills_waits_and_lists_images() {
+    let host = TestHost::new(Path::new(CACHE));
+    let config = format!(
+        "[containers.ticker]\nimage = \"{BUSYBOX}\"\nlabels = {{ role = \"clock\" }}\n\
+         command = [\"sh\", \"-c\", \"trap 'echo got USR1' USR1; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done\"]\n\
+         [containers.quiet]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\n"
+    );
+    let (_supervise, socket, docker_config) = supervise(&host, &config);
+    let names = |args: &[&str]| {
+        let mut all = vec!["ps", "-a", "--format", "{{.Names}}"];
+        all.extend_from_slice(args);
+        let mut listed: Vec<String> = ok(&socket, &docker_config, &all).lines().map(str::to_owned).collect();
+        listed.sort();
+        listed
+    };
+    wait_for("both running", Duration::from_secs(60), || {
+        (names(&["--filter", "status=running"]).len() == 2).then_some(())
+    });
+    assert_eq!(names(&["--filter", "label=role=clock"]), ["ticker"]);
+    assert_eq!(names(&["--filter", "name=qui"]), ["quiet"]);
+    assert_eq!(names(&["--filter", "health=none", "--filter", "status=running"]), ["quiet", "ticker"]);
+    assert!(names(&["--filter", "status=exited"]).is_empty());
+    let bad = docker(&socket, &docker_config, &["ps", "--filter", "colour=red"]);
+    assert!(!bad.status.success() && text(&bad.stderr).contains("invalid filter 'colour'"), "{}", text(&bad.stderr));
+
+    // `logs -f` streams: the follower sees ticks that were written after it started.
+    let mut follower = Command::new("docker")
+        .args(["logs", "-f", "--tail", "1", "ticker"])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("DOCKER_CONFIG", &docker_config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        seen.push(line.trim().to_owned());
+    }
+    let numbers: Vec<u64> = seen.iter().filter_map(|line| line.strip_prefix("tick ")?.parse().ok()).collect();
+    assert_eq!(numbers.len(), 6, "{seen:?}");
+    assert!(numbers.windows(2).all(|pair| pair[1] == pair[0] + 1), "followed lines in order: {numbers:?}");
+
+    // kill -s USR1 reaches the command (its trap prints), and the follower sees it; then kill (SIGKILL) stops it
+    // for good, which ends the follow, and wait reports 137.
+    ok(&socket, &docker_config, &["kill", "-s", "USR1", "ticker"]);
+    let mut got_usr1 = false;
+    for _ in 0..50 {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            break;
+        }
+        if line.trim() == "got USR1" {
+            got_usr1 = true;
+            break;
+        }
+    }
+    assert!(got_usr1, "the USR1 trap's line did not reach logs -f");
+    let waiter = Command::new("docker")
+        .args(["wait", "ticker"])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("DOCKER_CONFIG", &docker_config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let killed = ok(&socket, &docker_config, &["kill", "ticker"]);
+    assert_eq!(killed.trim(), "ticker");
+    let waited = waiter.wait_with_output().unwrap();
+    assert_eq!(text(&waited.stdout).trim(), "137");
+    let follow_ended =
+        wait_for("logs -f to end with the container", Duration::from_secs(30), || follower.try_wait().unwrap());
+    assert!(follow_ended.success());
+    // A killed container stays down (the kill cancels its restart), and a second kill is refused.
+    assert_eq!(names(&["--filter", "status=exited"]), ["ticker"]);
+    let again = docker(&socket, &docker_config, &["kill", "ticker"]);
+    assert!(!again.status.success() && text(&again.stderr).contains("is not running"), "{}", text(&again.stderr));
+
+    let images = ok(&socket, &docker_config, &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(
+        images.lines().any(|line| line.starts_with(&format!("{BUSYBOX} sha256:")) || line.starts_with(BUSYBOX)),
+        "{images}"
+    );
 }

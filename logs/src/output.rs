@@ -67,26 +67,46 @@ pub fn console_line_within(container: &str, line: &str, max: usize) -> String {
 }
 
 /// The last [`MAX_LINES`] lines or [`MAX_BYTES`] bytes of a container's output, across its restarts.
+/// Every record ever pushed has a position (0, 1, 2, …), so that a follower (`docker logs -f`) can ask for what came
+/// after the last one it saw.
 #[derive(Debug, Default)]
 pub struct LogBuffer {
-    inner: Mutex<(VecDeque<LogRecord>, usize)>,
+    inner: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    records: VecDeque<LogRecord>,
+    bytes: usize,
+    /// How many records were ever pushed: the position of the next one.
+    pushed: u64,
 }
 
 impl LogBuffer {
     pub fn push(&self, record: LogRecord) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.1 += record.line.len();
-        inner.0.push_back(record);
-        while inner.0.len() > MAX_LINES || inner.1 > MAX_BYTES {
-            match inner.0.pop_front() {
-                Some(old) => inner.1 -= old.line.len(),
+        let mut kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.bytes += record.line.len();
+        kept.records.push_back(record);
+        kept.pushed += 1;
+        while kept.records.len() > MAX_LINES || kept.bytes > MAX_BYTES {
+            match kept.records.pop_front() {
+                Some(old) => kept.bytes -= old.line.len(),
                 None => break,
             }
         }
     }
 
     pub fn records(&self) -> Vec<LogRecord> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.iter().cloned().collect()
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).records.iter().cloned().collect()
+    }
+
+    /// The records kept from position `position` on (those already dropped are gone), and the position after the
+    /// last one.
+    pub fn after(&self, position: u64) -> (Vec<LogRecord>, u64) {
+        let kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = kept.pushed - kept.records.len() as u64;
+        let skip = usize::try_from(position.saturating_sub(first)).unwrap_or(usize::MAX);
+        (kept.records.iter().skip(skip).cloned().collect(), kept.pushed)
     }
 }
 
@@ -151,5 +171,35 @@ mod tests {
         assert_eq!(console_line_within("w", "\0\0", 6), "w | \\u{0} [cut]");
         assert_eq!(console_line_within("w", "abc", 7), "w | abc");
         assert!(console_line_within("w", &"\0".repeat(16 << 10), 2048).len() < 2048 + 16);
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    fn record(line: &str) -> LogRecord {
+        LogRecord { stream: LogStream::Stdout, time: std::time::SystemTime::UNIX_EPOCH, line: line.to_owned() }
+    }
+
+    #[test]
+    fn a_follower_gets_what_came_after_its_position() {
+        let buffer = LogBuffer::default();
+        buffer.push(record("a"));
+        buffer.push(record("b"));
+        let (first, position) = buffer.after(0);
+        assert_eq!((first.len(), position), (2, 2));
+        buffer.push(record("c"));
+        let (next, position) = buffer.after(position);
+        assert_eq!(next.iter().map(|r| r.line.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(position, 3);
+        assert!(buffer.after(3).0.is_empty());
+        // More than the buffer keeps: a follower far behind gets what is left.
+        for n in 0..MAX_LINES + 5 {
+            buffer.push(record(&n.to_string()));
+        }
+        let (rest, position) = buffer.after(1);
+        assert_eq!(rest.len(), MAX_LINES);
+        assert_eq!(position, 3 + MAX_LINES as u64 + 5);
     }
 }

@@ -93,6 +93,16 @@ impl SupervisorOptions {
     }
 }
 
+/// One image of the store, as `docker images` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImageSummary {
+    pub name: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    /// Config and layers as stored (compressed), in bytes.
+    pub size: u64,
+}
+
 /// What failed at the supervisor level.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
@@ -108,6 +118,8 @@ pub enum SupervisorError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{message}")]
+    Refused { name: String, message: String },
     #[error("container {name}: not stopped within {bound:?}")]
     StopTimedOut { name: String, bound: Duration },
     #[error("container {name}: not restarted within {bound:?}")]
@@ -406,6 +418,11 @@ impl SupervisorHandle {
         self.shared.containers.get(name).map(|entry| entry.logs.records())
     }
 
+    /// A container's output from position `position` on, and the position after it (see [`LogBuffer::after`]).
+    pub fn logs_after(&self, name: &str, position: u64) -> Option<(Vec<LogRecord>, u64)> {
+        self.shared.containers.get(name).map(|entry| entry.logs.after(position))
+    }
+
     fn entry(&self, name: &str) -> Result<Arc<Entry>, SupervisorError> {
         self.shared.containers.get(name).ok_or_else(|| SupervisorError::UnknownContainer { name: name.to_owned() })
     }
@@ -447,6 +464,27 @@ impl SupervisorHandle {
         })
     }
 
+    /// The store's images: name, manifest digest, config digest and size (config and layers, compressed).
+    pub fn images(&self) -> Vec<StoredImageSummary> {
+        let store = &self.shared.store;
+        let listed = store.list().unwrap_or_default();
+        listed
+            .into_iter()
+            .map(|(name, manifest_digest)| {
+                let manifest = store.read_manifest(&manifest_digest).ok();
+                let size = manifest.as_ref().map_or(0, |manifest| {
+                    manifest.layers.iter().fold(manifest.config.size, |total, layer| total.saturating_add(layer.size))
+                });
+                StoredImageSummary {
+                    name,
+                    manifest_digest: manifest_digest.to_string(),
+                    config_digest: manifest.map(|manifest| manifest.config.digest.to_string()).unwrap_or_default(),
+                    size,
+                }
+            })
+            .collect()
+    }
+
     /// How many images the store holds (tagged names).
     pub fn image_count(&self) -> usize {
         self.shared.store.list().map(|images| images.len()).unwrap_or(0)
@@ -455,6 +493,18 @@ impl SupervisorHandle {
     /// Where the supervisor keeps containers, images and volumes.
     pub fn state_dir(&self) -> &std::path::Path {
         &self.state_dir
+    }
+
+    /// `docker kill`: sends `signal` to a running container (see the worker's `Kill`); answers once it is sent.
+    pub fn kill(&self, name: &str, signal: i32) -> Result<(), SupervisorError> {
+        let entry = self.entry(name)?;
+        let (done, sent) = channel();
+        self.send(name, &entry, Message::Kill { signal, done })?;
+        match sent.recv_timeout(STOP_MARGIN) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(SupervisorError::Refused { name: name.to_owned(), message }),
+            Err(_) => Err(SupervisorError::WorkerGone { name: name.to_owned() }),
+        }
     }
 
     /// The declared config of container `name` (what `docker inspect` shows as its Config and HostConfig).

@@ -12,6 +12,7 @@ use keel_logs::syslog::rfc3339_millis;
 use keel_supervision::machine::State;
 use keel_supervision::ContainerStatus;
 
+use super::filters::{Filters, CONTAINER_FILTERS};
 use super::{error_reply, json, no_content, query, Body, Context, Refusal};
 use crate::docker::{
     ContainerInspect, ContainerState, ContainerSummary, HealthLogEntry, HealthView, InspectConfig, InspectHostConfig,
@@ -38,12 +39,17 @@ pub fn resolve(context: &Context, reference: &str) -> Result<String, Refusal> {
 /// `GET /containers/json`: running containers, or all with `all=1`.
 pub fn list(context: &Context, query: &HashMap<String, String>) -> Response<Body> {
     let all = query::flag(query, "all");
+    let filters = match Filters::parse(query.get("filters"), &CONTAINER_FILTERS) {
+        Ok(filters) => filters,
+        Err(refusal) => return refusal.reply(),
+    };
     let now = SystemTime::now();
     let summaries: Vec<ContainerSummary> = context
         .supervisor
         .status()
         .into_iter()
         .filter(|status| all || status.state == State::Running)
+        .filter(|status| filters.containers_match(status))
         .map(|status| {
             let config = context.supervisor.config(&status.name);
             summary(&status, config.as_ref(), now)
@@ -308,6 +314,68 @@ pub async fn restart(context: &Context, reference: &str, query: &HashMap<String,
         Ok(Ok(())) => no_content(),
         Ok(Err(error)) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &keel_logs::error_chain(&error)),
         Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the restart failed: {error}")),
+    }
+}
+
+/// `POST /containers/{id}/kill?signal=S`: 204 once sent (SIGKILL when none is named); 409 when not running.
+pub async fn kill(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
+    let name = match resolve(context, reference) {
+        Ok(name) => name,
+        Err(refusal) => return refusal.reply(),
+    };
+    let signal = match query.get("signal").filter(|text| !text.is_empty()) {
+        None => libc_sigkill(),
+        Some(text) => match text
+            .parse::<i32>()
+            .ok()
+            .or_else(|| keel_config::values::signal::parse_signal(text).ok().map(|signal| signal.0))
+        {
+            Some(signal) => signal,
+            None => return error_reply(StatusCode::BAD_REQUEST, &format!("invalid signal: {text}")),
+        },
+    };
+    let supervisor = std::sync::Arc::clone(&context.supervisor);
+    match tokio::task::spawn_blocking(move || supervisor.kill(&name, signal)).await {
+        Ok(Ok(())) => no_content(),
+        Ok(Err(keel_supervision::SupervisorError::Refused { message, .. })) => {
+            error_reply(StatusCode::CONFLICT, &message)
+        }
+        Ok(Err(error)) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &keel_logs::error_chain(&error)),
+        Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the kill failed: {error}")),
+    }
+}
+
+fn libc_sigkill() -> i32 {
+    nix::sys::signal::Signal::SIGKILL as i32
+}
+
+/// How often a waiter looks at the container's state.
+const WAIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `POST /containers/{id}/wait?condition=…`: once it is not running (`not-running`, the default; also
+/// `removed`, which a declared container never is), or once it has exited after this request (`next-exit`);
+/// `{"StatusCode": n}`.
+pub async fn wait(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
+    let name = match resolve(context, reference) {
+        Ok(name) => name,
+        Err(refusal) => return refusal.reply(),
+    };
+    let next_exit = match query.get("condition").map(String::as_str) {
+        None | Some("") | Some("not-running") | Some("removed") => false,
+        Some("next-exit") => true,
+        Some(other) => return error_reply(StatusCode::BAD_REQUEST, &format!("invalid condition: {other:?}")),
+    };
+    let exits_so_far = context.supervisor.container(&name).and_then(|status| status.finished_at);
+    loop {
+        let Some(status) = context.supervisor.container(&name) else {
+            return error_reply(StatusCode::NOT_FOUND, &format!("No such container: {reference}"));
+        };
+        let down = matches!(status.state, State::Exited | State::Dead | State::Created);
+        let exited_since = status.finished_at.is_some() && status.finished_at != exits_so_far;
+        if (next_exit && exited_since) || (!next_exit && down) {
+            return json(StatusCode::OK, &serde_json::json!({"StatusCode": status.exit_code}));
+        }
+        tokio::time::sleep(WAIT_INTERVAL).await;
     }
 }
 

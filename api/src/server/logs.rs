@@ -2,28 +2,71 @@
 //! containers no TTY): each line is a frame `[stream, 0, 0, 0, length as big-endian u32]` followed by the line.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use hyper::{Response, StatusCode};
 use keel_logs::syslog::rfc3339_millis;
 use keel_logs::{LogRecord, LogStream};
+use keel_supervision::machine::State;
 
 use super::containers::resolve;
-use super::{error_reply, query, reply, Body, Context};
+use super::{error_reply, query, reply, stream_body, Body, Context};
 
 /// Docker's stream numbers in a frame header.
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 
+/// How often a follower looks for new lines.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a client asked of the logs.
+struct Selection {
+    stdout: bool,
+    stderr: bool,
+    since: Option<SystemTime>,
+    until: Option<SystemTime>,
+    timestamps: bool,
+}
+
+impl Selection {
+    fn wants(&self, record: &LogRecord) -> bool {
+        let stream = match record.stream {
+            LogStream::Stdout => self.stdout,
+            LogStream::Stderr => self.stderr,
+        };
+        stream
+            && self.since.is_none_or(|since| record.time >= since)
+            && self.until.is_none_or(|until| record.time <= until)
+    }
+
+    /// The frames of the records of `records` this selection wants.
+    fn frames(&self, records: &[&LogRecord]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for record in records {
+            frame(&mut body, record, self.timestamps);
+        }
+        body
+    }
+}
+
 /// The logs, filtered as asked: `stdout`, `stderr`, `tail` (a number or `all`), `since`/`until` (Unix seconds, with
-/// fractions), `timestamps`. `follow` is not served yet: the reply is what the buffer holds now.
+/// fractions), `timestamps`; with `follow`, new lines as they come until the container stops for good or the
+/// client goes away.
 pub fn logs(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
     let name = match resolve(context, reference) {
         Ok(name) => name,
         Err(refusal) => return refusal.reply(),
     };
-    let (stdout, stderr) = (query::flag(query, "stdout"), query::flag(query, "stderr"));
-    if !stdout && !stderr {
+    let selection = Selection {
+        stdout: query::flag(query, "stdout"),
+        stderr: query::flag(query, "stderr"),
+        since: query.get("since").and_then(|text| unix_time(text)),
+        until: query.get("until").and_then(|text| unix_time(text)),
+        timestamps: query::flag(query, "timestamps"),
+    };
+    if !selection.stdout && !selection.stderr {
         return error_reply(StatusCode::BAD_REQUEST, "you must choose at least one stream");
     }
     let tail = match query.get("tail").map(String::as_str) {
@@ -33,26 +76,48 @@ pub fn logs(context: &Context, reference: &str, query: &HashMap<String, String>)
             Err(_) => return error_reply(StatusCode::BAD_REQUEST, &format!("tail: {text:?} is not a number or all")),
         },
     };
-    let since = query.get("since").and_then(|text| unix_time(text));
-    let until = query.get("until").and_then(|text| unix_time(text));
-    let timestamps = query::flag(query, "timestamps");
-    let records = context.supervisor.logs(&name).unwrap_or_default();
-    let chosen: Vec<&LogRecord> = records
-        .iter()
-        .filter(|record| match record.stream {
-            LogStream::Stdout => stdout,
-            LogStream::Stderr => stderr,
-        })
-        .filter(|record| since.is_none_or(|since| record.time >= since))
-        .filter(|record| until.is_none_or(|until| record.time <= until))
-        .collect();
+    let (records, mut position) = context.supervisor.logs_after(&name, 0).unwrap_or_default();
+    let chosen: Vec<&LogRecord> = records.iter().filter(|record| selection.wants(record)).collect();
     let skip = tail.map_or(0, |tail| chosen.len().saturating_sub(tail));
-    let mut body = Vec::new();
-    for record in &chosen[skip..] {
-        frame(&mut body, record, timestamps);
+    let first = selection.frames(&chosen[skip..]);
+    if !query::flag(query, "follow") {
+        return reply(StatusCode::OK, CONTENT_TYPE, first);
     }
-    reply(StatusCode::OK, "application/vnd.docker.multiplexed-stream", body)
+    let (sender, body) = stream_body();
+    let supervisor = Arc::clone(&context.supervisor);
+    tokio::spawn(async move {
+        if !first.is_empty() && sender.send(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        loop {
+            // Read before looking at the state: lines written before a final exit are still sent.
+            let running = supervisor
+                .container(&name)
+                .is_some_and(|status| !matches!(status.state, State::Exited | State::Dead | State::Created));
+            let Some((records, next)) = supervisor.logs_after(&name, position) else { return };
+            position = next;
+            let wanted: Vec<&LogRecord> = records.iter().filter(|record| selection.wants(record)).collect();
+            if !wanted.is_empty() && sender.send(Bytes::from(selection.frames(&wanted))).await.is_err() {
+                return;
+            }
+            if !running {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                _ = sender.closed() => return,
+            }
+        }
+    });
+    let mut response = Response::new(body);
+    if let Ok(value) = CONTENT_TYPE.parse() {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
 }
+
+/// Docker's content type for a multiplexed stream.
+const CONTENT_TYPE: &str = "application/vnd.docker.multiplexed-stream";
 
 /// Appends `record` as one frame.
 fn frame(body: &mut Vec<u8>, record: &LogRecord, timestamps: bool) {

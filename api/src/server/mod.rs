@@ -7,6 +7,8 @@
 //! bounded by the supervisor.
 
 mod containers;
+mod filters;
+mod images;
 mod logs;
 mod query;
 mod routes;
@@ -19,8 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use keel_supervision::SupervisorHandle;
@@ -182,8 +185,23 @@ fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Context>, mut 
     });
 }
 
-/// The body every reply here has: whole, in memory (streams come with follow and events).
-pub(crate) type Body = Full<Bytes>;
+/// A reply's body: whole, or a stream (`logs -f`) fed through a small bounded channel, so that a slow client
+/// holds back only its own producer.
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// A streamed reply's body, and the sender that feeds it (dropping the sender ends the body). At most
+/// [`STREAM_CHUNKS`] chunks wait for a slow client.
+pub(crate) fn stream_body() -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(STREAM_CHUNKS);
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), receiver))
+    });
+    (sender, StreamBody::new(frames).boxed())
+}
+
+/// Chunks a streamed reply may have waiting for its client.
+const STREAM_CHUNKS: usize = 8;
 
 /// A JSON reply.
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -216,7 +234,7 @@ pub(crate) fn error_reply(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 pub(crate) fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
@@ -226,7 +244,7 @@ pub(crate) fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Re
 
 /// 204 No Content.
 pub(crate) fn no_content() -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(Full::new(Bytes::new()).boxed());
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
 }

@@ -43,6 +43,12 @@ pub(crate) enum Message {
         timeout: Option<Duration>,
         done: Sender<()>,
     },
+    /// `docker kill`: `signal` to a running container; SIGKILL or its stop signal also stops it for now (no
+    /// restart, as Docker's kill cancels the restart policy for this exit), without a manual stop's memory.
+    Kill {
+        signal: i32,
+        done: Sender<Result<(), String>>,
+    },
     /// Stop for good (supervisor shutdown, or reconciliation with `remove`: delete the container's files too),
     /// killing it at `deadline` if its stop timeout would run later; answered on `done` as the worker ends.
     Shutdown {
@@ -96,6 +102,8 @@ pub(crate) struct Worker {
     kill_deadline: Option<Instant>,
     /// The stop timeout a caller asked for, used by the next stop signal only.
     next_stop_timeout: Option<Duration>,
+    /// The signal a kill asked for, sent by the next stop in place of the stop signal.
+    next_stop_signal: Option<i32>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,6 +162,7 @@ impl Worker {
             waiters: Vec::new(),
             kill_deadline: None,
             next_stop_timeout: None,
+            next_stop_signal: None,
         };
         (worker, sender)
     }
@@ -203,6 +212,20 @@ impl Worker {
                 self.next_stop_timeout = timeout;
                 self.apply(Event::Restart);
                 self.next_stop_timeout = None;
+            }
+            Message::Kill { signal, done } => {
+                let result = if self.machine.state() != State::Running {
+                    Err(format!("container {} is not running", self.name))
+                } else if signal == libc::SIGKILL || signal == self.stop_signal() {
+                    self.next_stop_signal = Some(signal);
+                    self.apply(Event::Stop { by_user: false });
+                    self.next_stop_signal = None;
+                    Ok(())
+                } else {
+                    self.signal(signal);
+                    Ok(())
+                };
+                let _ = done.send(result);
             }
             Message::Shutdown { remove, deadline, done } => {
                 self.waiters.push((Until::Finished, done));
@@ -283,7 +306,7 @@ impl Worker {
                 }
             },
             Action::SendStopSignal => {
-                let signal = self.stop_signal();
+                let signal = self.next_stop_signal.take().unwrap_or_else(|| self.stop_signal());
                 self.signal(signal);
                 let configured = Duration::from_secs(u64::from(self.config.stop_timeout));
                 let timeout = self.next_stop_timeout.take().unwrap_or(configured);
