@@ -84,10 +84,6 @@ fn read(reader: &mut Reader, root: &Field) -> UserData {
     }
     if let Some(field) = table.get("api") {
         user_data.api = api::read(reader, &field);
-        if user_data.api.tcp.is_some() {
-            let message = format!("{NOT_ACTED_ON}: the API serves its unix socket only, not TCP yet");
-            reader.warning(field.node.span(), "api", message);
-        }
     }
     if let Some(field) = table.get("update") {
         user_data.update = update::read(reader, &field);

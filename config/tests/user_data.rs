@@ -374,7 +374,6 @@ fn sections_not_acted_on_yet_are_valid_with_a_placed_warning() {
     assert_eq!(
         warnings,
         [
-            "user-data:4:1: api: accepted but not acted on yet: the API serves its unix socket only, not TCP yet",
             "user-data:7:1: update: accepted but not acted on yet: keel cannot install updates yet",
             "user-data:12:12: containers.web.required: accepted but not acted on yet: there is no update health gate yet",
         ]

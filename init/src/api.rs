@@ -22,7 +22,7 @@ pub fn start(path: &Path, config: &ApiConfig, supervisor: Arc<SupervisorHandle>)
         }
     };
     let access = SocketAccess { mode: config.socket_mode, group };
-    match ApiServer::start(path, access, supervisor, env!("CARGO_PKG_VERSION")) {
+    match ApiServer::start(path, access, config.tcp, supervisor, env!("CARGO_PKG_VERSION")) {
         Ok(server) => {
             log::info!("API on {}", path.display());
             Some(server)

@@ -52,6 +52,17 @@ fn ok(socket: &Path, config_dir: &Path, args: &[&str]) -> String {
     text(&output.stdout)
 }
 
+/// A loopback port for `host`'s TCP API: free now (bound and released), different for each test.
+fn tcp_port(host: &TestHost) -> u16 {
+    let file = host.temp.path().join("tcp-port");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        return text.parse().unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(&file, port.to_string()).unwrap();
+    port
+}
+
 /// `keel supervise` of `config` on `host`, its API socket, and a config dir for the docker CLI.
 fn supervise(host: &TestHost, config: &str) -> (Supervise, PathBuf, PathBuf) {
     let socket: PathBuf = host.temp.path().join("keel.sock");
@@ -155,7 +166,9 @@ fn the_docker_cli_filters_follows_kills_waits_and_lists_images() {
     let config = format!(
         "[containers.ticker]\nimage = \"{BUSYBOX}\"\nlabels = {{ role = \"clock\" }}\n\
          command = [\"sh\", \"-c\", \"trap 'echo got USR1' USR1; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done\"]\n\
-         [containers.quiet]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\n"
+         [containers.quiet]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\n\
+         [api]\ntcp = \"127.0.0.1:{}\"\n",
+        tcp_port(&host)
     );
     let (_supervise, socket, docker_config) = supervise(&host, &config);
     let names = |args: &[&str]| {
@@ -229,6 +242,14 @@ fn the_docker_cli_filters_follows_kills_waits_and_lists_images() {
     assert!(!again.status.success() && text(&again.stderr).contains("is not running"), "{}", text(&again.stderr));
 
     let images = ok(&socket, &docker_config, &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    // The same over TCP, where `[api] tcp` asks for it.
+    let over_tcp = Command::new("docker")
+        .args(["-H", &format!("tcp://127.0.0.1:{}", tcp_port(&host)), "ps", "--format", "{{.Names}}"])
+        .env("DOCKER_CONFIG", &docker_config)
+        .output()
+        .unwrap();
+    assert!(over_tcp.status.success(), "{}", text(&over_tcp.stderr));
+    assert_eq!(text(&over_tcp.stdout).trim(), "quiet");
     assert!(
         images.lines().any(|line| line.starts_with(&format!("{BUSYBOX} sha256:")) || line.starts_with(BUSYBOX)),
         "{images}"

@@ -25,11 +25,11 @@ fn valid_file_prints_a_summary() {
 fn sections_not_acted_on_yet_are_valid_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("user-data");
-    std::fs::write(&path, "[api]\ntcp = \"0.0.0.0:2375\"\n").unwrap();
+    std::fs::write(&path, "[update]\nurl = \"https://updates.example/keel/\"\n").unwrap();
     let output = keelctl(&["validate", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));
     let expected = format!(
-        "warning: {}:1:1: api: accepted but not acted on yet: the API serves its unix socket only, not TCP yet\n",
+        "warning: {}:1:1: update: accepted but not acted on yet: keel cannot install updates yet\n",
         path.display()
     );
     assert_eq!(String::from_utf8(output.stderr).unwrap(), expected);

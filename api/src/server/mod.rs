@@ -67,6 +67,12 @@ pub enum ApiServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen on tcp://{address} for the API")]
+    BindTcp {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the API thread")]
     Thread(#[source] std::io::Error),
 }
@@ -79,10 +85,12 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Listens on `path` (a stale socket there is replaced) and serves on a thread of its own.
+    /// Listens on `path` (a stale socket there is replaced), and on `tcp` when given, and serves on a thread of
+    /// its own.
     pub fn start(
         path: &Path,
         access: SocketAccess,
+        tcp: Option<std::net::SocketAddr>,
         supervisor: Arc<SupervisorHandle>,
         version: &str,
     ) -> Result<ApiServer, ApiServerError> {
@@ -103,11 +111,23 @@ impl ApiServer {
                 .map_err(|errno| access_error(std::io::Error::from(errno)))?;
         }
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode)).map_err(access_error)?;
+        let tcp = match tcp {
+            Some(address) => {
+                let listener = std::net::TcpListener::bind(address)
+                    .map_err(|source| ApiServerError::BindTcp { address, source })?;
+                listener.set_nonblocking(true).map_err(|source| ApiServerError::BindTcp { address, source })?;
+                // As dockerd's 2375: anyone who reaches it controls the host's containers.
+                log::warn!("API on tcp://{address} too: plain HTTP without authentication, for trusted networks only");
+                Some(listener)
+            }
+            None => None,
+        };
         let context = Arc::new(Context { supervisor, version: version.to_owned() });
         let (stop, stopped) = watch::channel(false);
+        let listeners = Listeners { unix: listener, tcp };
         let thread = std::thread::Builder::new()
             .name("api".into())
-            .spawn(move || serve(listener, context, stopped))
+            .spawn(move || serve(listeners, context, stopped))
             .map_err(ApiServerError::Thread)?;
         Ok(ApiServer { stop, thread: Some(thread), path: path.to_owned() })
     }
@@ -132,7 +152,7 @@ impl Drop for ApiServer {
     }
 }
 
-fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Context>, mut stopped: watch::Receiver<bool>) {
+fn serve(listeners: Listeners, context: Arc<Context>, stopped: watch::Receiver<bool>) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(16).build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -141,48 +161,81 @@ fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Context>, mut 
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::UnixListener::from_std(listener) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let unix = match tokio::net::UnixListener::from_std(listeners.unix) {
             Ok(listener) => listener,
             Err(error) => {
                 log::error!("API: cannot use the socket: {error}");
                 return;
             }
         };
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = stopped.changed() => return,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    log::warn!("API: accept: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+        if let Some(tcp) = listeners.tcp {
+            match tokio::net::TcpListener::from_std(tcp) {
+                Ok(tcp) => {
+                    let (context, slots, stopped) = (Arc::clone(&context), Arc::clone(&slots), stopped.clone());
+                    tokio::spawn(async move {
+                        accept_loop(|| async { tcp.accept().await.map(|(stream, _)| stream) }, context, slots, stopped)
+                            .await
+                    });
                 }
-            };
-            // Over the limit: closed at once (dropping the stream), so that idle clients cannot starve the rest.
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { continue };
-            let context = Arc::clone(&context);
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let context = Arc::clone(&context);
-                    async move { Ok::<_, Infallible>(routes::handle(&context, request).await) }
-                });
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
-                let connection = http.serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    _ = connection.as_mut() => {}
-                    _ = stopped.changed() => {}
-                }
-                drop(slot);
-            });
+                Err(error) => log::error!("API: cannot use the TCP listener: {error}"),
+            }
         }
+        accept_loop(|| async { unix.accept().await.map(|(stream, _)| stream) }, context, slots, stopped).await;
     });
+}
+
+/// Accepts connections from `accept` and serves each on a task of its own, within the shared connection slots,
+/// until the server stops.
+async fn accept_loop<S, F, Fut>(
+    accept: F,
+    context: Arc<Context>,
+    slots: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = accept() => accepted,
+            _ = stopped.changed() => return,
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                log::warn!("API: accept: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Over the limit: closed at once (dropping the stream), so that idle clients cannot starve the rest.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { continue };
+        let context = Arc::clone(&context);
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let context = Arc::clone(&context);
+                async move { Ok::<_, Infallible>(routes::handle(&context, request).await) }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopped.changed() => {}
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The sockets the server listens on.
+struct Listeners {
+    unix: std::os::unix::net::UnixListener,
+    tcp: Option<std::net::TcpListener>,
 }
 
 /// A reply's body: whole, or a stream (`logs -f`) fed through a small bounded channel, so that a slow client
