@@ -88,7 +88,6 @@ fn read(reader: &mut Reader, root: &Field) -> UserData {
     }
     if let Some(field) = table.get("update") {
         user_data.update = update::read(reader, &field);
-        reader.warning(field.node.span(), "update", format!("{NOT_ACTED_ON}: keel cannot install updates yet"));
     }
     if let Some(field) = table.get("registries") {
         user_data.registries = registries::read(reader, &field);

@@ -1,5 +1,6 @@
 //! What stage 2 starts and the shutdown stops: the long-running parts of PID 1 besides its main loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use keel_runtime::Reaper;
@@ -17,7 +18,8 @@ const SYSLOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Services {
     pub network: Option<NetworkHandle>,
-    pub supervisor: Option<SupervisorHandle>,
+    /// Shared with the health gate of a trial boot, which reads the containers' status.
+    pub supervisor: Option<Arc<SupervisorHandle>>,
 }
 
 impl Services {
