@@ -29,7 +29,10 @@ pub struct ContainerReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Waiting,
-    Passed,
+    /// Why, in words.
+    Passed {
+        reason: String,
+    },
     /// Why, and the required containers that were not ready for the window.
     Failed {
         reason: String,
@@ -66,10 +69,8 @@ impl HealthGate {
     pub fn observe(&mut self, now: Instant, statuses: &[ContainerStatus]) -> (Vec<String>, Verdict) {
         let required: Vec<&ContainerStatus> = statuses.iter().filter(|status| status.required).collect();
         if required.is_empty() {
-            return (
-                vec!["no container is required: the gate passes once the supervisor runs".to_owned()],
-                Verdict::Passed,
-            );
+            let reason = "no container is required, and the supervisor runs".to_owned();
+            return (Vec::new(), Verdict::Passed { reason });
         }
         let mut progress = Vec::new();
         for status in &required {
@@ -105,7 +106,9 @@ impl HealthGate {
                 .is_some_and(|streak| now.saturating_duration_since(streak.since) >= self.window)
         };
         if required.iter().all(|status| ready_for_window(&status)) {
-            return (progress, Verdict::Passed);
+            let names = required.iter().map(|status| status.name.as_str()).collect::<Vec<_>>().join(", ");
+            let reason = format!("required container {names} ready for {:?} without a break", self.window);
+            return (progress, Verdict::Passed { reason });
         }
         if now.saturating_duration_since(self.started) >= self.timeout {
             let containers: Vec<ContainerReport> =
@@ -204,7 +207,8 @@ mod tests {
         assert_eq!(gate.observe(at(start, 1), &[running("web", 0), optional.clone()]).1, Verdict::Waiting);
         assert_eq!(gate.observe(at(start, 5), &[running("web", 0), optional.clone()]).1, Verdict::Waiting);
         // The optional container never ran: it does not count.
-        assert_eq!(gate.observe(at(start, 6), &[running("web", 0), optional]).1, Verdict::Passed);
+        let reason = "required container web ready for 5s without a break".to_owned();
+        assert_eq!(gate.observe(at(start, 6), &[running("web", 0), optional]).1, Verdict::Passed { reason });
     }
 
     #[test]
@@ -221,7 +225,7 @@ mod tests {
         let mut healthy = running("web", 1);
         healthy.health = Some(Health { status: HealthState::Healthy, ..Health::default() });
         assert_eq!(gate.observe(at(start, 10), &[healthy.clone()]).1, Verdict::Waiting);
-        assert_eq!(gate.observe(at(start, 15), &[healthy]).1, Verdict::Passed);
+        assert!(matches!(gate.observe(at(start, 15), &[healthy]).1, Verdict::Passed { .. }));
     }
 
     #[test]
@@ -260,7 +264,8 @@ mod tests {
         let start = Instant::now();
         let mut gate = HealthGate::new(WINDOW, TIMEOUT, start);
         let optional = ContainerStatus::new("debug", "busybox", RestartPolicy::No, false);
-        assert_eq!(gate.observe(start, &[optional]).1, Verdict::Passed);
-        assert_eq!(gate.observe(start, &[]).1, Verdict::Passed);
+        let passed = Verdict::Passed { reason: "no container is required, and the supervisor runs".to_owned() };
+        assert_eq!(gate.observe(start, &[optional]).1, passed);
+        assert_eq!(gate.observe(start, &[]).1, passed);
     }
 }

@@ -50,7 +50,7 @@ pub fn start_gate(
             Some(supervisor) => hold(&supervisor, window, timeout),
             None => Verdict::Failed { reason: "the supervisor did not start".to_owned(), containers: Vec::new() },
         };
-        conclude(&entry, verdict, window, &mailbox);
+        conclude(&entry, verdict, &mailbox);
     });
     if let Err(error) = spawned {
         log::error!("cannot start the health gate: {}; the boot counter alone decides this trial", error_chain(&error));
@@ -73,9 +73,9 @@ fn hold(supervisor: &SupervisorHandle, window: Duration, timeout: Duration) -> V
 }
 
 /// Blesses the entry, or marks it bad and asks for the reboot; records the outcome either way.
-fn conclude(entry: &BootEntryName, verdict: Verdict, window: Duration, mailbox: &ShutdownMailbox) {
+fn conclude(entry: &BootEntryName, verdict: Verdict, mailbox: &ShutdownMailbox) {
     let (outcome, reason, containers) = match verdict {
-        Verdict::Passed => (Outcome::Passed, format!("every required container was ready for {window:?}"), Vec::new()),
+        Verdict::Passed { reason } => (Outcome::Passed, reason, Vec::new()),
         Verdict::Failed { reason, containers } => (Outcome::Failed, reason, containers),
         Verdict::Waiting => return,
     };
