@@ -67,9 +67,6 @@ impl UserData {
     }
 }
 
-/// The start of the warning for a section that is accepted (so a config stays valid when it lands) and ignored.
-const NOT_ACTED_ON: &str = "accepted but not acted on yet";
-
 fn read(reader: &mut Reader, root: &Field) -> UserData {
     let mut user_data = UserData::default();
     let Some(table) = reader.table(root, &SECTIONS) else { return user_data };
@@ -87,7 +84,6 @@ fn read(reader: &mut Reader, root: &Field) -> UserData {
     }
     if let Some(field) = table.get("update") {
         user_data.update = update::read(reader, &field);
-        reader.warning(field.node.span(), "update", format!("{NOT_ACTED_ON}: keel cannot install updates yet"));
     }
     if let Some(field) = table.get("registries") {
         user_data.registries = registries::read(reader, &field);

@@ -37,6 +37,7 @@ fn empty_file_is_all_defaults() {
     assert_eq!(user_data.syslog.facility.to_string(), "daemon");
     assert_eq!(user_data.api.socket_mode, 0o600);
     assert_eq!(user_data.update.health_timeout, Duration::from_secs(300));
+    assert_eq!(user_data.update.health_window, Duration::from_secs(60));
 }
 
 #[test]
@@ -61,6 +62,7 @@ fn complete_example_parses() {
     assert_eq!(user_data.api.tcp.unwrap().port(), 2375);
     assert_eq!(user_data.api.socket_mode, 0o660);
     assert_eq!(user_data.update.url.as_deref(), Some("https://updates.example.com/keel/"));
+    assert_eq!(user_data.update.health_window, Duration::from_secs(90));
     assert!(user_data.registries["registry.local:5000"].insecure);
     assert_eq!(user_data.registries["ghcr.io"].credentials.as_ref().unwrap().username, "keel-bot");
 
@@ -293,6 +295,14 @@ network = \"bridge\"\ncpus = 0\ncap_add = [\"NET_ADMINS\"]\nvolumes = [\"data:re
         error("[update]\nhealth_timeout = \"5 minutes\"\n"),
         "user-data:2:18: update.health_timeout: \"5 minutes\" is not a duration like 30s, 1m30s or 500ms (units h, m, s, ms, us, ns)"
     );
+    assert_eq!(
+        error("[update]\nhealth_timeout = \"1m\"\nhealth_window = \"2m\"\n"),
+        "user-data:3:17: update.health_window: 120s is not shorter than health_timeout (60s): the health gate could never pass"
+    );
+    assert_eq!(
+        error("[update]\nhealth_window = \"0s\"\n"),
+        "user-data:2:17: update.health_window: \"0s\" is zero; the health gate needs time"
+    );
 }
 
 #[test]
@@ -373,10 +383,7 @@ fn sections_not_acted_on_yet_are_valid_with_a_placed_warning() {
     let warnings: Vec<String> = user_data.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
-        [
-            "user-data:7:1: update: accepted but not acted on yet: keel cannot install updates yet",
-            "user-data:12:12: containers.web.required: accepted but not acted on yet: there is no update health gate yet",
-        ]
+        ["user-data:8:7: update.url: accepted but not acted on yet: keel cannot install updates yet",]
     );
     assert!(UserData::parse("user-data", "[host]\nhostname = \"a\"\n").unwrap().warnings.is_empty());
 }

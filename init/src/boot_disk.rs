@@ -13,18 +13,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use keel_logs::error_chain;
-use nix::mount::{umount, MsFlags};
 
 use crate::block::{self, BlockDevice};
-use crate::gpt;
-use crate::mounts::{is_mount_point, Mount};
+use crate::{efi_vars, gpt};
 
-const EFI_DIR: &str = "/sys/firmware/efi";
-const EFIVARS: &str = "/sys/firmware/efi/efivars";
-/// systemd's loader interface: the partition GUID of the ESP the loader was started from.
-const LOADER_DEVICE_PART_UUID: &str = "LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
-/// A GUID in UTF-16 with a NUL is 74 bytes, plus 4 bytes of attributes; anything much larger is not one.
-const MAX_VARIABLE_LEN: u64 = 256;
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The loader's ESP is not on any disk the kernel found.
@@ -36,47 +28,19 @@ pub struct LoaderDiskNotFound {
 }
 
 /// The partition GUID in `LoaderDevicePartUUID`, lowercase; `None` without UEFI or without the variable.
-/// Mounts efivarfs for the read if nothing has, and unmounts it again.
 pub fn loader_partition_guid() -> Option<String> {
-    if !Path::new(EFI_DIR).exists() {
-        return None;
-    }
-    let mounted_here = !is_mount_point(Path::new(EFIVARS));
-    if mounted_here {
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-        let efivarfs = Mount { source: "efivarfs", target: EFIVARS, fstype: "efivarfs", flags, data: None };
-        if let Err(error) = efivarfs.ensure() {
-            log::warn!("{}", keel_logs::error_chain(&error));
-            return None;
-        }
-    }
-    let guid = read_variable(&Path::new(EFIVARS).join(LOADER_DEVICE_PART_UUID));
-    if mounted_here {
-        if let Err(error) = umount(EFIVARS) {
-            log::warn!("cannot unmount {EFIVARS}: {}", error_chain(&error));
-        }
-    }
-    guid
-}
-
-fn read_variable(path: &Path) -> Option<String> {
-    let length = fs::metadata(path).ok()?.len();
-    if length > MAX_VARIABLE_LEN {
-        log::warn!("{} holds {length} bytes, not a GUID; ignored", path.display());
-        return None;
-    }
-    let guid = parse_guid_variable(&fs::read(path).ok()?);
+    let [value] = efi_vars::read_loader_strings([efi_vars::LOADER_DEVICE_PART_UUID])?;
+    let value = value?;
+    let guid = parse_guid(&value);
     if guid.is_none() {
-        log::warn!("{} does not hold a GUID; ignored", path.display());
+        log::warn!("{} is {value:?}, not a GUID; ignored", efi_vars::LOADER_DEVICE_PART_UUID);
     }
     guid
 }
 
-/// efivarfs gives 4 bytes of attributes, then the value: here a UTF-16LE GUID string, NUL-terminated.
-fn parse_guid_variable(bytes: &[u8]) -> Option<String> {
-    let units: Vec<u16> = bytes.get(4..)?.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
-    let text = String::from_utf16(&units).ok()?;
-    let guid = text.trim_end_matches('\0').to_ascii_lowercase();
+/// A GUID as text (`5b3d0c1a-2e4f-…`), lowercased; `None` if it has another shape.
+fn parse_guid(text: &str) -> Option<String> {
+    let guid = text.to_ascii_lowercase();
     let shape_ok = guid.len() == 36
         && guid.char_indices().all(
             |(index, c)| {
@@ -151,20 +115,21 @@ pub fn root_filesystem_disk() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::efi_vars::parse_string_variable;
+    use crate::efi_vars::tests::variable;
 
-    fn variable(text: &str) -> Vec<u8> {
-        let mut bytes = vec![0x06, 0, 0, 0];
-        bytes.extend(text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes));
-        bytes
+    fn guid(text: &str) -> Option<String> {
+        parse_guid(&parse_string_variable(&variable(text))?)
     }
 
     #[test]
     fn reads_the_loader_partition_guid() {
-        let guid = parse_guid_variable(&variable("5B3D0C1A-2E4F-4A6B-8C9D-0E1F2A3B4C5D"));
-        assert_eq!(guid.as_deref(), Some("5b3d0c1a-2e4f-4a6b-8c9d-0e1f2a3b4c5d"));
-        assert_eq!(parse_guid_variable(&variable("5B3D0C1A-2E4F-4A6B-8C9D-0E1F2A3B4C5")), None);
-        assert_eq!(parse_guid_variable(&variable("5B3D0C1A-2E4F-4A6B-8C9D-0E1F2A3B4C5X")), None);
-        assert_eq!(parse_guid_variable(&variable("5B3D0C1A/2E4F-4A6B-8C9D-0E1F2A3B4C5D")), None);
-        assert_eq!(parse_guid_variable(&[6, 0]), None);
+        assert_eq!(
+            guid("5B3D0C1A-2E4F-4A6B-8C9D-0E1F2A3B4C5D").as_deref(),
+            Some("5b3d0c1a-2e4f-4a6b-8c9d-0e1f2a3b4c5d")
+        );
+        assert_eq!(guid("5B3D0C1A-2E4F-4A6B-8C9D-0E1F2A3B4C5"), None);
+        assert_eq!(guid("5B3D0C1A-2E4F-4A6B-8C9D-0E1F2A3B4C5X"), None);
+        assert_eq!(guid("5B3D0C1A/2E4F-4A6B-8C9D-0E1F2A3B4C5D"), None);
     }
 }

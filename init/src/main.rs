@@ -12,7 +12,9 @@
 //! (`keel_runtime::Reaper`) and returns a shutdown request when asked; `shutdown::shutdown` is the only way
 //! out, also after a failed stage 1 or a panic. PID 1 never exits: an exit would be a kernel panic.
 //!
-//! Signals: SIGTERM and SIGPWR (also the ACPI power button) power off, SIGINT (Ctrl-Alt-Del) reboots.
+//! Signals: SIGTERM and SIGPWR (also the ACPI power button) power off, SIGINT (Ctrl-Alt-Del) reboots, SIGUSR1
+//! takes the request a thread of PID 1 left in the `ShutdownMailbox` (the health gate's reboot after a failed
+//! trial boot).
 //! Kernel parameters: `keel.slot=a|b` (required), `keel.rootwait=<seconds>` (default 10), `keel.debug`.
 //!
 //! Not PID 1, the binary has two development and bench modes: `keel supervise` (the supervisor on an ordinary
@@ -20,19 +22,21 @@
 //! and exits with status 100 (usage).
 //!
 //! # Current limitations
-//! No boot assessment and no update install yet (the boot counter in a boot entry's name is not acted on), no API
-//! socket.
+//! No update install yet (a trial boot's health gate blesses or rolls back an entry that something else wrote), no
+//! API socket.
 
 use keel_logs::error_chain;
 
 mod api;
 mod block;
+mod boot_assessment;
 mod boot_config;
 mod boot_disk;
 mod cgroup;
 mod cmdline;
 mod config_drive;
 mod data_partition;
+mod efi_vars;
 mod fs_label;
 mod gpt;
 mod logger;
@@ -45,6 +49,7 @@ mod power_button;
 mod run;
 mod services;
 mod shutdown;
+mod shutdown_mailbox;
 mod signals;
 mod stage1;
 mod stage2;
@@ -64,6 +69,7 @@ use keel_runtime::Reaper;
 use crate::cmdline::KernelCmdline;
 use crate::services::Services;
 use crate::shutdown::{shutdown, Action, ShutdownRequest};
+use crate::shutdown_mailbox::ShutdownMailbox;
 
 /// Exit status when run as anything but PID 1.
 const EXIT_USAGE: u8 = 100;
@@ -119,6 +125,8 @@ fn run_as_pid1(services: &mut Services, reaper: &Arc<Reaper>) -> ShutdownRequest
     }
     let cmdline = KernelCmdline::read();
     logger::init(cmdline.has(logger::DEBUG_PARAMETER));
-    *services = stage2::run(&cmdline, Arc::clone(reaper));
-    pid1::main_loop(&signals, reaper)
+    // Threads of PID 1 (the health gate of a trial boot) ask the main loop for a shutdown through it.
+    let mailbox = Arc::new(ShutdownMailbox::default());
+    *services = stage2::run(&cmdline, Arc::clone(reaper), &mailbox);
+    pid1::main_loop(&signals, reaper, &mailbox)
 }

@@ -6,9 +6,11 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
 use crate::shutdown::{Action, ShutdownRequest};
+use crate::shutdown_mailbox::{ShutdownMailbox, WAKE_SIGNAL};
 
-/// Runs until a signal asks for shutdown, reaping every child on the way; returns that request.
-pub fn main_loop(signals: &SignalFd, reaper: &Reaper) -> ShutdownRequest {
+/// Runs until a signal, or a thread of PID 1 through `mailbox`, asks for shutdown, reaping every child on the way;
+/// returns that request.
+pub fn main_loop(signals: &SignalFd, reaper: &Reaper, mailbox: &ShutdownMailbox) -> ShutdownRequest {
     loop {
         let signal = match signals.read_signal() {
             Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32),
@@ -26,6 +28,10 @@ pub fn main_loop(signals: &SignalFd, reaper: &Reaper) -> ShutdownRequest {
             Ok(Signal::SIGPWR) => return ShutdownRequest::new(Action::PowerOff, "SIGPWR (power button or UPS)"),
             // With Ctrl-Alt-Del disabled in the kernel, the key combination arrives as SIGINT.
             Ok(Signal::SIGINT) => return ShutdownRequest::new(Action::Reboot, "Ctrl-Alt-Del"),
+            Ok(signal) if signal == WAKE_SIGNAL => match mailbox.take() {
+                Some(request) => return request,
+                None => log::debug!("ignoring {signal}: no shutdown was asked for"),
+            },
             Ok(other) => log::debug!("ignoring {other}"),
             Err(_) => log::debug!("ignoring a real-time signal"),
         }

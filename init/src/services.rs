@@ -19,6 +19,7 @@ const SYSLOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Services {
     pub network: Option<NetworkHandle>,
+    /// Shared with the health gate of a trial boot, which reads the containers' status, and with the API.
     pub supervisor: Option<Arc<SupervisorHandle>>,
     pub api: Option<ApiServer>,
 }

@@ -20,7 +20,10 @@ use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
 use crate::network::{host_files, HostName};
 use crate::services::Services;
-use crate::{api, cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline};
+use crate::shutdown_mailbox::ShutdownMailbox;
+use crate::{
+    api, boot_assessment, cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline,
+};
 
 const LOOPBACK: &CStr = c"lo";
 
@@ -29,8 +32,9 @@ const STATE_DIR: &str = "/var/lib/keel";
 /// Image archives the OS image carries (`keel-build image --preload`), imported at boot.
 const PRELOADED_IMAGES: &str = "/usr/share/keel/images";
 
-/// Brings the host up to `ready` and starts what runs beside the main loop.
-pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
+/// Brings the host up to `ready` and starts what runs beside the main loop; a thread that needs the host down
+/// asks through `mailbox`.
+pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownMailbox>) -> Services {
     timeline::mark("stage2-started");
     if let Err(error) = mounts::mount_kernel_filesystems().and_then(|()| mounts::mount_runtime_filesystems()) {
         log::error!("{}", error_chain(&error));
@@ -87,6 +91,10 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
         log::warn!("no ACPI power button found: power off with SIGTERM or SIGPWR to PID 1");
     }
 
+    // Which entry booted, and whether the boot before this one was a trial that failed: said before `ready`.
+    let boot = boot_assessment::BootKind::read();
+    boot_assessment::report_previous_trial(&boot);
+
     let slot = cmdline.value(SLOT_PARAMETER).unwrap_or("?");
     let problems = match config.problems.len() {
         0 => String::new(),
@@ -111,6 +119,7 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>) -> Services {
         }
     };
     let supervisor = start_supervisor(reaper, &config).map(Arc::new);
+    boot_assessment::start_gate(boot, supervisor.clone(), &config.user_data.update, Arc::clone(mailbox));
     let api = supervisor
         .as_ref()
         .and_then(|supervisor| api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor)));

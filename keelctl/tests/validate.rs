@@ -29,7 +29,7 @@ fn sections_not_acted_on_yet_are_valid_with_a_warning() {
     let output = keelctl(&["validate", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));
     let expected = format!(
-        "warning: {}:1:1: update: accepted but not acted on yet: keel cannot install updates yet\n",
+        "warning: {}:2:7: update.url: accepted but not acted on yet: keel cannot install updates yet\n",
         path.display()
     );
     assert_eq!(String::from_utf8(output.stderr).unwrap(), expected);

@@ -54,6 +54,18 @@ impl BootEntryName {
         BootEntryName { counter: None, ..self.clone() }
     }
 
+    /// The same entry with no tries left (`+0-DONE`), as a failed trial boot leaves it: systemd-boot then boots
+    /// it only when no other entry is left. `DONE` keeps the attempts made so far.
+    pub fn marked_bad(&self) -> Self {
+        let done = self.counter.and_then(|counter| counter.done).unwrap_or(0);
+        BootEntryName { counter: Some(BootCounter { left: 0, done: Some(done) }), ..self.clone() }
+    }
+
+    /// Whether `other` is this entry under any counter: systemd-boot renames the file on every attempt.
+    pub fn is_same_entry(&self, other: &BootEntryName) -> bool {
+        self.slot == other.slot && self.version.eq_ignore_ascii_case(&other.version)
+    }
+
     pub fn tries_left(&self) -> Option<u32> {
         self.counter.map(|counter| counter.left)
     }
@@ -130,6 +142,30 @@ mod tests {
         let counted = BootEntryName::new("7", Slot::B).with_tries(3);
         assert_eq!(counted.to_string(), "keel-7-b+3.conf");
         assert_eq!(counted.blessed().to_string(), "keel-7-b.conf");
+    }
+
+    #[test]
+    fn names_a_blessed_and_a_bad_trial() {
+        // systemd-boot renamed `+3` to `+2-1` before booting it.
+        let tried: BootEntryName = "keel-2.0.0-b+2-1.conf".parse().unwrap();
+        assert_eq!(tried.blessed().to_string(), "keel-2.0.0-b.conf");
+        assert_eq!(tried.marked_bad().to_string(), "keel-2.0.0-b+0-1.conf");
+        let last_try: BootEntryName = "keel-2.0.0-b+0-3.conf".parse().unwrap();
+        assert_eq!(last_try.marked_bad().to_string(), "keel-2.0.0-b+0-3.conf");
+        // An entry booted without systemd-boot's bump (another loader) has made no counted attempt.
+        let fresh: BootEntryName = "keel-2.0.0-b+3.conf".parse().unwrap();
+        assert_eq!(fresh.marked_bad().to_string(), "keel-2.0.0-b+0-0.conf");
+        assert_eq!(fresh.marked_bad().tries_left(), Some(0));
+    }
+
+    #[test]
+    fn the_same_entry_under_any_counter() {
+        let selected: BootEntryName = "keel-2.0.0-b+3.conf".parse().unwrap();
+        let on_disk: BootEntryName = "keel-2.0.0-b+2-1.conf".parse().unwrap();
+        assert!(selected.is_same_entry(&on_disk));
+        assert!(selected.is_same_entry(&on_disk.blessed()));
+        assert!(!selected.is_same_entry(&"keel-2.0.0-a+2-1.conf".parse().unwrap()));
+        assert!(!selected.is_same_entry(&"keel-2.0.1-b+2-1.conf".parse().unwrap()));
     }
 
     #[test]

@@ -97,6 +97,22 @@ pub fn partition_number(image: &Path, label: &str) -> Result<u32, DiskError> {
     u32::try_from(index + 1).map_err(|_| DiskError::PartitionTable { image: image.to_path_buf() })
 }
 
+/// Byte offset, in `image`, of the GPT partition named `label`: where a filesystem tool such as mtools
+/// (`image@@offset`) finds its filesystem.
+pub fn partition_offset(image: &Path, label: &str) -> Result<u64, DiskError> {
+    let output = output(Command::new("sfdisk").arg("--json").arg(image))?;
+    let bad_table = || DiskError::PartitionTable { image: image.to_path_buf() };
+    let table: Value = serde_json::from_slice(&output).map_err(|_| bad_table())?;
+    let sector_size = table.pointer("/partitiontable/sectorsize").and_then(Value::as_u64).unwrap_or(512);
+    let partitions = table.pointer("/partitiontable/partitions").and_then(Value::as_array).ok_or_else(bad_table)?;
+    let partition = partitions
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(label))
+        .ok_or_else(|| DiskError::NoSuchPartition { image: image.to_path_buf(), label: label.to_owned() })?;
+    let start = partition.get("start").and_then(Value::as_u64).ok_or_else(bad_table)?;
+    Ok(start * sector_size)
+}
+
 /// Renames GPT partition `number` of the image file (no kernel involvement: the file is not a block device).
 pub fn set_partition_label(image: &Path, number: u32, label: &str) -> Result<(), DiskError> {
     run(Command::new("sfdisk")

@@ -41,6 +41,7 @@ pub mod bench;
 pub mod config_drive;
 pub mod console;
 pub mod disk;
+pub mod esp;
 pub mod qmp;
 pub mod tcp_collector;
 pub mod timeline;

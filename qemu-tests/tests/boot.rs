@@ -15,6 +15,8 @@ fn artifacts() -> Artifacts {
 fn boots_to_ready_by_direct_kernel_boot() -> Result<()> {
     let vm = Vm::start(VmConfig::pvh("boots_to_ready_by_direct_kernel_boot", &artifacts()))?;
     vm.wait_for_ready(timeouts::PVH_READY)?;
+    // No loader, no boot counter: nothing for the health gate to decide.
+    vm.wait_for("keel: boot assessment: not a trial boot: no UEFI", timeouts::CONTAINER)?;
     Ok(())
 }
 
@@ -22,6 +24,9 @@ fn boots_to_ready_by_direct_kernel_boot() -> Result<()> {
 fn boots_to_ready_through_ovmf_and_systemd_boot() -> Result<()> {
     let vm = Vm::start(VmConfig::ovmf("boots_to_ready_through_ovmf_and_systemd_boot", &artifacts()))?;
     vm.wait_for_ready(timeouts::OVMF_READY)?;
+    // The image's entry is blessed (no counter): systemd-boot names it, and there is nothing to assess.
+    let line = vm.wait_for("keel: boot assessment: not a trial boot: entry keel-", timeouts::CONTAINER)?;
+    ensure!(line.contains("-a.conf has no boot counter"), "not slot a's blessed entry: {line}");
     Ok(())
 }
 

@@ -185,15 +185,6 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
         required: bool(reader, "required"),
         definition_digest: canonical::definition_digest(table.raw()),
     };
-    if container.required {
-        if let Some(field) = table.get("required") {
-            reader.warning(
-                field.node.span(),
-                &field.path,
-                "accepted but not acted on yet: there is no update health gate yet",
-            );
-        }
-    }
     Some(ContainerConfig { image: image?, ..container })
 }
 
