@@ -277,6 +277,21 @@ fn timeout_of(query: &HashMap<String, String>) -> Result<Option<Duration>, Refus
 
 /// `POST /containers/{id}/stop?t=N`: 204 once stopped, 304 when it was not running.
 pub async fn stop(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
+    stop_or_restart(context, reference, query, false).await
+}
+
+/// `POST /containers/{id}/restart?t=N`: 204 once started again.
+pub async fn restart(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
+    stop_or_restart(context, reference, query, true).await
+}
+
+/// Both take `t` and wait for the container on the blocking pool (the supervisor bounds the wait).
+async fn stop_or_restart(
+    context: &Context,
+    reference: &str,
+    query: &HashMap<String, String>,
+    restart: bool,
+) -> Response<Body> {
     let name = match resolve(context, reference) {
         Ok(name) => name,
         Err(refusal) => return refusal.reply(),
@@ -288,32 +303,21 @@ pub async fn stop(context: &Context, reference: &str, query: &HashMap<String, St
     let running = context.supervisor.container(&name).is_some_and(|status| {
         matches!(status.state, State::Running | State::Starting | State::Stopping | State::Restarting)
     });
-    if !running {
+    if !restart && !running {
         return not_modified();
     }
     let supervisor = std::sync::Arc::clone(&context.supervisor);
-    match tokio::task::spawn_blocking(move || supervisor.stop(&name, timeout)).await {
+    let done = tokio::task::spawn_blocking(move || {
+        if restart {
+            supervisor.restart(&name, timeout)
+        } else {
+            supervisor.stop(&name, timeout)
+        }
+    });
+    match done.await {
         Ok(Ok(())) => no_content(),
         Ok(Err(error)) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &keel_logs::error_chain(&error)),
-        Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the stop failed: {error}")),
-    }
-}
-
-/// `POST /containers/{id}/restart?t=N`: 204 once started again.
-pub async fn restart(context: &Context, reference: &str, query: &HashMap<String, String>) -> Response<Body> {
-    let name = match resolve(context, reference) {
-        Ok(name) => name,
-        Err(refusal) => return refusal.reply(),
-    };
-    let timeout = match timeout_of(query) {
-        Ok(timeout) => timeout,
-        Err(refusal) => return refusal.reply(),
-    };
-    let supervisor = std::sync::Arc::clone(&context.supervisor);
-    match tokio::task::spawn_blocking(move || supervisor.restart(&name, timeout)).await {
-        Ok(Ok(())) => no_content(),
-        Ok(Err(error)) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &keel_logs::error_chain(&error)),
-        Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the restart failed: {error}")),
+        Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the request failed: {error}")),
     }
 }
 
