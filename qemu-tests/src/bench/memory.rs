@@ -76,8 +76,9 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// keel: PID 1 plus every child of PID 1 (the `init = true` forks sit in their container's cgroup; any other
-/// child would be a helper too). The meter's own fork is left out: it exists only to take the measurement.
+/// keel: PID 1 plus every child of PID 1 (the `init = true` containers' `keel-container-init` sits in its container's
+/// cgroup; any other child would be a helper too). The meter's own init is left out: it exists only to take the
+/// measurement.
 ///
 /// The meter reads `/proc/<pid>/cgroup` from inside its own cgroup namespace, so paths are relative to its
 /// cgroup: `0::/` is the meter itself, `0::/../log1` the container `log1`, and PID 1 sits further up.
@@ -90,7 +91,7 @@ pub fn keel_breakdown(samples: &[Sample]) -> Breakdown {
             match sample.cgroup.as_deref() {
                 Some("0::/") => breakdown.add("meter's init".to_owned(), sample.pss_kib, false),
                 Some(cgroup) if cgroup.starts_with("0::/../") && !cgroup.starts_with("0::/../../") => {
-                    breakdown.add("init fork".to_owned(), sample.pss_kib, true)
+                    breakdown.add("container init".to_owned(), sample.pss_kib, true)
                 }
                 _ => breakdown.add(format!("other child {}", sample.comm), sample.pss_kib, true),
             }
@@ -142,9 +143,9 @@ mod tests {
         .collect();
         let b = keel_breakdown(&samples);
         assert_eq!(b.total_kib, 11100);
-        assert_eq!(b.parts["init fork"], (2, 2100));
+        assert_eq!(b.parts["container init"], (2, 2100));
         assert_eq!(b.not_counted["meter's init"], (1, 1200));
-        assert_eq!(b.summary(), "10.8 MiB = PID 1 8.8 + 2 × init fork 2.1");
+        assert_eq!(b.summary(), "10.8 MiB = PID 1 8.8 + 2 × container init 2.1");
     }
 
     #[test]
