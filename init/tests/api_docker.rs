@@ -152,6 +152,17 @@ fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
     let after = pid("web");
     assert!(before != after && after != "0", "restart kept pid {before} (now {after})");
 
+    // top lists the container's processes: its shell and the shell's sleep, by the PID namespace.
+    let top = ok(&socket, &docker_config, &["top", "web"]);
+    let mut lines = top.lines();
+    let titles: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(titles, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]);
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|row| row.contains("sh -c i=0; while true")), "{top}");
+    assert!(rows.iter().all(|row| row.starts_with('0')), "every process runs as uid 0: {top}");
+    let stopped_top = docker(&socket, &docker_config, &["top", "done"]);
+    assert!(!stopped_top.status.success() && text(&stopped_top.stderr).contains("is not running"));
+
     let removed = docker(&socket, &docker_config, &["rm", "-f", "web"]);
     assert!(!removed.status.success());
     assert!(text(&removed.stderr).contains("declared in the host's config"), "{}", text(&removed.stderr));

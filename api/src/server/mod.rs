@@ -13,6 +13,7 @@ mod logs;
 mod query;
 mod routes;
 mod system;
+mod top;
 
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
