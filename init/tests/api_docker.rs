@@ -152,6 +152,11 @@ fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
     let after = pid("web");
     assert!(before != after && after != "0", "restart kept pid {before} (now {after})");
 
+    // system df: the image and the three containers, with web's writable layer counted.
+    let df = ok(&socket, &docker_config, &["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]);
+    assert!(df.lines().any(|line| line == "Images 1 1"), "{df}");
+    assert!(df.lines().any(|line| line == "Containers 3 2"), "{df}");
+
     // top lists the container's processes: its shell and the shell's sleep, by the PID namespace.
     let top = ok(&socket, &docker_config, &["top", "web"]);
     let mut lines = top.lines();

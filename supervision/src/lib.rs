@@ -485,6 +485,16 @@ impl SupervisorHandle {
             .collect()
     }
 
+    /// The writable layer of container `name` (its overlay's upper directory).
+    pub fn writable_layer(&self, name: &str) -> PathBuf {
+        keel_runtime::ContainerPaths::new(&self.shared.dirs.containers_dir, name).upper
+    }
+
+    /// Where named volumes live.
+    pub fn volumes_dir(&self) -> &std::path::Path {
+        &self.shared.dirs.volumes_dir
+    }
+
     /// How many images the store holds (tagged names).
     pub fn image_count(&self) -> usize {
         self.shared.store.list().map(|images| images.len()).unwrap_or(0)

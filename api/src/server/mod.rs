@@ -7,6 +7,7 @@
 //! bounded by the supervisor.
 
 mod containers;
+mod disk_usage;
 mod filters;
 mod images;
 mod logs;

@@ -4,7 +4,7 @@
 use hyper::{Method, Response, StatusCode};
 
 use super::query;
-use super::{containers, error_reply, images, logs, system, top, ApiRequest, Body, Context};
+use super::{containers, disk_usage, error_reply, images, logs, system, top, ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -26,6 +26,7 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(context, id, &query).await,
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(context, id, &query).await,
         (&Method::GET, ["images", "json"]) => images::list(context),
+        (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
         (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
         _ => error_reply(StatusCode::NOT_FOUND, &format!("page not found: {method} {path}")),
