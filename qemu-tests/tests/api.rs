@@ -57,6 +57,13 @@ fn the_docker_cli_reaches_pid_1s_api_over_a_forwarded_port() -> Result<()> {
     let (ok, out, err) =
         docker(port, &docker_config, &["version", "--format", "{{.Server.Os}}/{{.Server.APIVersion}}"]);
     ensure!(ok && out.trim() == "linux/1.44", "docker version: {out}{err}");
+    // stats from the container's cgroup2 files, which the guest's kernel fills (the host's hybrid cgroup cannot).
+    let (ok, out, err) =
+        docker(port, &docker_config, &["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}"]);
+    ensure!(ok && out.starts_with("hello "), "docker stats: {out}{err}");
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    ensure!(fields.get(1).is_some_and(|usage| !usage.starts_with("0B")), "docker stats shows no memory use: {out}");
+    ensure!(fields.last().is_some_and(|pids| pids.parse::<u32>().is_ok_and(|pids| pids >= 1)), "no pids: {out}");
     ensure!(console_has_warning, "no warning about the unauthenticated TCP API on the console:\n{}", vm.console());
     vm.power_down()?;
     vm.wait_for_exit(timeouts::SHUTDOWN)?;

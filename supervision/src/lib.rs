@@ -490,6 +490,11 @@ impl SupervisorHandle {
         keel_runtime::ContainerPaths::new(&self.shared.dirs.containers_dir, name).upper
     }
 
+    /// The cgroup of container `name`, where the host has cgroup2.
+    pub fn cgroup_dir(&self, name: &str) -> Option<PathBuf> {
+        self.shared.dirs.cgroup_root.as_ref().map(|root| root.join("keel").join(name))
+    }
+
     /// Where named volumes live.
     pub fn volumes_dir(&self) -> &std::path::Path {
         &self.shared.dirs.volumes_dir

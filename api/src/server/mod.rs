@@ -13,6 +13,7 @@ mod images;
 mod logs;
 mod query;
 mod routes;
+mod stats;
 mod system;
 mod top;
 

@@ -4,7 +4,7 @@
 use hyper::{Method, Response, StatusCode};
 
 use super::query;
-use super::{containers, disk_usage, error_reply, images, logs, system, top, ApiRequest, Body, Context};
+use super::{containers, disk_usage, error_reply, images, logs, stats, system, top, ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -20,6 +20,7 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::GET, ["containers", id, "json"]) => containers::inspect(context, id),
         (&Method::GET, ["containers", id, "logs"]) => logs::logs(context, id, &query),
         (&Method::GET, ["containers", id, "top"]) => top::top(context, id, &query),
+        (&Method::GET, ["containers", id, "stats"]) => stats::stats(context, id, &query).await,
         (&Method::POST, ["containers", id, "start"]) => containers::start(context, id),
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(context, id, &query).await,
         (&Method::POST, ["containers", id, "restart"]) => containers::restart(context, id, &query).await,

@@ -80,7 +80,7 @@ pub fn info(context: &Context) -> Response<Body> {
 }
 
 /// `MemTotal` of /proc/meminfo in bytes (0 if unreadable).
-fn mem_total_bytes() -> u64 {
+pub fn mem_total_bytes() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     meminfo
         .lines()
