@@ -4,33 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_fixtures::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
+use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
+use keel_fixtures::supervise::KeelSupervise;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
-
-/// Stops `keel supervise` (SIGTERM, then SIGKILL) when the test ends, also when it fails.
-struct Supervise(Child);
-
-impl Drop for Supervise {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn docker(socket: &Path, config_dir: &Path, args: &[&str]) -> Output {
     Command::new("docker")
@@ -64,20 +45,11 @@ fn tcp_port(host: &TestHost) -> u16 {
 }
 
 /// `keel supervise` of `config` on `host`, its API socket, and a config dir for the docker CLI.
-fn supervise(host: &TestHost, config: &str) -> (Supervise, PathBuf, PathBuf) {
-    let socket: PathBuf = host.temp.path().join("keel.sock");
+fn supervise(host: &TestHost, config: &str) -> (KeelSupervise, PathBuf, PathBuf) {
     let docker_config = host.temp.path().join("docker-config");
     std::fs::create_dir_all(&docker_config).unwrap();
-    let config_file = host.temp.path().join("config.toml");
-    std::fs::write(&config_file, config).unwrap();
-    let mut keel = Command::new(KEEL);
-    keel.arg("supervise").arg("--config").arg(&config_file).arg("--state-dir").arg(&host.state_dir);
-    keel.arg("--api-socket").arg(&socket);
-    if let Some(root) = cgroup_root() {
-        keel.arg("--cgroup-root").arg(root);
-    }
-    let supervise = Supervise(keel.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-    wait_for("the API socket", Duration::from_secs(60), || socket.exists().then_some(()));
+    let supervise = KeelSupervise::start(Path::new(KEEL), host, config);
+    let socket = supervise.socket.clone();
     (supervise, socket, docker_config)
 }
 

@@ -5,23 +5,14 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use keel_fixtures::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
+use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
+use keel_fixtures::supervise::KeelSupervise;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
-
-struct Supervise(Child);
-
-impl Drop for Supervise {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Sends `request` and returns what the server answered before closing (or within 10 s).
 fn exchange(socket: &Path, request: &[u8]) -> String {
@@ -48,25 +39,16 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn hostile_requests_get_errors_and_the_server_keeps_serving() {
     let host = TestHost::new(Path::new(CACHE));
-    let socket: PathBuf = host.temp.path().join("keel.sock");
     let config = format!(
         "[containers.chatty]\nimage = \"{BUSYBOX}\"\n\
          command = [\"sh\", \"-c\", \"while true; do echo chatter; sleep 0.05; done\"]\n"
     );
-    let config_file = host.temp.path().join("config.toml");
-    std::fs::write(&config_file, config).unwrap();
-    let mut keel = Command::new(KEEL);
-    keel.arg("supervise").arg("--config").arg(&config_file).arg("--state-dir").arg(&host.state_dir);
-    keel.arg("--api-socket").arg(&socket);
-    if let Some(root) = cgroup_root() {
-        keel.arg("--cgroup-root").arg(root);
-    }
-    let supervise = Supervise(keel.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-    wait_for("the API socket", Duration::from_secs(60), || socket.exists().then_some(()));
+    let supervise = KeelSupervise::start(Path::new(KEEL), &host, &config);
+    let socket = supervise.socket.clone();
     wait_for("chatty running", Duration::from_secs(60), || {
         get(&socket, "/containers/json").contains("\"/chatty\"").then_some(())
     });
-    let rss_before = rss_kib(supervise.0.id());
+    let rss_before = rss_kib(supervise.child.id());
 
     // 1 MiB of header: refused (431) without being read whole.
     let huge = format!("GET /_ping HTTP/1.1\r\nHost: keel\r\nX-Junk: {}\r\n\r\n", "a".repeat(1 << 20));
@@ -112,7 +94,7 @@ fn hostile_requests_get_errors_and_the_server_keeps_serving() {
         stream.read_exact(&mut first).unwrap();
     }
     std::thread::sleep(Duration::from_secs(2));
-    let rss_after = rss_kib(supervise.0.id());
+    let rss_after = rss_kib(supervise.child.id());
     eprintln!("keel supervise VmRSS: {rss_before} KiB before, {rss_after} KiB after the hostile clients");
     assert!(rss_after < rss_before + 16 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
     let started = Instant::now();
