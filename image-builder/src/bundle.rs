@@ -10,26 +10,17 @@ use keel_os_image::bundle::{signed_head, HeadError, Manifest, PayloadEntry, Payl
 use sha2::{Digest, Sha256};
 
 use crate::image::{step, ImageError};
-use crate::recipe::LoadedRecipe;
-use crate::reproducible;
-use crate::slot_build::{self, SlotInputs};
+use crate::slot_build::{self, Prepared, SlotInputs, SlotSources};
 use crate::update_key::{self, UpdateKeyError};
 
 /// What to build, from the command line.
 #[derive(Debug, Clone)]
 pub struct BundleRequest {
-    pub recipe: PathBuf,
+    /// As for `image`; without update keys, the bundle's OS trusts the signing key's own.
+    pub sources: SlotSources,
     pub out: PathBuf,
-    pub init: PathBuf,
-    /// The static container init (`keel-container-init`).
-    pub container_init: PathBuf,
-    pub cache: PathBuf,
     /// The secret key file that signs the bundle.
     pub key: PathBuf,
-    /// Public update key files the bundle's OS trusts; none means the signing key's own.
-    pub update_keys: Vec<PathBuf>,
-    /// Image archives for `/usr/share/keel/images/`, as for `image`.
-    pub preload: Vec<PathBuf>,
 }
 
 /// What was built.
@@ -49,8 +40,6 @@ pub enum BundleBuildError {
     Build(#[source] ImageError),
     #[error("reading the signing key failed")]
     SigningKey(#[source] UpdateKeyError),
-    #[error("reading an update key failed")]
-    UpdateKey(#[source] UpdateKeyError),
     #[error("cannot read the {name} payload {path}")]
     ReadPayload {
         name: PayloadName,
@@ -75,7 +64,7 @@ impl BundleBuildError {
     pub fn is_usage(&self) -> bool {
         match self {
             BundleBuildError::Build(error) => error.is_usage(),
-            BundleBuildError::SigningKey(error) | BundleBuildError::UpdateKey(error) => error.is_usage(),
+            BundleBuildError::SigningKey(error) => error.is_usage(),
             _ => false,
         }
     }
@@ -84,33 +73,23 @@ impl BundleBuildError {
 /// Builds the bundle `request` describes.
 pub fn build(request: &BundleRequest) -> Result<BundleSummary, BundleBuildError> {
     let started = Instant::now();
-    let recipe =
-        LoadedRecipe::load(&request.recipe).map_err(|error| BundleBuildError::Build(ImageError::Recipe(error)))?;
-    let epoch = reproducible::source_date_epoch().map_err(|error| BundleBuildError::Build(ImageError::Epoch(error)))?;
-    slot_build::check_binaries(&request.init, &request.container_init).map_err(BundleBuildError::Build)?;
+    let Prepared { recipe, epoch, mut update_keys } =
+        slot_build::prepare(&request.sources).map_err(BundleBuildError::Build)?;
     let signing_key = update_key::read_secret(&request.key).map_err(BundleBuildError::SigningKey)?;
     // The bundle's OS must be able to take the next bundle from the same signer unless told whom to trust instead.
-    let update_keys = if request.update_keys.is_empty() {
-        vec![signing_key.verifying_key()]
-    } else {
-        request
-            .update_keys
-            .iter()
-            .map(|path| update_key::read_public(path))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(BundleBuildError::UpdateKey)?
-    };
+    if update_keys.is_empty() {
+        update_keys.push(signing_key.verifying_key());
+    }
     let version = &recipe.recipe.version;
-    step(&format!("recipe {} (keel {version}, {}, epoch {epoch})", request.recipe.display(), recipe.compatible()));
 
     let work = slot_build::work_dir_beside(&request.out).map_err(BundleBuildError::Build)?;
     let work = work.path();
     let slot = slot_build::build(&SlotInputs {
         recipe: &recipe,
-        init: &request.init,
-        container_init: &request.container_init,
-        cache: &request.cache,
-        preload: &request.preload,
+        init: &request.sources.init,
+        container_init: &request.sources.container_init,
+        cache: &request.sources.cache,
+        preload: &request.sources.preload,
         update_keys: &update_keys,
         epoch,
         work,

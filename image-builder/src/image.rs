@@ -23,10 +23,10 @@ use crate::kernel_package::{self, KernelDeb, KernelPackageError};
 use crate::module_closure::ModuleClosureError;
 use crate::module_index::ModuleIndexError;
 use crate::recipe::{LoadedRecipe, RecipeError};
-use crate::reproducible::{self, DerivedIds, ReproducibleError};
+use crate::reproducible::{DerivedIds, ReproducibleError};
 use crate::root_tree::RootTreeError;
-use crate::slot_build::{self, SlotContents, SlotInputs};
-use crate::update_key::{self, UpdateKeyError};
+use crate::slot_build::{self, Prepared, SlotContents, SlotInputs, SlotSources};
+use crate::update_key::UpdateKeyError;
 use crate::vmlinux::{self, VmlinuxError};
 
 /// Where preloaded image archives go in the root filesystem; PID 1 imports what it finds there at boot.
@@ -45,18 +45,10 @@ pub enum ImageFormat {
 /// What to build, from the command line.
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
-    pub recipe: PathBuf,
+    pub sources: SlotSources,
     pub out: PathBuf,
     pub format: ImageFormat,
-    pub init: PathBuf,
-    /// The static container init (`keel-container-init`).
-    pub container_init: PathBuf,
-    pub cache: PathBuf,
     pub boot_dir: Option<PathBuf>,
-    /// Image archives for `/usr/share/keel/images/`, which PID 1 imports at boot.
-    pub preload: Vec<PathBuf>,
-    /// Public update key files whose bundles the image installs.
-    pub update_keys: Vec<PathBuf>,
 }
 
 /// What was built.
@@ -154,27 +146,18 @@ pub(crate) fn step(message: &str) {
 /// Builds the image `request` describes.
 pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
     let started = Instant::now();
-    let recipe = LoadedRecipe::load(&request.recipe).map_err(ImageError::Recipe)?;
-    let epoch = reproducible::source_date_epoch().map_err(ImageError::Epoch)?;
-    slot_build::check_binaries(&request.init, &request.container_init)?;
-    let update_keys = request
-        .update_keys
-        .iter()
-        .map(|path| update_key::read_public(path))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ImageError::UpdateKey)?;
+    let Prepared { recipe, epoch, update_keys } = slot_build::prepare(&request.sources)?;
     let version = &recipe.recipe.version;
     let ids = DerivedIds::new(version);
-    step(&format!("recipe {} (keel {version}, {}, epoch {epoch})", request.recipe.display(), recipe.compatible()));
 
     let work = slot_build::work_dir_beside(&request.out)?;
     let work = work.path();
     let SlotContents { kernel, initrd, root_image, modules: module_names } = slot_build::build(&SlotInputs {
         recipe: &recipe,
-        init: &request.init,
-        container_init: &request.container_init,
-        cache: &request.cache,
-        preload: &request.preload,
+        init: &request.sources.init,
+        container_init: &request.sources.container_init,
+        cache: &request.sources.cache,
+        preload: &request.sources.preload,
         update_keys: &update_keys,
         epoch,
         work,

@@ -72,6 +72,7 @@ use keel_image_builder::bundle::{self, BundleBuildError, BundleRequest};
 use keel_image_builder::config_drive::{self, ConfigDriveError, ConfigDriveRequest, DriveFormat, DriveLayout};
 use keel_image_builder::image::{self, ImageError, ImageFormat, ImageRequest};
 use keel_image_builder::kernel_package;
+use keel_image_builder::slot_build::SlotSources;
 use keel_image_builder::update_key::{self, UpdateKeyError};
 
 #[derive(Parser)]
@@ -138,63 +139,68 @@ enum DriveLayoutArg {
     Config2,
 }
 
+/// What `image` and `bundle` both build a slot from.
 #[derive(clap::Args)]
-struct ImageArgs {
+struct SlotArgs {
     /// The recipe (TOML).
     #[arg(long)]
     recipe: PathBuf,
+    /// The static PID 1 binary.
+    #[arg(long)]
+    init: PathBuf,
+    /// The static container init that `init = true` runs (keel-container-init).
+    #[arg(long)]
+    container_init: PathBuf,
+    /// Kernel package cache directory.
+    #[arg(long, default_value = "build/cache")]
+    cache: PathBuf,
+    /// An image archive (docker save or OCI archive) for /usr/share/keel/images, imported at boot. Repeatable.
+    #[arg(long)]
+    preload: Vec<PathBuf>,
+    /// A public update key file (keygen's update.pub): the OS installs bundles it signed. Repeatable; a bundle
+    /// without any trusts its signing key.
+    #[arg(long)]
+    update_key: Vec<PathBuf>,
+}
+
+impl SlotArgs {
+    fn into_sources(self) -> SlotSources {
+        SlotSources {
+            recipe: self.recipe,
+            init: self.init,
+            container_init: self.container_init,
+            cache: self.cache,
+            preload: self.preload,
+            update_keys: self.update_key,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    #[command(flatten)]
+    slot: SlotArgs,
     /// The disk image to write.
     #[arg(long)]
     out: PathBuf,
     /// Output format; with qcow2 the raw image is kept as <out stem>.raw.
     #[arg(long, value_enum, default_value_t = Format::Raw)]
     format: Format,
-    /// The static PID 1 binary.
-    #[arg(long)]
-    init: PathBuf,
-    /// The static container init that `init = true` runs (keel-container-init).
-    #[arg(long)]
-    container_init: PathBuf,
-    /// Kernel package cache directory.
-    #[arg(long, default_value = "build/cache")]
-    cache: PathBuf,
     /// Also write vmlinux, initrd.img, cmdline (for direct kernel boot) and kernel (its description) here.
     #[arg(long)]
     boot_dir: Option<PathBuf>,
-    /// An image archive (docker save or OCI archive) for /usr/share/keel/images, imported at boot. Repeatable.
-    #[arg(long)]
-    preload: Vec<PathBuf>,
-    /// A public update key file (keygen's update.pub): the image installs bundles it signed. Repeatable.
-    #[arg(long)]
-    update_key: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
 struct BundleArgs {
-    /// The recipe (TOML).
-    #[arg(long)]
-    recipe: PathBuf,
+    #[command(flatten)]
+    slot: SlotArgs,
     /// The bundle to write.
     #[arg(long)]
     out: PathBuf,
     /// The secret key file that signs the bundle (keygen's update.key).
     #[arg(long)]
     key: PathBuf,
-    /// The static PID 1 binary.
-    #[arg(long)]
-    init: PathBuf,
-    /// The static container init that `init = true` runs (keel-container-init).
-    #[arg(long)]
-    container_init: PathBuf,
-    /// Kernel package cache directory.
-    #[arg(long, default_value = "build/cache")]
-    cache: PathBuf,
-    /// An image archive for /usr/share/keel/images, as for `image`. Repeatable.
-    #[arg(long)]
-    preload: Vec<PathBuf>,
-    /// A public update key file the bundle's OS trusts; without any, the signing key's. Repeatable.
-    #[arg(long)]
-    update_key: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -244,18 +250,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => return keygen(args),
     };
     let request = ImageRequest {
-        recipe: args.recipe,
+        sources: args.slot.into_sources(),
         out: args.out,
         format: match args.format {
             Format::Raw => ImageFormat::Raw,
             Format::Qcow2 => ImageFormat::Qcow2,
         },
-        init: args.init,
-        container_init: args.container_init,
-        cache: args.cache,
         boot_dir: args.boot_dir,
-        preload: args.preload,
-        update_keys: args.update_key,
     };
     let summary = image::build(&request)?;
     println!("image:         {}", summary.image.display());
@@ -269,16 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn build_bundle(args: BundleArgs) -> anyhow::Result<()> {
-    let request = BundleRequest {
-        recipe: args.recipe,
-        out: args.out,
-        init: args.init,
-        container_init: args.container_init,
-        cache: args.cache,
-        key: args.key,
-        update_keys: args.update_key,
-        preload: args.preload,
-    };
+    let request = BundleRequest { sources: args.slot.into_sources(), out: args.out, key: args.key };
     let summary = bundle::build(&request)?;
     println!("bundle:        {}", summary.bundle.display());
     println!("size:          {} ({:.1} MiB)", summary.size, summary.size as f64 / 1048576.0);

@@ -51,13 +51,52 @@ pub struct SlotContents {
 }
 
 /// Checks the two binaries exist before the long steps run.
-pub fn check_binaries(init: &Path, container_init: &Path) -> Result<(), ImageError> {
+fn check_binaries(init: &Path, container_init: &Path) -> Result<(), ImageError> {
     for path in [init, container_init] {
         if !path.is_file() {
             return Err(ImageError::Init { path: path.to_owned() });
         }
     }
     Ok(())
+}
+
+/// What the `image` and `bundle` commands both build a slot from, as given on the command line.
+#[derive(Debug, Clone)]
+pub struct SlotSources {
+    pub recipe: PathBuf,
+    /// The static PID 1 binary.
+    pub init: PathBuf,
+    /// The static container init (`keel-container-init`).
+    pub container_init: PathBuf,
+    /// The kernel package cache directory.
+    pub cache: PathBuf,
+    /// Image archives for `/usr/share/keel/images/`, which PID 1 imports at boot.
+    pub preload: Vec<PathBuf>,
+    /// Public update key files whose bundles the slot's OS installs.
+    pub update_keys: Vec<PathBuf>,
+}
+
+/// The sources read and checked: the recipe, the build's epoch and the update keys (as given; possibly none).
+pub struct Prepared {
+    pub recipe: LoadedRecipe,
+    pub epoch: u64,
+    pub update_keys: Vec<VerifyingKey>,
+}
+
+/// Loads the recipe, the epoch and the update keys and checks the binaries, before anything is built.
+pub fn prepare(sources: &SlotSources) -> Result<Prepared, ImageError> {
+    let recipe = LoadedRecipe::load(&sources.recipe).map_err(ImageError::Recipe)?;
+    let epoch = crate::reproducible::source_date_epoch().map_err(ImageError::Epoch)?;
+    check_binaries(&sources.init, &sources.container_init)?;
+    let update_keys = sources
+        .update_keys
+        .iter()
+        .map(|path| crate::update_key::read_public(path))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ImageError::UpdateKey)?;
+    let version = &recipe.recipe.version;
+    step(&format!("recipe {} (keel {version}, {}, epoch {epoch})", sources.recipe.display(), recipe.compatible()));
+    Ok(Prepared { recipe, epoch, update_keys })
 }
 
 /// A scratch directory next to `out` (same filesystem, so results can be renamed into place), removed on drop

@@ -68,23 +68,27 @@ fn summary(status: &ContainerStatus, config: Option<&ContainerConfig>, now: Syst
         created: unix_seconds(created(status)),
         ports: Vec::new(),
         labels: status.labels.clone(),
-        state: docker_state(status).to_owned(),
+        state: status.status.to_owned(),
         status: status_text(status, now),
         host_config: SummaryHostConfig { network_mode: config.map(network_mode).unwrap_or("host").to_owned() },
         mounts: Vec::new(),
     }
 }
 
-/// What `docker ps` shows as COMMAND: the configured entrypoint and command, quoted as Docker quotes it.
+/// What `docker ps` shows as COMMAND: the configured entrypoint and command.
 fn command_line(config: &ContainerConfig) -> String {
-    let words = |line: &Option<CommandLine>| match line {
-        Some(CommandLine::Exec(argv)) => argv.clone(),
-        Some(CommandLine::Shell(script)) => vec!["/bin/sh".to_owned(), "-c".to_owned(), script.clone()],
-        None => Vec::new(),
-    };
+    configured_argv(config).join(" ")
+}
+
+/// The configured entrypoint followed by the configured command (the image's defaults are not known here).
+fn configured_argv(config: &ContainerConfig) -> Vec<String> {
     let mut argv = words(&config.entrypoint);
     argv.extend(words(&config.command));
-    argv.join(" ")
+    argv
+}
+
+fn words(line: &Option<CommandLine>) -> Vec<String> {
+    line.as_ref().map(CommandLine::argv).unwrap_or_default()
 }
 
 fn network_mode(config: &ContainerConfig) -> &'static str {
@@ -92,11 +96,6 @@ fn network_mode(config: &ContainerConfig) -> &'static str {
         NetworkMode::None => "none",
         _ => "host",
     }
-}
-
-/// Docker's state word; a container waiting for its image or dependencies is `created`.
-fn docker_state(status: &ContainerStatus) -> &'static str {
-    status.status
 }
 
 /// When the container was made, as far as keel knows: its first start (keel creates a container as it starts it).
@@ -162,13 +161,7 @@ pub fn inspect(context: &Context, reference: &str) -> Response<Body> {
 }
 
 fn inspection(status: &ContainerStatus, config: &ContainerConfig) -> ContainerInspect {
-    let words = |line: &Option<CommandLine>| match line {
-        Some(CommandLine::Exec(argv)) => argv.clone(),
-        Some(CommandLine::Shell(script)) => vec!["/bin/sh".to_owned(), "-c".to_owned(), script.clone()],
-        None => Vec::new(),
-    };
-    let mut argv = words(&config.entrypoint);
-    argv.extend(words(&config.command));
+    let argv = configured_argv(config);
     let (path, args) = match argv.split_first() {
         Some((path, args)) => (path.clone(), args.to_vec()),
         None => (String::new(), Vec::new()),
@@ -199,7 +192,7 @@ fn inspection(status: &ContainerStatus, config: &ContainerConfig) -> ContainerIn
         path,
         args,
         state: ContainerState {
-            status: docker_state(status).to_owned(),
+            status: status.status.to_owned(),
             running: status.state == State::Running,
             paused: false,
             restarting: status.state == State::Restarting,
@@ -328,7 +321,7 @@ pub async fn kill(context: &Context, reference: &str, query: &HashMap<String, St
         Err(refusal) => return refusal.reply(),
     };
     let signal = match query.get("signal").filter(|text| !text.is_empty()) {
-        None => libc_sigkill(),
+        None => nix::sys::signal::Signal::SIGKILL as i32,
         Some(text) => match text
             .parse::<i32>()
             .ok()
@@ -347,10 +340,6 @@ pub async fn kill(context: &Context, reference: &str, query: &HashMap<String, St
         Ok(Err(error)) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &keel_logs::error_chain(&error)),
         Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the kill failed: {error}")),
     }
-}
-
-fn libc_sigkill() -> i32 {
-    nix::sys::signal::Signal::SIGKILL as i32
 }
 
 /// How often a waiter looks at the container's state.

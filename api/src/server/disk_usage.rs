@@ -20,13 +20,13 @@ pub async fn df(context: &Context) -> Response<Body> {
         let statuses = supervisor.status();
         let images: Vec<serde_json::Value> = supervisor
             .images()
-            .into_iter()
+            .iter()
             .map(|image| {
-                let users = statuses.iter().filter(|status| status.image_digest.as_deref() == Some(&image.manifest_digest)).count();
-                json!({
-                    "Id": image.config_digest, "ParentId": "", "RepoTags": [image.name], "RepoDigests": [],
-                    "Created": 0, "Size": image.size, "SharedSize": -1, "Labels": {}, "Containers": users,
-                })
+                let users = statuses
+                    .iter()
+                    .filter(|status| status.image_digest.as_deref() == Some(&image.manifest_digest))
+                    .count();
+                super::images::summary(image, i64::try_from(users).unwrap_or(i64::MAX))
             })
             .collect();
         let layers_size: u64 = images.iter().filter_map(|image| image["Size"].as_u64()).sum();

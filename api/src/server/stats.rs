@@ -14,7 +14,7 @@ use keel_supervision::machine::State;
 use serde_json::{json, Value};
 
 use super::containers::resolve;
-use super::{json, query, stream_body, Body, Context};
+use super::{json, stream_body, Body, Context};
 use crate::ids::container_id;
 
 /// Between the two samples of a one-shot reply.
@@ -45,7 +45,8 @@ pub async fn stats(context: &Context, reference: &str, query: &HashMap<String, S
         Err(refusal) => return refusal.reply(),
     };
     let cgroup = context.supervisor.cgroup_dir(&name);
-    let stream = query.get("stream").is_none_or(|value| query::flag(query, "stream") || value.is_empty());
+    // Docker streams unless told `stream=0|false`.
+    let stream = !matches!(query.get("stream").map(String::as_str), Some("0" | "false" | "False"));
     let id = container_id(&name);
     if !stream {
         let before = sample(cgroup.as_deref());

@@ -89,13 +89,19 @@ pub fn mem_total_bytes() -> u64 {
         .map_or(0, |kib| kib.saturating_mul(1024))
 }
 
+/// Time since the machine booted, from /proc/uptime (zero if unreadable).
+pub fn uptime() -> std::time::Duration {
+    let seconds = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default()
+}
+
 /// `GET /keel/v1/status`: keel's own view of the host.
 pub fn keel_status(context: &Context) -> Response<Body> {
     let statuses = context.supervisor.status();
-    let uptime_s = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0, |seconds| seconds as u64);
+    let uptime_s = uptime().as_secs();
     let containers: Vec<_> = statuses
         .iter()
         .map(|status| json!({"name": status.name, "state": status.status, "restart_count": status.restart_count}))

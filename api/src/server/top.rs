@@ -49,11 +49,7 @@ pub fn top(context: &Context, reference: &str, query: &HashMap<String, String>) 
 
 /// When the machine booted (now − uptime).
 fn boot_time() -> SystemTime {
-    let uptime = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    SystemTime::now().checked_sub(Duration::from_secs_f64(uptime)).unwrap_or(UNIX_EPOCH)
+    SystemTime::now().checked_sub(super::system::uptime()).unwrap_or(UNIX_EPOCH)
 }
 
 /// One `ps -ef` row of `pid`; `None` when it is gone.

@@ -42,9 +42,24 @@ impl BuildEnv {
 
     /// The keel-build command for `out` from another recipe (a scratch copy), with the fixed epoch.
     pub fn command_with_recipe(&self, recipe: &Path, out: &Path, extra: &[&str]) -> Command {
+        let mut command = self.slot_command("image", recipe, out);
+        command.args(extra);
+        command
+    }
+
+    /// The `keel-build bundle` command for `out`, signed with `key`, with the fixed epoch.
+    pub fn bundle_command(&self, out: &Path, key: &Path, extra: &[&str]) -> Command {
+        let mut command = self.slot_command("bundle", &self.recipe, out);
+        command.arg("--key").arg(key).args(extra);
+        command
+    }
+
+    /// `keel-build <subcommand>` with what `image` and `bundle` both take (the test binary stands in for both
+    /// inits), with the fixed epoch.
+    fn slot_command(&self, subcommand: &str, recipe: &Path, out: &Path) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keel-build"));
         command
-            .arg("image")
+            .arg(subcommand)
             .arg("--recipe")
             .arg(recipe)
             .arg("--out")
@@ -55,31 +70,6 @@ impl BuildEnv {
             .arg(&self.init)
             .arg("--cache")
             .arg(&self.cache)
-            .args(extra)
-            .env("SOURCE_DATE_EPOCH", EPOCH);
-        command
-    }
-}
-
-impl BuildEnv {
-    /// The `keel-build bundle` command for `out`, signed with `key`, with the fixed epoch.
-    pub fn bundle_command(&self, out: &Path, key: &Path, extra: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keel-build"));
-        command
-            .arg("bundle")
-            .arg("--recipe")
-            .arg(&self.recipe)
-            .arg("--out")
-            .arg(out)
-            .arg("--key")
-            .arg(key)
-            .arg("--init")
-            .arg(&self.init)
-            .arg("--container-init")
-            .arg(&self.init)
-            .arg("--cache")
-            .arg(&self.cache)
-            .args(extra)
             .env("SOURCE_DATE_EPOCH", EPOCH);
         command
     }
