@@ -22,7 +22,8 @@ use crate::network::{host_files, HostName};
 use crate::services::Services;
 use crate::shutdown_mailbox::ShutdownMailbox;
 use crate::{
-    api, boot_assessment, cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline,
+    api, boot_assessment, cgroup, data_partition, kernel_log, logger, modules, mounts, network, power_button, sys,
+    timeline,
 };
 
 const LOOPBACK: &CStr = c"lo";
@@ -73,6 +74,7 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         Ok(None) => {}
         Err(error) => log::error!("syslog relay: {}", error_chain(&error)),
     }
+    kernel_log::start();
     // After the relay starts, so the receiver sees them too.
     for warning in &config.user_data.warnings {
         log::warn!("{warning}");

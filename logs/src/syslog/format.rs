@@ -52,12 +52,20 @@ pub struct Record {
     pub severity: Severity,
     pub message: String,
     pub timestamp: SystemTime,
+    /// The record's own facility (the kernel's `kern`); `None` takes `[syslog] facility`.
+    pub facility: Option<Facility>,
 }
 
 impl Record {
-    /// A record stamped now.
+    /// A record stamped now, in the configured facility.
     pub fn now(app_name: impl Into<String>, severity: Severity, message: impl Into<String>) -> Record {
-        Record { app_name: app_name.into(), severity, message: message.into(), timestamp: SystemTime::now() }
+        Record {
+            app_name: app_name.into(),
+            severity,
+            message: message.into(),
+            timestamp: SystemTime::now(),
+            facility: None,
+        }
     }
 }
 
@@ -92,7 +100,8 @@ impl Formatter {
 
     /// The record as one line, without framing, cut to what the target takes.
     pub(crate) fn line(&self, record: &Record) -> Vec<u8> {
-        let priority = u16::from(self.facility.0) * 8 + u16::from(record.severity.code());
+        let facility = record.facility.unwrap_or(self.facility);
+        let priority = u16::from(facility.0) * 8 + u16::from(record.severity.code());
         let header = match self.style {
             Style::Rfc5424 => format!(
                 "<{priority}>1 {} {} {} - - - ",
@@ -147,7 +156,7 @@ mod tests {
 
     fn record(app_name: &str, severity: Severity, message: &str) -> Record {
         let timestamp = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
-        Record { app_name: app_name.into(), severity, message: message.into(), timestamp }
+        Record { app_name: app_name.into(), severity, message: message.into(), timestamp, facility: None }
     }
 
     fn tcp() -> SyslogTarget {
@@ -166,6 +175,13 @@ mod tests {
         assert!(line.starts_with(b"<0>1 "));
         let line = Formatter::new(&tcp(), Facility(23), "h").line(&record("k", Severity::Debug, "x"));
         assert!(line.starts_with(b"<191>1 "));
+    }
+
+    #[test]
+    fn a_record_with_its_own_facility_keeps_it() {
+        let formatter = Formatter::new(&tcp(), Facility(3), "h");
+        let kernel = Record { facility: Some(Facility(0)), ..record("kernel", Severity::Error, "oom") };
+        assert!(formatter.line(&kernel).starts_with(b"<3>1 "));
     }
 
     #[test]
