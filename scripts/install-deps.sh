@@ -33,6 +33,8 @@ needs=(
   "skopeo           skopeo"
   "umoci            umoci"
   "rsyslog          rsyslogd"
+  "rsyslog-openssl  /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so"
+  "openssl          openssl"
   "runc             runc"
   "busybox-static   /bin/busybox"
   "apache2-utils    htpasswd"
