@@ -90,11 +90,7 @@ fn every_container_command_for_people_and_as_json() {
     assert!(web[2].starts_with("\"sh -c i=0"), "{web:?}");
     assert!(web[4].starts_with("Up "), "{web:?}");
     for line in table.lines().skip(1) {
-        assert_eq!(
-            line[status_column..].split("   ").next().unwrap().trim().starts_with("Up "),
-            true,
-            "aligned: {table}"
-        );
+        assert!(line[status_column..].starts_with("Up "), "aligned: {table}");
     }
     assert!(!table.contains(" done\n"), "ps without -a lists an exited container:\n{table}");
     let all = ok(unix, &["ps", "-a"]);
