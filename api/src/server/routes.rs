@@ -3,8 +3,10 @@
 
 use hyper::{Method, Response, StatusCode};
 
+use super::host::PowerAction;
 use super::query;
-use super::{containers, disk_usage, error_reply, images, logs, stats, system, top, ApiRequest, Body, Context};
+use super::{containers, disk_usage, error_reply, images, keel_config, logs, power, stats, system, top};
+use super::{ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -30,6 +32,11 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
         (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
+        (&Method::GET, ["keel", "v1", "config"]) => keel_config::get(context),
+        (&Method::POST, ["keel", "v1", "config"]) => keel_config::validate(request).await,
+        (&Method::PUT, ["keel", "v1", "config"]) => keel_config::put(context, request).await,
+        (&Method::POST, ["keel", "v1", "reboot"]) => power::power(context, PowerAction::Reboot),
+        (&Method::POST, ["keel", "v1", "poweroff"]) => power::power(context, PowerAction::PowerOff),
         _ => error_reply(StatusCode::NOT_FOUND, &format!("page not found: {method} {path}")),
     }
 }
