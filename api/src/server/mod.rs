@@ -9,6 +9,7 @@
 mod body;
 mod containers;
 mod disk_usage;
+mod events;
 mod filters;
 pub mod host;
 mod images;

@@ -5,7 +5,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::host::PowerAction;
 use super::query;
-use super::{containers, disk_usage, error_reply, images, keel_config, logs, power, stats, system, top};
+use super::{containers, disk_usage, error_reply, events, images, keel_config, logs, power, stats, system, top};
 use super::{ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
@@ -28,6 +28,7 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::POST, ["containers", id, "restart"]) => containers::restart(context, id, &query).await,
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(context, id, &query).await,
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(context, id, &query).await,
+        (&Method::GET, ["events"]) => events::events(context, &query),
         (&Method::GET, ["images", "json"]) => images::list(context),
         (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
