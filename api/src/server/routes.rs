@@ -6,7 +6,7 @@ use hyper::{Method, Response, StatusCode};
 use super::host::PowerAction;
 use super::query;
 use super::{containers, disk_usage, error_reply, events, images, keel_config, logs, power, stats, system, top};
-use super::{ApiRequest, Body, Context};
+use super::{image_inspect, pull, ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -30,6 +30,11 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(context, id, &query).await,
         (&Method::GET, ["events"]) => events::events(context, &query),
         (&Method::GET, ["images", "json"]) => images::list(context),
+        (&Method::POST, ["images", "create"]) => pull::create(context, &query),
+        // A name may hold slashes (`127.0.0.1:5000/team/app:1`): everything between `images/` and `/json`.
+        (&Method::GET, ["images", .., "json"]) if segments.len() > 2 => {
+            image_inspect::inspect(context, &segments[1..segments.len() - 1].join("/"))
+        }
         (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
         (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
