@@ -6,11 +6,18 @@
 //! here takes one yet). Calls that wait on a container (stop, restart) run on the runtime's blocking pool, each
 //! bounded by the supervisor.
 
+mod body;
 mod containers;
 mod disk_usage;
+mod events;
 mod filters;
+pub mod host;
+mod image_inspect;
 mod images;
+mod keel_config;
 mod logs;
+mod power;
+mod pull;
 mod query;
 mod routes;
 mod stats;
@@ -48,11 +55,21 @@ pub struct SocketAccess {
     pub group: Option<u32>,
 }
 
+/// What the API reaches of the host besides the supervisor; `Default` is nothing (keel's host endpoints answer
+/// that there is no host).
+#[derive(Default, Clone)]
+pub struct ApiHooks {
+    pub host: Option<Arc<dyn host::HostControl>>,
+}
+
 /// What the handlers share.
 pub(crate) struct Context {
     pub supervisor: Arc<SupervisorHandle>,
     /// keel's version, for `/version` and `/info`.
     pub version: String,
+    pub hooks: ApiHooks,
+    /// Held by a config PUT from storing the generation to the end of its reconciliation.
+    pub config_lock: tokio::sync::Mutex<()>,
 }
 
 /// Why the server could not start.
@@ -96,6 +113,7 @@ impl ApiServer {
         tcp: Option<std::net::SocketAddr>,
         supervisor: Arc<SupervisorHandle>,
         version: &str,
+        hooks: ApiHooks,
     ) -> Result<ApiServer, ApiServerError> {
         let bind_error = |source| ApiServerError::Bind { path: path.to_owned(), source };
         if let Some(parent) = path.parent() {
@@ -125,7 +143,12 @@ impl ApiServer {
             }
             None => None,
         };
-        let context = Arc::new(Context { supervisor, version: version.to_owned() });
+        let context = Arc::new(Context {
+            supervisor,
+            version: version.to_owned(),
+            hooks,
+            config_lock: tokio::sync::Mutex::new(()),
+        });
         let (stop, stopped) = watch::channel(false);
         let listeners = Listeners { unix: listener, tcp };
         let thread = std::thread::Builder::new()
