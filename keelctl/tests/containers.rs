@@ -208,7 +208,14 @@ fn every_container_command_for_people_and_as_json() {
     assert_eq!(busybox[2].len(), 12);
     assert!(busybox[3].ends_with("MB") || busybox[3].ends_with("kB"), "{busybox:?}");
     let listed = json(unix, &["images"]);
-    assert!(listed.as_array().unwrap().iter().any(|image| image["RepoTags"][0].as_str().is_some_and(|tag| tag.ends_with(BUSYBOX))), "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|image| image["RepoTags"][0].as_str().is_some_and(|tag| tag.ends_with(BUSYBOX))),
+        "{listed}"
+    );
 
     // The server's refusal is the message, exit 1; an unknown name among several still runs the others.
     let missing = keelctl(unix, &["inspect", "nosuch"]);
