@@ -1,8 +1,8 @@
 //! keelctl's host commands against a real `keel supervise`: `apply` (what changed; every error with line and column
 //! and exit 4), `events --since --until` replaying a restart, `pull` from the Debian `docker-registry` on loopback
-//! (a line per step off a terminal, the server's progress lines with `--json`, a failed pull exit 1), and `reboot`
-//! and `poweroff` refused with the server's 409 message (keel supervise has no host to take down). Each in both
-//! output forms. Runs as root.
+//! (a line per step off a terminal, a progress bar on one, the server's progress lines with `--json`, a failed pull
+//! exit 1), and `reboot` and `poweroff` refused with the server's 409 message (keel supervise has no host to take
+//! down). Each in both output forms. Runs as root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -177,6 +177,21 @@ fn pull_prints_each_step_or_the_servers_progress_lines() {
     let records = json_lines(&ok(api, &["--json", "pull", &image]));
     let last = records.last().unwrap();
     assert_eq!(last["status"], format!("Status: Image is up to date for {image}"), "{records:?}");
+
+    // On a terminal (a pty from util-linux `script`): a progress bar instead of the step lines, then the summary.
+    layout.push("v1", &registry.host(), "keel/other:v1", None);
+    let other = format!("{}/keel/other:v1", registry.host());
+    let shown = Command::new("script")
+        .args(["--quiet", "--return", "--command"])
+        .arg(format!("{KEELCTL} --host {api} pull {other}"))
+        .arg("/dev/null")
+        .env_remove("KEEL_HOST")
+        .output()
+        .unwrap();
+    let screen = text(&shown.stdout);
+    assert!(shown.status.success(), "{screen}");
+    assert!(screen.ends_with(&format!("Status: Downloaded newer image for {other}\r\n")), "{screen:?}");
+    assert!(!screen.contains("Pulling fs layer\r\n") && !screen.contains("Pull complete\r\n"), "{screen:?}");
 
     // A failed pull: the registry's error, exit 1, in both forms.
     let missing = format!("{}/keel/nosuch:v1", registry.host());
