@@ -97,7 +97,7 @@ fn matches(event: &SupervisorEvent, filter: &str, value: &str) -> bool {
         "container" => {
             event.kind == EventType::Container
                 && (event.actor == value.trim_start_matches('/')
-                    || (value.len() >= 1 && container_id(&event.actor).starts_with(&value.to_ascii_lowercase())))
+                    || (!value.is_empty() && container_id(&event.actor).starts_with(&value.to_ascii_lowercase())))
         }
         // `health_status` matches every `health_status: …`.
         "event" => event.action == value || event.action.split(':').next() == Some(value),
