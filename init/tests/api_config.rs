@@ -1,22 +1,23 @@
 //! keel's own endpoints against `keel supervise`: `PUT /keel/v1/config` that changes one container restarts that
 //! one only; an invalid body changes nothing and gets every error with its line and column; POST validates;
 //! status shows the generation; a body over the bound is refused unread; reboot and poweroff are refused (409)
-//! where there is no host of keel's to take down.
+//! where there is no host of keel's to take down; status carries the syslog relay's counters.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::Duration;
 
 use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
+use keel_fixtures::rsyslog::Rsyslog;
 use keel_fixtures::supervise::{api_request, KeelSupervise};
 use serde_json::Value;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 
-fn config(steady_command: &str, changing_command: &str) -> String {
+fn config(syslog_port: u16, steady_command: &str, changing_command: &str) -> String {
     format!(
-        "[containers.steady]\nimage = \"{BUSYBOX}\"\ncommand = [\"sh\", \"-c\", \"{steady_command}\"]\n\n\
+        "[syslog]\ntarget = \"tcp://127.0.0.1:{syslog_port}\"\n\n[containers.steady]\nimage = \"{BUSYBOX}\"\ncommand = [\"sh\", \"-c\", \"{steady_command}\"]\n\n\
          [containers.changing]\nimage = \"{BUSYBOX}\"\ncommand = [\"sh\", \"-c\", \"{changing_command}\"]\n"
     )
 }
@@ -40,7 +41,8 @@ fn running(socket: &Path, name: &str) -> bool {
 #[test]
 fn a_config_put_restarts_only_what_changed_and_an_invalid_one_changes_nothing() {
     let host = TestHost::new(Path::new(CACHE));
-    let first = config("sleep 100000", "sleep 100001");
+    let rsyslog = Rsyslog::start(&host.temp.path().join("rsyslog"));
+    let first = config(rsyslog.port, "sleep 100000", "sleep 100001");
     let supervise = KeelSupervise::start(Path::new(KEEL), &host, &first);
     let socket = supervise.socket.clone();
     wait_for("both running", Duration::from_secs(60), || {
@@ -54,9 +56,17 @@ fn a_config_put_restarts_only_what_changed_and_an_invalid_one_changes_nothing() 
     let generation = keel_status["config"]["generation"].as_u64().unwrap();
     assert!(generation >= 1, "{keel_status}");
     assert_eq!(keel_status["config"]["errors"], serde_json::json!([]));
+    // The relay's counters: keel's own lines reach the receiver.
+    let relayed = rsyslog.wait_for("keel", 1);
+    let syslog = wait_for("the relay's counters", Duration::from_secs(30), || {
+        let (_, keel_status) = json_of(&socket, "GET", "/keel/v1/status", b"");
+        let syslog = keel_status["syslog"].clone();
+        (syslog["sent"].as_u64()? >= relayed.len() as u64 && syslog["connected"] == true).then_some(syslog)
+    });
+    assert_eq!((syslog["dropped"].as_u64(), syslog["last_error"].is_null()), (Some(0), true), "{syslog}");
 
     // Valid: POST says so and changes nothing.
-    let second = config("sleep 100000", "sleep 100002");
+    let second = config(rsyslog.port, "sleep 100000", "sleep 100002");
     assert_eq!(
         json_of(&socket, "POST", "/keel/v1/config", second.as_bytes()),
         (200, serde_json::json!({"valid": true}))

@@ -58,7 +58,7 @@ pub(crate) fn ensure_image(shared: &Shared, reference: &str) -> Result<(), Ensur
     log::info!("pulling {parsed}");
     pull(shared, &parsed, &NoProgress)
         .map(drop)
-        .map_err(|source| EnsureImageError::Pull { reference: reference.to_owned(), source: Box::new(source) })
+        .map_err(|source| EnsureImageError::Pull { reference: reference.to_owned(), source })
 }
 
 /// Pulls `reference` from its registry into the store, reporting to `progress`, and announces it (`docker events`).
@@ -66,9 +66,10 @@ pub(crate) fn pull(
     shared: &Shared,
     reference: &ImageReference,
     progress: &dyn ProgressSink,
-) -> Result<PulledImage, PullError> {
+) -> Result<PulledImage, Box<PullError>> {
     let registry = shared.registry();
-    let pulled = pull_image(&registry, &shared.store, reference, &PullOptions::default(), progress)?;
+    let pulled =
+        pull_image(&registry, &shared.store, reference, &PullOptions::default(), progress).map_err(Box::new)?;
     let name = reference.to_string();
     let repository =
         name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(name.as_str(), |(repo, _)| repo);

@@ -508,7 +508,7 @@ impl SupervisorHandle {
         let name = parsed.to_string();
         let before = self.shared.store.lookup(&name).ok().flatten().map(|descriptor| descriptor.digest);
         let pulled = images::pull(&self.shared, &parsed, progress)
-            .map_err(|source| images::PullImageError::Pull { reference: name.clone(), source: Box::new(source) })?;
+            .map_err(|source| images::PullImageError::Pull { reference: name.clone(), source })?;
         Ok(PullOutcome {
             up_to_date: before.as_ref() == Some(&pulled.manifest_digest),
             manifest_digest: pulled.manifest_digest.to_string(),

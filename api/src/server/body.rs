@@ -2,12 +2,18 @@
 //! undeclared one (chunked) is cut off at the bound. Also the JSON decoding of a body, with a 400 naming what was
 //! wrong.
 
+use std::time::Duration;
+
 use http_body_util::{BodyExt, Limited};
 use hyper::StatusCode;
 
 use super::{ApiRequest, Refusal};
 
-/// The body of `request`, at most `limit` bytes; 413 beyond it, 400 when the client breaks off.
+/// How long a client has to send a body: a request in flight is never closed as idle, so a trickle must end.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The body of `request`, at most `limit` bytes within [`BODY_TIMEOUT`]; 413 beyond the size, 408 beyond the
+/// time, 400 when the client breaks off.
 pub async fn read_bounded(request: ApiRequest, limit: usize) -> Result<Vec<u8>, Refusal> {
     let too_large =
         || Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body too large: at most {limit} bytes"));
@@ -19,10 +25,14 @@ pub async fn read_bounded(request: ApiRequest, limit: usize) -> Result<Vec<u8>, 
             Err(_) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "Content-Length: not a number")),
         }
     }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(Refusal::new(StatusCode::BAD_REQUEST, "the request body ended early")),
+    let reading = tokio::time::timeout(BODY_TIMEOUT, Limited::new(request.into_body(), limit).collect());
+    match reading.await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(Refusal::new(StatusCode::BAD_REQUEST, "the request body ended early")),
+        Err(_) => {
+            Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, format!("the request body took over {BODY_TIMEOUT:?}")))
+        }
     }
 }
 

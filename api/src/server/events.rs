@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::filters::Filters;
 use super::logs::unix_time;
-use super::{error_reply, stream_body, Body, Context};
+use super::{error_reply, stream_body, Body, Context, Refusal};
 use crate::ids::container_id;
 
 /// How often a follower takes what its subscription received.
@@ -31,11 +31,11 @@ pub fn events(context: &Context, query: &HashMap<String, String>) -> Response<Bo
         None => Ok(None),
         Some(text) => unix_time(text)
             .map(Some)
-            .ok_or_else(|| error_reply(StatusCode::BAD_REQUEST, &format!("{key}: {text:?} is not a Unix time"))),
+            .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, format!("{key}: {text:?} is not a Unix time"))),
     };
     let (since, until) = match (time("since"), time("until")) {
         (Ok(since), Ok(until)) => (since, until),
-        (Err(reply), _) | (_, Err(reply)) => return reply,
+        (Err(refusal), _) | (_, Err(refusal)) => return refusal.reply(),
     };
     let filters = match Filters::parse(query.get("filters"), &EVENT_FILTERS) {
         Ok(filters) => filters,
@@ -97,7 +97,7 @@ fn matches(event: &SupervisorEvent, filter: &str, value: &str) -> bool {
         "container" => {
             event.kind == EventType::Container
                 && (event.actor == value.trim_start_matches('/')
-                    || (value.len() >= 1 && container_id(&event.actor).starts_with(&value.to_ascii_lowercase())))
+                    || (!value.is_empty() && container_id(&event.actor).starts_with(&value.to_ascii_lowercase())))
         }
         // `health_status` matches every `health_status: …`.
         "event" => event.action == value || event.action.split(':').next() == Some(value),

@@ -1,6 +1,7 @@
 //! `/keel/v1/config`: GET the user-data in force (TOML), POST a body to validate it, PUT a body to validate it,
 //! keep it as the next generation and reconcile the containers without a reboot. An invalid body changes nothing
-//! and gets every error with its line and column.
+//! and gets every error with its line and column. Only the containers are reconciled: the host's own sections
+//! (`[network]`, `[syslog]`, `[api]`) take effect at the next boot.
 
 use std::sync::Arc;
 

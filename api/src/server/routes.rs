@@ -37,6 +37,7 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         }
         (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
+        (&Method::POST, ["containers", "create"]) => containers::create(request).await,
         (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
         (&Method::GET, ["keel", "v1", "config"]) => keel_config::get(context),
         (&Method::POST, ["keel", "v1", "config"]) => keel_config::validate(request).await,
