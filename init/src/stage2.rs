@@ -8,6 +8,9 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keel_api::server::host::{ConfigSnapshot, HostControl};
+use keel_api::server::ApiHooks;
+use keel_config::generations::GenerationStore;
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
 use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
@@ -18,6 +21,7 @@ use keel_supervision::{Supervisor, SupervisorHandle, SupervisorOptions};
 use crate::boot_config::{self, BootConfig};
 use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
+use crate::host_control::{KeelHost, PowerTarget};
 use crate::network::{host_files, HostName};
 use crate::services::Services;
 use crate::shutdown_mailbox::ShutdownMailbox;
@@ -122,10 +126,20 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
     };
     let supervisor = start_supervisor(reaper, &config).map(Arc::new);
     boot_assessment::start_gate(boot, supervisor.clone(), &config.user_data.update, Arc::clone(mailbox));
-    let api = supervisor
-        .as_ref()
-        .and_then(|supervisor| api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor)));
+    let hooks = ApiHooks { host: Some(pid1_host(&config, mailbox)) };
+    let api = supervisor.as_ref().and_then(|supervisor| {
+        api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor), hooks)
+    });
     Services { network, supervisor, api }
+}
+
+/// What the API reaches of PID 1: the boot's config and its generations, and the shutdown path.
+fn pid1_host(config: &BootConfig, mailbox: &Arc<ShutdownMailbox>) -> Arc<dyn HostControl> {
+    // Already opened (and any failure reported) by the boot config; a failure here leaves PUT refusing.
+    let generations = GenerationStore::open(boot_config::GENERATIONS_DIR).ok();
+    let current =
+        ConfigSnapshot { text: config.text.clone(), generation: config.generation, rejected: config.rejected.clone() };
+    Arc::new(KeelHost::new(generations, current, PowerTarget::Pid1(Arc::clone(mailbox))))
 }
 
 /// Starts the containers of the config (after `ready`: importing preloaded images and pulls take their time).

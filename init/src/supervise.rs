@@ -17,15 +17,20 @@
 //! Exit codes: 0 stopped by SIGTERM/SIGINT; 1 the config is invalid (every error printed); 100 usage;
 //! 111 a system error (the message says which).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use keel_api::server::host::{ConfigSnapshot, HostControl};
+use keel_api::server::ApiHooks;
+use keel_config::generations::GenerationStore;
 use keel_config::UserData;
 use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
 use keel_runtime::Reaper;
 use keel_supervision::{Supervisor, SupervisorOptions};
+
+use crate::host_control::{KeelHost, PowerTarget};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -98,7 +103,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
-    match run(arguments, &user_data) {
+    match run(arguments, &user_data, &text) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{}", error_chain(&error));
@@ -119,7 +124,29 @@ enum SuperviseError {
     Start(#[source] keel_supervision::SupervisorError),
 }
 
-fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError> {
+/// What the API reaches of `keel supervise`: its config, kept as generations under `DIR/config` so that a PUT
+/// is kept as PID 1 keeps it (the `--config` file itself is the user's and stays as it is); no power actions.
+fn supervise_host(state_dir: &Path, config_text: &str) -> Arc<dyn HostControl> {
+    let generations = match GenerationStore::open(state_dir.join("config")) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            log::error!("config generations: {}; the API cannot change the config", error_chain(&error));
+            None
+        }
+    };
+    let generation = match generations.as_ref().map(|store| store.accept(config_text)) {
+        Some(Ok(generation)) => generation.number,
+        Some(Err(error)) => {
+            log::error!("config generations: {}", error_chain(&error));
+            0
+        }
+        None => 0,
+    };
+    let current = ConfigSnapshot { text: config_text.to_owned(), generation, rejected: Vec::new() };
+    Arc::new(KeelHost::new(generations, current, PowerTarget::Refuse))
+}
+
+fn run(arguments: Arguments, user_data: &UserData, config_text: &str) -> Result<(), SuperviseError> {
     // Before any thread starts, so that every thread inherits the mask and these signals queue for the signalfd.
     let mut mask = SigSet::empty();
     for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
@@ -161,7 +188,8 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError>
     }
     let reaper = Arc::new(Reaper::new());
     let handle = Arc::new(Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?);
-    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle));
+    let hooks = ApiHooks { host: Some(supervise_host(&state_dir, config_text)) };
+    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle), hooks);
     loop {
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,
