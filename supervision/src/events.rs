@@ -1,5 +1,5 @@
 //! The supervisor's events, for `docker events`: what happened to containers (create, start, kill, die, stop,
-//! restart, health_status) and images (pull), kept in a ring of recent events bounded in items and bytes, and
+//! restart, health_status, destroy) and images (pull), kept in a ring of recent events bounded in items and bytes, and
 //! handed to subscribers through bounded channels.
 //!
 //! Publishing never waits: a subscriber whose channel is full (its client reads too slowly) is dropped, and
