@@ -9,7 +9,9 @@
 //! target` keel's lines (APP-NAME `keel`) and every container's (APP-NAME the container's name, stdout as info,
 //! stderr as err) to that receiver; `--echo-logs` shows container lines on stderr too, as `<name> | <line>`.
 //!
-//! Everything it keeps lives under DIR: `images/`, `layers/`, `containers/<name>/`, `volumes/`. The main thread
+//! Everything it keeps lives under DIR: `images/`, `layers/`, `containers/<name>/`, `volumes/`, and `config/`, the
+//! generations of its config (the `--config` file's at start, then each one `PUT /keel/v1/config` applies; the next
+//! start takes the `--config` file again). The API refuses reboot and poweroff (409): the host is not keel's. The main thread
 //! does what PID 1's does: it blocks SIGCHLD, SIGTERM and SIGINT, reads them from a signalfd, and is the only
 //! caller of `waitpid` (through the reaper). SIGTERM or SIGINT stops every container in reverse dependency order
 //! on a helper thread (the main thread keeps reaping meanwhile), then the process exits.

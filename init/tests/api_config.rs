@@ -22,6 +22,12 @@ fn config(syslog_port: u16, steady_command: &str, changing_command: &str) -> Str
     )
 }
 
+/// Now as Unix seconds with a fraction, as `since` and `until` take it.
+fn unix_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
 fn json_of(socket: &Path, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
     let (status, body) = api_request(socket, method, path, body);
     (status, serde_json::from_str(&body).unwrap_or_else(|error| panic!("{method} {path}: {error}: {body:?}")))
@@ -94,6 +100,7 @@ fn a_config_put_restarts_only_what_changed_and_an_invalid_one_changes_nothing() 
     assert_eq!(run_of(&socket, "changing"), changing_before, "an invalid PUT restarted a container");
 
     // Valid PUT: a new generation, and only the changed container restarts.
+    let before_put = unix_now();
     let (status, reply) = json_of(&socket, "PUT", "/keel/v1/config", second.as_bytes());
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply, serde_json::json!({"generation": generation + 1, "changed": ["changing"]}));
@@ -101,6 +108,12 @@ fn a_config_put_restarts_only_what_changed_and_an_invalid_one_changes_nothing() 
     let changing_after = run_of(&socket, "changing");
     assert_ne!(changing_after.0, changing_before.0, "the changed container kept its process");
     assert_eq!(run_of(&socket, "steady"), steady_before, "the unchanged container was restarted");
+    // Its events: the old one stopped (`sleep` as PID 1 ignores SIGTERM: a second kill, SIGKILL, at the stop
+    // timeout) and destroyed, the new one created and started; none for the other.
+    let (_, events) = api_request(&socket, "GET", &format!("/events?since={before_put}&until={}", unix_now()), b"");
+    let actions: Vec<&str> = events.split("\"Action\":\"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
+    assert_eq!(actions, ["kill", "kill", "die", "stop", "destroy", "create", "start"], "{events}");
+    assert!(!events.contains("\"name\":\"steady\""), "{events}");
     assert_eq!(api_request(&socket, "GET", "/keel/v1/config", b"").1, second);
     let (_, keel_status) = json_of(&socket, "GET", "/keel/v1/status", b"");
     assert_eq!(keel_status["config"]["generation"].as_u64().unwrap(), generation + 1);

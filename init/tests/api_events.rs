@@ -169,3 +169,71 @@ fn docker_events_replays_and_follows_a_restart() {
     let bad = docker.run(&["events", "--filter", "colour=red", "--until", &stamp(after_restart)]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid filter 'colour'"));
 }
+
+/// Kill events counted in what a reader of `GET /events` received.
+fn kills_in(received: &[u8]) -> usize {
+    String::from_utf8_lossy(received).matches("\"Action\":\"kill\"").count()
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_and_the_supervisor_goes_on() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+
+    let host = TestHost::new(Path::new(CACHE));
+    // `sleep` as the container's PID 1 has no handler for USR1: each kill is an event and nothing more.
+    let config = format!("[containers.target]\nimage = \"{BUSYBOX}\"\ncommand = [\"sleep\", \"100000\"]\n");
+    let supervise = KeelSupervise::start(Path::new(KEEL), &host, &config);
+    let socket = supervise.socket.clone();
+    wait_for("target running", Duration::from_secs(60), || {
+        let (_, body) = keel_fixtures::supervise::api_request(&socket, "GET", "/containers/target/json", b"");
+        body.contains("\"Running\":true").then_some(())
+    });
+    let subscribe = || {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream
+            .write_all(b"GET /events?filters=%7B%22event%22%3A%5B%22kill%22%5D%7D HTTP/1.1\r\nHost: keel\r\n\r\n")
+            .unwrap();
+        stream
+    };
+    // One reader keeps up; the other never reads until the flood is over.
+    let mut keeping_up = subscribe();
+    keeping_up.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 64 << 10];
+        while kills_in(&received) < KILLS {
+            match keeping_up.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(count) => received.extend_from_slice(&buffer[..count]),
+            }
+        }
+        kills_in(&received)
+    });
+    let mut stalled = subscribe();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Enough events to fill the stalled client's socket buffers, its stream's chunks and its subscription.
+    const KILLS: usize = 3000;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..KILLS {
+        let asked = Instant::now();
+        let (status, body) =
+            keel_fixtures::supervise::api_request(&socket, "POST", "/containers/target/kill?signal=USR1", b"");
+        assert_eq!(status, 204, "{body}");
+        slowest = slowest.max(asked.elapsed());
+    }
+    eprintln!("{KILLS} kills, the slowest answered in {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "a kill waited {slowest:?} on the stalled subscriber");
+    assert_eq!(reader.join().unwrap(), KILLS, "the reader that kept up missed events");
+
+    // The stalled one was dropped: what it gets now ends, short of the flood.
+    stalled.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut received = Vec::new();
+    let ended = stalled.read_to_end(&mut received).is_ok() || received.ends_with(b"0\r\n\r\n");
+    let got = kills_in(&received);
+    eprintln!("the stalled subscriber got {got} of {KILLS} events before it was dropped");
+    assert!(ended, "the stalled subscriber's stream did not end");
+    assert!(got < KILLS, "the stalled subscriber got every event: it was not dropped");
+}

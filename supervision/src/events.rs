@@ -1,5 +1,5 @@
 //! The supervisor's events, for `docker events`: what happened to containers (create, start, kill, die, stop,
-//! restart, health_status) and images (pull), kept in a ring of recent events bounded in items and bytes, and
+//! restart, health_status, destroy) and images (pull), kept in a ring of recent events bounded in items and bytes, and
 //! handed to subscribers through bounded channels.
 //!
 //! Publishing never waits: a subscriber whose channel is full (its client reads too slowly) is dropped, and
@@ -74,11 +74,15 @@ struct Inner {
     subscribers: Vec<Subscriber>,
 }
 
-/// A subscriber's end of the channel, and whether it is gone.
+/// A subscriber's end of the channel, whether it is gone, and how to wake it.
 struct Subscriber {
     sender: SyncSender<Arc<SupervisorEvent>>,
     gone: Arc<AtomicBool>,
+    wake: Waker,
 }
+
+/// Told after each event is queued for its subscriber (under the log's lock: it must return at once).
+pub type Waker = Box<dyn Fn() + Send + Sync>;
 
 /// A subscriber's events: [`Subscription::receiver`] ends when it fell behind. Dropping it frees its place at once,
 /// even if no event comes to find it gone.
@@ -106,7 +110,10 @@ impl EventLog {
             }
         }
         inner.subscribers.retain(|subscriber| match subscriber.sender.try_send(Arc::clone(&event)) {
-            Ok(()) => true,
+            Ok(()) => {
+                (subscriber.wake)();
+                true
+            }
             Err(TrySendError::Full(_)) => {
                 log::warn!("events: a subscriber fell {SUBSCRIBER_QUEUE} events behind; dropping it");
                 false
@@ -115,9 +122,9 @@ impl EventLog {
         });
     }
 
-    /// The kept events, oldest first, and a channel of every later one; `None` when [`MAX_SUBSCRIBERS`] already
-    /// listen. The channel ends when the subscriber falls behind.
-    pub fn subscribe(&self) -> Option<(Vec<Arc<SupervisorEvent>>, Subscription)> {
+    /// The kept events, oldest first, and a channel of every later one, with `wake` called after each; `None`
+    /// when [`MAX_SUBSCRIBERS`] already listen. The channel ends when the subscriber falls behind.
+    pub fn subscribe(&self, wake: Waker) -> Option<(Vec<Arc<SupervisorEvent>>, Subscription)> {
         let mut inner = lock(&self.inner);
         inner.subscribers.retain(|subscriber| !subscriber.gone.load(Ordering::Relaxed));
         if inner.subscribers.len() >= MAX_SUBSCRIBERS {
@@ -125,7 +132,7 @@ impl EventLog {
         }
         let (sender, receiver) = sync_channel(SUBSCRIBER_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
-        inner.subscribers.push(Subscriber { sender, gone: Arc::clone(&gone) });
+        inner.subscribers.push(Subscriber { sender, gone: Arc::clone(&gone), wake });
         Some((inner.recent.iter().cloned().collect(), Subscription { receiver, gone }))
     }
 
@@ -171,7 +178,7 @@ mod tests {
     fn a_subscriber_sees_each_event_once_and_a_slow_one_is_dropped() {
         let log = EventLog::default();
         log.publish(event("before", 1));
-        let (backlog, subscription) = log.subscribe().unwrap();
+        let (backlog, subscription) = log.subscribe(Box::new(|| {})).unwrap();
         let receiver = &subscription.receiver;
         assert_eq!(backlog.len(), 1);
         log.publish(event("after", 1));
@@ -186,11 +193,11 @@ mod tests {
         drop(subscription);
         // Subscribers that go away free their places without an event to find them gone.
         for _ in 0..MAX_SUBSCRIBERS * 2 {
-            let (_, subscription) = log.subscribe().unwrap();
+            let (_, subscription) = log.subscribe(Box::new(|| {})).unwrap();
             drop(subscription);
         }
-        let held: Vec<Subscription> = (0..MAX_SUBSCRIBERS).map(|_| log.subscribe().unwrap().1).collect();
-        assert!(log.subscribe().is_none(), "more than {MAX_SUBSCRIBERS} subscribers at once");
+        let held: Vec<Subscription> = (0..MAX_SUBSCRIBERS).map(|_| log.subscribe(Box::new(|| {})).unwrap().1).collect();
+        assert!(log.subscribe(Box::new(|| {})).is_none(), "more than {MAX_SUBSCRIBERS} subscribers at once");
         drop(held);
     }
 }

@@ -2,26 +2,28 @@
 //! events from then on, `until` ends the stream at that time (at once when it has passed), and without `until`
 //! the stream follows until the client goes. Filters: `type`, `container`, `event`, `label`, `image`.
 //!
-//! The subscription's channel is drained on a timer into the reply's small bounded body channel: a client that
-//! reads too slowly blocks only this task, its subscription falls behind and is dropped by the supervisor, and the
-//! stream ends.
+//! The subscription's channel is drained, each time the supervisor wakes this task, into the reply's small bounded
+//! body channel: a client that reads too slowly blocks only this task, its subscription falls behind and is
+//! dropped by the supervisor, and the stream ends.
 
 use std::collections::HashMap;
 use std::sync::mpsc::TryRecvError;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
 use keel_supervision::events::{EventType, SupervisorEvent};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use super::filters::Filters;
 use super::logs::unix_time;
 use super::{error_reply, stream_body, Body, Context, Refusal};
 use crate::ids::container_id;
 
-/// How often a follower takes what its subscription received.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a follower without events looks whether `until` has passed.
+const UNTIL_CHECK: Duration = Duration::from_millis(250);
 
 /// The filters `docker events --filter` may send that keel has events for.
 const EVENT_FILTERS: [&str; 5] = ["type", "container", "event", "label", "image"];
@@ -41,7 +43,12 @@ pub fn events(context: &Context, query: &HashMap<String, String>) -> Response<Bo
         Ok(filters) => filters,
         Err(refusal) => return refusal.reply(),
     };
-    let Some((kept, subscription)) = context.supervisor.events().subscribe() else {
+    let arrived = Arc::new(Notify::new());
+    let wake = {
+        let arrived = Arc::clone(&arrived);
+        Box::new(move || arrived.notify_one())
+    };
+    let Some((kept, subscription)) = context.supervisor.events().subscribe(wake) else {
         return error_reply(StatusCode::SERVICE_UNAVAILABLE, "too many event subscribers; try again later");
     };
     let wanted = move |event: &SupervisorEvent| {
@@ -76,8 +83,10 @@ pub fn events(context: &Context, query: &HashMap<String, String>) -> Response<Bo
             if ended || until.is_some_and(|until| SystemTime::now() > until) {
                 return;
             }
+            // Woken by the next event; the interval bounds how late `until` is noticed.
             tokio::select! {
-                _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                _ = arrived.notified() => {}
+                _ = tokio::time::sleep(UNTIL_CHECK) => {}
                 _ = sender.closed() => return,
             }
         }

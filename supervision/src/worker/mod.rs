@@ -380,6 +380,7 @@ impl Worker {
                 log::warn!("{}", error_chain(&error));
                 return Some(Event::RemoveFailed);
             }
+            self.announce("destroy", &[]);
         } else if let Some(root) = cgroup_root {
             keel_runtime::ContainerCgroup { path: root.join("keel").join(&self.name) }.remove();
         }
