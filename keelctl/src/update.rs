@@ -16,7 +16,7 @@ use crate::CommandError;
 /// The host downloads and verifies the bundle's head before it answers.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the progress is asked for.
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Without any progress for this long, keelctl stops following (the install goes on, bounded by the host's own
 /// download deadlines).
 const STALL_LIMIT: Duration = Duration::from_secs(600);
