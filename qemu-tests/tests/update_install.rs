@@ -216,8 +216,13 @@ fn bundles_that_must_be_refused_change_neither_the_esp_nor_the_inactive_slot() -
         server.put(&format!("/{name}.bundle"), bytes.clone());
     }
 
+    let mut bad_root = good.clone();
+    let last = bad_root.len() - 1;
+    bad_root[last] ^= 0x01;
+    server.put("/bad-root.bundle", bad_root);
     let esp_before = partition_bytes(&image, "esp")?;
     let slot_before = partition_bytes(&image, "keel-root-b")?;
+    let running_before = partition_bytes(&image, "keel-root-a")?;
     let port = free_port()?;
     let vm = boot("update_refusals", scratch.path(), &image, port)?;
     status(port)?;
@@ -234,6 +239,23 @@ fn bundles_that_must_be_refused_change_neither_the_esp_nor_the_inactive_slot() -
     ensure!(partition_bytes(&image, "esp")? == esp_before, "the ESP changed; console:\n{console}");
     ensure!(partition_bytes(&image, "keel-root-b")? == slot_before, "slot b changed; console:\n{console}");
     ensure!(esp::entries(&image)? == ["keel-1.0.0-a.conf"], "entries: {:?}", esp::entries(&image)?);
+
+    // A root image whose hash does not match is found at its end, after it streamed into slot b: the install
+    // fails naming it, and slot b has no entry, so nothing boots it. The ESP and the running slot are untouched.
+    let vm = boot("update_bad_root", scratch.path(), &image, port)?;
+    status(port)?;
+    let output = keelctl(port, &["update", &server.guest_url("/bad-root.bundle")])?;
+    let said = text(&output);
+    ensure!(output.status.code() == Some(1), "bad root: keelctl exit {:?}: {said}", output.status.code());
+    ensure!(said.contains("the bundle's payload root (bytes"), "the failure does not name the root payload: {said}");
+    let now = status(port)?;
+    ensure!(now["update"]["state"] == "failed", "status after the failure: {now}");
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    let console = vm.console();
+    ensure!(esp::entries(&image)? == ["keel-1.0.0-a.conf"], "entries: {:?}", esp::entries(&image)?);
+    ensure!(partition_bytes(&image, "esp")? == esp_before, "the ESP changed; console:\n{console}");
+    ensure!(partition_bytes(&image, "keel-root-a")? == running_before, "the running slot changed:\n{console}");
     Ok(())
 }
 
