@@ -78,7 +78,7 @@ pub enum InstallError {
     BootFileTooLarge { name: PayloadName, size: u64 },
     #[error("the bundle's root image is {size} bytes, more than the {capacity} of {}", device.display())]
     RootTooLarge { size: u64, capacity: u64, device: PathBuf },
-    #[error("the bundle's payload {name} is refused")]
+    #[error("cannot install the bundle's {name}")]
     Payload {
         name: PayloadName,
         #[source]
