@@ -33,8 +33,9 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> UpdateConfig {
     let mut update = UpdateConfig::default();
     let keys = ["url", "health_timeout", "health_window", "allow_downgrade"];
     let Some(table) = reader.table(field, &keys) else { return update };
-    // The health gate of a trial boot acts on the durations; installing does not exist yet.
-    for key in ["url", "allow_downgrade"] {
+    // The health gate of a trial boot acts on the durations, an install on `allow_downgrade`; no channel is polled
+    // yet.
+    for key in ["url"] {
         if let Some(field) = table.get(key) {
             reader.warning(
                 field.node.span(),

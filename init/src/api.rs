@@ -12,7 +12,7 @@ use keel_supervision::SupervisorHandle;
 /// PID 1's API socket.
 pub const PID1_SOCKET: &str = "/run/keel.sock";
 
-/// Serves the API for `supervisor` (and the host, through `hooks`) on `path`; `None` (logged) when it cannot.
+/// Serves the API for `supervisor` on `path`, reaching the host through `hooks`; `None` (logged) when it cannot.
 pub fn start(path: &Path, config: &ApiConfig, supervisor: Arc<SupervisorHandle>, hooks: ApiHooks) -> Option<ApiServer> {
     let group = match config.socket_group.as_deref().map(group_id).transpose() {
         Ok(group) => group,

@@ -25,6 +25,7 @@ use crate::host_control::{KeelHost, PowerTarget};
 use crate::network::{host_files, HostName};
 use crate::services::Services;
 use crate::shutdown_mailbox::ShutdownMailbox;
+use crate::update::{self, HostUpdates, InstallPolicy};
 use crate::{
     api, boot_assessment, cgroup, data_partition, kernel_log, logger, modules, mounts, network, power_button, sys,
     timeline,
@@ -99,7 +100,7 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
 
     // Which entry booted, and whether the boot before this one was a trial that failed: said before `ready`.
     let boot = boot_assessment::BootKind::read();
-    boot_assessment::report_previous_trial(&boot);
+    let rollback = boot_assessment::report_previous_trial(&boot);
 
     let slot = cmdline.value(SLOT_PARAMETER).unwrap_or("?");
     let problems = match config.problems.len() {
@@ -125,8 +126,16 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         }
     };
     let supervisor = start_supervisor(reaper, &config).map(Arc::new);
+    let updates = HostUpdates {
+        progress: Arc::new(update::Progress::default()),
+        policy: InstallPolicy { allow_downgrade: config.user_data.update.allow_downgrade },
+        slot: slot.parse().ok(),
+        boot: boot.clone(),
+        rollback,
+        mailbox: Arc::clone(mailbox),
+    };
     boot_assessment::start_gate(boot, supervisor.clone(), &config.user_data.update, Arc::clone(mailbox));
-    let hooks = ApiHooks { host: Some(pid1_host(&config, mailbox)) };
+    let hooks = ApiHooks { host: Some(pid1_host(&config, mailbox)), update: Some(Arc::new(updates)) };
     let api = supervisor.as_ref().and_then(|supervisor| {
         api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor), hooks)
     });

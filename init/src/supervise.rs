@@ -190,7 +190,7 @@ fn run(arguments: Arguments, user_data: &UserData, config_text: &str) -> Result<
     }
     let reaper = Arc::new(Reaper::new());
     let handle = Arc::new(Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?);
-    let hooks = ApiHooks { host: Some(supervise_host(&state_dir, config_text)) };
+    let hooks = ApiHooks { host: Some(supervise_host(&state_dir, config_text)), update: None };
     let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle), hooks);
     loop {
         let info = match signals.read_signal() {

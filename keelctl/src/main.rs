@@ -14,6 +14,8 @@
 //!   validate FILE               check a user-data file offline, with the same parser PID 1 uses
 //!   apply FILE                  validate on the host, store as a new generation and reconcile
 //!   reboot  |  poweroff
+//!   update FILE|URL [--reboot]  install an update bundle into the inactive slot, showing its progress
+//!   rollback                    boot the other slot's good entry (reboots)
 //! ```
 //! `--host` defaults to `KEEL_HOST`, else PID 1's socket. `--json` prints the server's JSON: one document, or one
 //! line per item of a stream (logs, events, pull).
@@ -40,6 +42,7 @@ mod ps;
 mod pull;
 mod status;
 mod time;
+mod update;
 mod validate;
 
 use std::process::ExitCode;
@@ -93,6 +96,10 @@ enum Command {
     Reboot,
     /// Power the host off.
     Poweroff,
+    /// Install an update bundle (an http(s) URL or a file on the host) into the inactive slot.
+    Update(update::UpdateArgs),
+    /// Make the other slot's good entry boot next, and reboot into it.
+    Rollback,
 }
 
 /// The documented exit codes.
@@ -183,6 +190,8 @@ fn run(cli: &Cli) -> Result<(), CommandError> {
         Command::Apply(args) => apply::run(&client, args, json),
         Command::Reboot => power::run(&client, power::Action::Reboot, json),
         Command::Poweroff => power::run(&client, power::Action::Poweroff, json),
+        Command::Update(args) => update::update(&client, args, json),
+        Command::Rollback => update::rollback(&client, json),
     }
 }
 

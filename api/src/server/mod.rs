@@ -25,6 +25,9 @@ mod routes;
 mod stats;
 mod system;
 mod top;
+mod update;
+
+pub use update::{UpdateControl, UpdateRefusal};
 
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
@@ -61,7 +64,10 @@ pub struct SocketAccess {
 /// that there is no host).
 #[derive(Default, Clone)]
 pub struct ApiHooks {
+    /// PID 1 or `keel supervise`: config, power, the relay's counters.
     pub host: Option<Arc<dyn host::HostControl>>,
+    /// PID 1's updates; `None` under `keel supervise` (no slots).
+    pub update: Option<Arc<dyn UpdateControl>>,
 }
 
 /// What the handlers share.

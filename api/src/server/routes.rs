@@ -6,7 +6,7 @@ use hyper::{Method, Response, StatusCode};
 use super::host::PowerAction;
 use super::query;
 use super::{containers, disk_usage, error_reply, events, images, keel_config, logs, power, stats, system, top};
-use super::{image_inspect, pull, ApiRequest, Body, Context};
+use super::{image_inspect, pull, update, ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -44,6 +44,8 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::PUT, ["keel", "v1", "config"]) => keel_config::put(context, request).await,
         (&Method::POST, ["keel", "v1", "reboot"]) => power::power(context, PowerAction::Reboot),
         (&Method::POST, ["keel", "v1", "poweroff"]) => power::power(context, PowerAction::PowerOff),
+        (&Method::POST, ["keel", "v1", "update"]) => update::update(context, request, &query).await,
+        (&Method::POST, ["keel", "v1", "rollback"]) => update::rollback(context).await,
         _ => error_reply(StatusCode::NOT_FOUND, &format!("page not found: {method} {path}")),
     }
 }

@@ -117,17 +117,20 @@ pub fn keel_status(context: &Context) -> Response<Body> {
             "last_error": stats.last_error,
         })
     });
-    json(
-        StatusCode::OK,
-        &json!({
-            "version": context.version,
-            "uptime_s": uptime_s,
-            "config": {
-                "generation": config.generation,
-                "errors": super::keel_config::error_list(config.rejected.iter()),
-            },
-            "syslog": syslog,
-            "containers": containers,
-        }),
-    )
+    let mut status = json!({
+        "version": context.version,
+        "uptime_s": uptime_s,
+        "config": {
+            "generation": config.generation,
+            "errors": super::keel_config::error_list(config.rejected.iter()),
+        },
+        "syslog": syslog,
+        "containers": containers,
+    });
+    if let (Some(fields), serde_json::Value::Object(update)) =
+        (status.as_object_mut(), super::update::status_fields(context))
+    {
+        fields.extend(update);
+    }
+    json(StatusCode::OK, &status)
 }
