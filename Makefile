@@ -65,7 +65,8 @@ test: image lint
 # exactly what was timed. keel-bench builds the peer host (Debian 12 + systemd + Docker, scripts/make-peer-image.sh:
 # mmdebstrap from Debian's mirror) once per recipe under $(BUILD)/bench/peer/, and boots each side four times under
 # TCG: 10–30 minutes. The start bench times the shipped static binary (`keel run`) against `runc run`; the API bench
-# times `GET /containers/json` with 50 containers beside `GET /_ping` of the same server (`keel supervise`, no VM).
+# times `GET /containers/json` with 50 containers beside `GET /_ping` of the same server (`keel supervise`, no VM); the
+# relay bench sends 1,000,000 container lines through `keel supervise` to rsyslogd beside direct socket writes.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-image-bench
@@ -73,6 +74,8 @@ bench: image
 		cargo run --locked --release -p keel-qemu-tests --bin keel-start-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
 		cargo run --locked --release -p keel-qemu-tests --bin keel-api-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
+		cargo run --locked --release -p keel-qemu-tests --bin keel-relay-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

@@ -94,13 +94,17 @@ impl LogSink for LogRouter {
             LogStream::Stdout => Severity::Informational,
             LogStream::Stderr => Severity::Error,
         };
-        self.send(|| Record {
-            app_name: container.to_owned(),
-            severity,
-            message: record.line.clone(),
-            timestamp: record.time,
-            facility: None,
-        });
+        // A container's line may wait (briefly, and only while the receiver takes lines) for room in the
+        // relay's queue; the relay is taken out of the lock first so that a new config's relay never waits on it.
+        if let Some(relay) = self.relay() {
+            relay.send_waiting(Record {
+                app_name: container.to_owned(),
+                severity,
+                message: record.line.clone(),
+                timestamp: record.time,
+                facility: None,
+            });
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::format::Record;
 
@@ -24,6 +24,8 @@ pub(crate) struct Queue {
     max_bytes: usize,
     state: Mutex<State>,
     changed: Condvar,
+    /// Wakes callers of `push_waiting` when the relay thread took records out.
+    space: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -37,19 +39,62 @@ struct State {
     unreported: u64,
     /// Set by `close`: take what is left until this instant, then stop.
     closing: Option<Instant>,
+    /// Whether the relay thread sleeps in `next` (only then does a push need to wake it).
+    worker_waiting: bool,
+    /// Callers of `push_waiting` waiting for room.
+    waiting_for_space: usize,
+    /// Whether the receiver is taking lines: set by the relay thread after each send.
+    draining: bool,
 }
 
 impl Queue {
     /// A queue of at most `bound` records (at least one) holding at most `max_bytes` (at least one record).
     pub(crate) fn new(bound: usize, max_bytes: usize) -> Queue {
-        Queue { bound: bound.max(1), max_bytes, state: Mutex::default(), changed: Condvar::new() }
+        Queue {
+            bound: bound.max(1),
+            max_bytes,
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            space: Condvar::new(),
+        }
+    }
+
+    /// Like `push`, but while the queue is full and the receiver is taking lines, first waits up to `max_wait`
+    /// for room: a container that prints faster than the relay sends is slowed to the receiver's pace instead of
+    /// losing lines, as with Docker's blocking log mode. A receiver that is away or stuck takes nothing, and then
+    /// nobody waits: the oldest lines are dropped and counted, and the container never stops.
+    pub(crate) fn push_waiting(&self, record: Record, max_wait: Duration) {
+        let size = cost(&record);
+        let mut state = self.lock();
+        let deadline = Instant::now() + max_wait;
+        while state.draining
+            && state.closing.is_none()
+            && !state.records.is_empty()
+            && (state.records.len() >= self.bound || state.bytes.saturating_add(size) > self.max_bytes)
+        {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state.waiting_for_space += 1;
+            state = self.space.wait_timeout(state, deadline - now).map(|(state, _)| state).unwrap_or_else(|poisoned| {
+                let (state, _) = poisoned.into_inner();
+                state
+            });
+            state.waiting_for_space -= 1;
+        }
+        self.push_locked(state, record);
     }
 
     /// Adds a record; when full (in records or bytes), drops the oldest of the APP-NAME holding the most until it
     /// fits. After `close` the record itself is dropped. Never blocks beyond the short lock the relay thread also
     /// takes, and never holds more than `bound` records or `max_bytes` (but always the newest record).
     pub(crate) fn push(&self, record: Record) {
-        let mut state = self.lock();
+        let state = self.lock();
+        self.push_locked(state, record);
+    }
+
+    fn push_locked(&self, mut state: MutexGuard<'_, State>, record: Record) {
         if state.closing.is_some() {
             state.dropped += 1;
             return;
@@ -71,13 +116,13 @@ impl Queue {
             state.dropped += 1;
             state.unreported += 1;
         }
-        state.bytes += size;
-        let entry = state.per_app.entry(record.app_name.clone()).or_default();
-        entry.0 += 1;
-        entry.1 += size;
+        state.remember(&record);
         state.records.push_back(record);
+        let wake = state.worker_waiting;
         drop(state);
-        self.changed.notify_one();
+        if wake {
+            self.changed.notify_one();
+        }
     }
 
     /// Waits for the next thing to send. A drop report comes first, but only when `report_drops` (the relay is
@@ -90,12 +135,61 @@ impl Queue {
             }
             if let Some(record) = state.records.pop_front() {
                 state.forget(&record);
+                self.made_room(&state);
                 return Next::Record(record);
             }
             if state.closing.is_some() {
                 return Next::Closed;
             }
+            state.worker_waiting = true;
             state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.worker_waiting = false;
+        }
+    }
+
+    /// Moves up to `max` more records into `batch` without waiting, so that the relay thread sends many lines
+    /// with one write.
+    pub(crate) fn take_more(&self, batch: &mut Vec<Record>, max: usize) {
+        let mut state = self.lock();
+        while batch.len() < max {
+            let Some(record) = state.records.pop_front() else { break };
+            state.forget(&record);
+            batch.push(record);
+        }
+        self.made_room(&state);
+    }
+
+    /// Returns a batch that could not be sent to the queue's front, oldest first, where the next `next` takes it
+    /// again. When the queue filled meanwhile, these (its oldest records) are the first dropped and counted.
+    pub(crate) fn put_back(&self, batch: &mut Vec<Record>) {
+        let mut state = self.lock();
+        for record in batch.drain(..).rev() {
+            state.remember(&record);
+            state.records.push_front(record);
+        }
+        while state.records.len() > self.bound || (state.records.len() > 1 && state.bytes > self.max_bytes) {
+            let Some(old) = state.records.pop_front() else { break };
+            state.forget(&old);
+            state.dropped += 1;
+            state.unreported += 1;
+        }
+    }
+
+    /// Records whether the receiver is taking lines (the relay thread's last send succeeded), which decides
+    /// whether `push_waiting` waits.
+    pub(crate) fn set_draining(&self, draining: bool) {
+        let mut state = self.lock();
+        if state.draining != draining {
+            state.draining = draining;
+            if !draining && state.waiting_for_space > 0 {
+                self.space.notify_all();
+            }
+        }
+    }
+
+    fn made_room(&self, state: &State) {
+        if state.waiting_for_space > 0 {
+            self.space.notify_all();
         }
     }
 
@@ -125,6 +219,7 @@ impl Queue {
         state.closing = Some(state.closing.map_or(deadline, |earlier| earlier.min(deadline)));
         drop(state);
         self.changed.notify_all();
+        self.space.notify_all();
     }
 
     /// Whether the closing deadline has passed.
@@ -158,6 +253,21 @@ impl Queue {
 }
 
 impl State {
+    /// Counts a record that enters the queue.
+    fn remember(&mut self, record: &Record) {
+        let size = cost(record);
+        self.bytes += size;
+        match self.per_app.get_mut(&record.app_name) {
+            Some(entry) => {
+                entry.0 += 1;
+                entry.1 += size;
+            }
+            None => {
+                self.per_app.insert(record.app_name.clone(), (1, size));
+            }
+        }
+    }
+
     /// Takes a record that left the queue out of the counts.
     fn forget(&mut self, record: &Record) {
         let size = cost(record);
@@ -192,6 +302,64 @@ mod tests {
             Next::Record(record) => record.message,
             other => panic!("expected a record, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_full_queue_makes_a_container_wait_while_the_receiver_drains_and_drop_when_it_does_not() {
+        let queue = std::sync::Arc::new(Queue::new(2, usize::MAX));
+        queue.push(record("a"));
+        queue.push(record("b"));
+        // Not draining (no send succeeded yet): no wait, the oldest goes.
+        let started = Instant::now();
+        queue.push_waiting(record("c"), Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(queue.dropped(), 1);
+        // Draining: the push waits until the relay thread takes a record, and nothing is dropped.
+        queue.set_draining(true);
+        let taker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                message(queue.next(false))
+            })
+        };
+        queue.push_waiting(record("d"), Duration::from_secs(30));
+        assert_eq!(taker.join().unwrap(), "b");
+        assert_eq!((queue.len(), queue.dropped()), (2, 1));
+        // Draining but nobody takes: the wait ends at its bound and the oldest goes.
+        let started = Instant::now();
+        queue.push_waiting(record("e"), Duration::from_millis(100));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(queue.dropped(), 2);
+        // A receiver that goes away releases a waiting container at once.
+        let waiter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.push_waiting(record("f"), Duration::from_secs(60)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let released = Instant::now();
+        queue.set_draining(false);
+        waiter.join().unwrap();
+        assert!(released.elapsed() < Duration::from_secs(10));
+        assert_eq!(queue.dropped(), 3);
+    }
+
+    #[test]
+    fn a_batch_put_back_is_taken_again_first_and_keeps_the_bound() {
+        let queue = Queue::new(3, usize::MAX);
+        for text in ["a", "b", "c"] {
+            queue.push(record(text));
+        }
+        let mut batch = Vec::new();
+        queue.take_more(&mut batch, 2);
+        queue.push(record("d"));
+        queue.push(record("e"));
+        queue.put_back(&mut batch);
+        // a and b come back in front of c, d, e; the bound of 3 drops the oldest two.
+        assert_eq!((queue.len(), queue.dropped()), (3, 2));
+        assert_eq!(queue.next(true), Next::Dropped(2));
+        let rest: Vec<String> = (0..3).map(|_| message(queue.next(true))).collect();
+        assert_eq!(rest, ["c", "d", "e"]);
     }
 
     #[test]

@@ -19,6 +19,10 @@ const MESSAGE_MAX: usize = 8192;
 /// The queue holds at most this much besides its `[syslog] queue` records bound: 1,000,000 records of 8 KiB would
 /// be 8 GiB of PID 1's memory. 4 MiB is 512 lines of the longest kind, or tens of thousands of ordinary ones.
 pub const QUEUE_MAX_BYTES: usize = 4 << 20;
+/// The relay thread takes up to this many queued lines at once and writes them to a stream with one write.
+const BATCH_LINES: usize = 256;
+/// How long a container's line waits for room in a full queue while the receiver is taking lines.
+const PUSH_WAIT: Duration = Duration::from_millis(50);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -100,6 +104,24 @@ impl SyslogRelay {
                 receiver.queue.push(record.clone());
             }
             last.queue.push(record);
+        }
+    }
+
+    /// Like `send`, for a container's line: while a receiver is taking lines but its queue is full, waits (at
+    /// most 50 ms per receiver) for room instead of dropping, so that a container printing faster than the relay
+    /// sends is slowed to the receiver's pace and loses nothing; a receiver that is away or stuck makes nobody
+    /// wait.
+    pub fn send_waiting(&self, mut record: Record) {
+        if record.message.len() > MESSAGE_MAX {
+            let keep = truncated(&record.message, MESSAGE_MAX).len();
+            record.message.truncate(keep);
+            record.message.shrink_to_fit();
+        }
+        if let Some((last, others)) = self.receivers.split_last() {
+            for receiver in others {
+                receiver.queue.push_waiting(record.clone(), PUSH_WAIT);
+            }
+            last.queue.push_waiting(record, PUSH_WAIT);
         }
     }
 
@@ -189,61 +211,65 @@ impl Worker {
     /// Sends until closed; returns whether everything queued was sent.
     fn run(mut self) -> bool {
         let mut transport: Option<Transport> = None;
-        let mut pending: Option<Vec<u8>> = None;
+        // Records taken from the queue for one write; a batch that could not be sent goes back to the queue's
+        // front, so that the queue stays the one bound on what waits.
+        let mut batch: Vec<Record> = Vec::with_capacity(BATCH_LINES);
         let mut retry_at: Option<Instant> = None;
         let mut backoff = Backoff::default();
         let mut failed = false;
         loop {
-            let line = match pending.take() {
-                Some(line) => line,
-                None => match self.queue.next(transport.is_some()) {
-                    Next::Record(record) => self.formatter.line(&record),
-                    Next::Dropped(count) => self.formatter.line(&Record::now(
-                        "keel",
-                        Severity::Warning,
-                        format!("syslog relay dropped {count} messages"),
-                    )),
-                    Next::Closed => return true,
-                },
-            };
             if let Some(at) = retry_at.take() {
                 if self.queue.sleep_until(at) {
-                    pending = Some(line);
                     break;
                 }
             }
+            match self.queue.next(transport.is_some()) {
+                Next::Record(record) => {
+                    batch.push(record);
+                    self.queue.take_more(&mut batch, BATCH_LINES);
+                }
+                Next::Dropped(count) => {
+                    batch.push(Record::now("keel", Severity::Warning, format!("syslog relay dropped {count} messages")))
+                }
+                Next::Closed => return true,
+            }
+            let lines: Vec<Vec<u8>> = batch.iter().map(|record| self.formatter.line(record)).collect();
             let sent = match transport.as_mut() {
-                Some(open) => open.send(&line),
+                Some(open) => open.send_all(&lines),
                 None => Transport::connect(&self.target, &mut self.trust).and_then(|mut open| {
                     if std::mem::take(&mut failed) {
                         self.status.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
-                    let sent = open.send(&line);
+                    let sent = open.send_all(&lines);
                     transport = Some(open);
                     sent
                 }),
             };
             match sent {
                 Ok(()) => {
-                    self.status.sent.fetch_add(1, Ordering::Relaxed);
+                    self.status.sent.fetch_add(lines.len() as u64, Ordering::Relaxed);
                     self.status.connected.store(true, Ordering::Relaxed);
+                    self.queue.set_draining(true);
+                    batch.clear();
                     backoff = Backoff::default();
                 }
                 Err(error) => {
                     *self.status.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error_chain(&error));
                     self.status.connected.store(false, Ordering::Relaxed);
+                    self.queue.set_draining(false);
+                    self.queue.put_back(&mut batch);
                     transport = None;
                     failed = true;
                     retry_at = Some(Instant::now() + backoff.next_delay());
-                    pending = Some(line);
                 }
             }
             if self.queue.expired() {
                 break;
             }
         }
-        self.queue.abandon(u64::from(pending.is_some()));
+        self.queue.abandon(0);
         self.status.connected.store(false, Ordering::Relaxed);
+        self.queue.set_draining(false);
         false
     }
 }

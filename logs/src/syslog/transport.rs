@@ -109,22 +109,23 @@ impl Transport {
         Ok(Transport { socket, target: name })
     }
 
-    /// Sends one line: a datagram of its own, or on TCP `LEN SP LINE` (RFC 6587 octet counting).
-    pub(crate) fn send(&mut self, line: &[u8]) -> Result<(), TransportError> {
+    /// Sends lines: each a datagram of its own, or on a stream all of them with one write, each `LEN SP LINE`
+    /// (RFC 6587 octet counting, which RFC 5425 uses over TLS too).
+    pub(crate) fn send_all(&mut self, lines: &[Vec<u8>]) -> Result<(), TransportError> {
         let result = match &mut self.socket {
-            Socket::Udp(socket) => socket.send(line).map(drop),
-            Socket::Unix(socket) => socket.send(line).map(drop),
+            Socket::Udp(socket) => lines.iter().try_for_each(|line| socket.send(line).map(drop)),
+            Socket::Unix(socket) => lines.iter().try_for_each(|line| socket.send(line).map(drop)),
             Socket::Tcp(stream) => {
                 if peer_closed(stream) {
                     return Err(TransportError::Closed { target: self.target.clone() });
                 }
-                stream.write_all(&octet_counted(line))
+                stream.write_all(&octet_counted(lines))
             }
             Socket::Tls(stream) => {
                 if tls_peer_closed(stream) {
                     return Err(TransportError::Closed { target: self.target.clone() });
                 }
-                stream.write_all(&octet_counted(line)).and_then(|()| stream.flush())
+                stream.write_all(&octet_counted(lines)).and_then(|()| stream.flush())
             }
         };
         result.map_err(|source| TransportError::Send { target: self.target.clone(), source })
@@ -141,11 +142,15 @@ pub(crate) fn describe(target: &SyslogTarget) -> String {
     }
 }
 
-/// `LEN SP LINE` (RFC 6587 octet counting, which RFC 5425 uses over TLS too).
-fn octet_counted(line: &[u8]) -> Vec<u8> {
-    let mut frame = format!("{} ", line.len()).into_bytes();
-    frame.extend_from_slice(line);
-    frame
+/// The lines framed one after the other for a stream.
+fn octet_counted(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut frames = Vec::with_capacity(lines.iter().map(|line| line.len() + 6).sum());
+    for line in lines {
+        frames.extend_from_slice(line.len().to_string().as_bytes());
+        frames.push(b' ');
+        frames.extend_from_slice(line);
+    }
+    frames
 }
 
 fn bracketed(host: &str) -> String {
@@ -255,8 +260,8 @@ mod tests {
             Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }, &mut TlsTrust::new(None))
                 .unwrap();
         let (mut accepted, _) = listener.accept().unwrap();
-        transport.send(b"<13>1 hello").unwrap();
-        transport.send(b"two").unwrap();
+        transport.send_all(&[b"<13>1 hello".to_vec()]).unwrap();
+        transport.send_all(&[b"two".to_vec()]).unwrap();
         drop(transport);
         let mut received = String::new();
         accepted.read_to_string(&mut received).unwrap();
@@ -273,7 +278,7 @@ mod tests {
         let (accepted, _) = listener.accept().unwrap();
         drop(accepted);
         std::thread::sleep(Duration::from_millis(50));
-        assert!(matches!(transport.send(b"lost?"), Err(TransportError::Closed { .. })));
+        assert!(matches!(transport.send_all(&[b"lost?".to_vec()]), Err(TransportError::Closed { .. })));
     }
 
     #[test]
