@@ -123,6 +123,15 @@ fn conclude(entry: &BootEntryName, verdict: Verdict, mailbox: &ShutdownMailbox) 
     }
 }
 
+/// Whether the health gate has kept the trial boot of `entry`: its record says it passed. Until then an update
+/// must not replace the other slot, the trial's fallback.
+pub fn trial_kept(entry: &BootEntryName) -> bool {
+    match TrialRecord::read(Path::new(LAST_BOOT)) {
+        Ok(Some(record)) => record.entry == entry.to_string() && record.outcome == Outcome::Passed,
+        _ => false,
+    }
+}
+
 /// If the boot before this one was a trial that failed, says so once: from which version and entry, and why.
 pub fn report_previous_trial(boot: &BootKind) {
     let path = Path::new(LAST_BOOT);

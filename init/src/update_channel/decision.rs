@@ -9,20 +9,22 @@ use keel_config::update::{MaintenanceWindow, RebootPolicy};
 use keel_os_image::channel::ChannelDocument;
 use keel_os_image::version;
 
-/// What the host is running and what its other slot holds, as the poller needs it.
+/// What the host is running, and what the poller installed last, as the poller needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostVersions {
     pub version: String,
     pub compatible: String,
-    /// The version of the other slot's boot entry, and whether that entry was marked bad (a rolled-back trial).
-    pub other_slot: Option<OtherSlot>,
+    /// The version the poller installed last, and in which boot (`/proc/sys/kernel/random/boot_id`).
+    pub last_install: Option<ChannelInstall>,
+    /// This boot's id.
+    pub boot_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtherSlot {
+/// An install the poller completed: `/var/lib/keel/update/channel.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelInstall {
     pub version: String,
-    /// Its entry has no tries left: the trial of this version failed.
-    pub marked_bad: bool,
+    pub boot_id: String,
 }
 
 /// What to do about a channel document.
@@ -32,9 +34,10 @@ pub enum ChannelVerdict {
     UpToDate,
     /// The channel is for other hosts.
     Incompatible { channel: String },
-    /// The other slot holds the channel's version already, installed and waiting for a reboot.
-    AlreadyInstalled,
-    /// The other slot's trial of the channel's version failed: installing it again would roll back again.
+    /// This boot installed the channel's version already; it waits for its reboot.
+    AwaitingReboot,
+    /// An earlier boot installed the channel's version and the host does not run it: its trial failed (or it was
+    /// rolled back by hand). Installing it again would roll back again; a newer version is installed.
     RolledBack,
     /// Install it.
     Install,
@@ -48,12 +51,12 @@ pub fn decide(document: &ChannelDocument, host: &HostVersions) -> ChannelVerdict
     if version::compare(&document.version, &host.version) != Ordering::Greater {
         return ChannelVerdict::UpToDate;
     }
-    match &host.other_slot {
-        Some(other) if version::compare(&other.version, &document.version) == Ordering::Equal => {
-            if other.marked_bad {
-                ChannelVerdict::RolledBack
+    match &host.last_install {
+        Some(last) if version::compare(&last.version, &document.version) == Ordering::Equal => {
+            if last.boot_id == host.boot_id {
+                ChannelVerdict::AwaitingReboot
             } else {
-                ChannelVerdict::AlreadyInstalled
+                ChannelVerdict::RolledBack
             }
         }
         _ => ChannelVerdict::Install,
@@ -95,11 +98,14 @@ mod tests {
         assert_eq!(reboot_delay(RebootPolicy::Manual, Some(&window), now), None);
     }
 
-    fn host(version: &str, other: Option<(&str, bool)>) -> HostVersions {
+    /// A host running `version` in boot `this`, whose poller installed `last = (version, boot)`.
+    fn host(version: &str, last: Option<(&str, &str)>) -> HostVersions {
         HostVersions {
             version: version.to_owned(),
             compatible: "keel-x86_64".to_owned(),
-            other_slot: other.map(|(version, marked_bad)| OtherSlot { version: version.to_owned(), marked_bad }),
+            last_install: last
+                .map(|(version, boot_id)| ChannelInstall { version: version.to_owned(), boot_id: boot_id.to_owned() }),
+            boot_id: "this".to_owned(),
         }
     }
 
@@ -110,18 +116,24 @@ mod tests {
     #[test]
     fn installs_only_a_newer_compatible_version_not_yet_tried() {
         assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", None)), ChannelVerdict::Install);
-        assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.0.9", false)))), ChannelVerdict::Install);
-        assert_eq!(decide(&channel("0.3.0"), &host("0.1.0", Some(("0.2.0", true)))), ChannelVerdict::Install);
+        assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.1.0", "earlier")))), ChannelVerdict::Install);
+        assert_eq!(decide(&channel("0.3.0"), &host("0.1.0", Some(("0.2.0", "earlier")))), ChannelVerdict::Install);
         assert_eq!(decide(&channel("0.1.0"), &host("0.1.0", None)), ChannelVerdict::UpToDate);
         assert_eq!(decide(&channel("0.1"), &host("0.1.0", None)), ChannelVerdict::UpToDate, "same version");
         assert_eq!(decide(&channel("0.0.9"), &host("0.1.0", None)), ChannelVerdict::UpToDate, "never a downgrade");
-        assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.2.0", false)))), ChannelVerdict::AlreadyInstalled);
-        assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.2.0", true)))), ChannelVerdict::RolledBack);
         let other = ChannelDocument::new("keel-aarch64", "9.0", "k.bundle");
         assert_eq!(
             decide(&other, &host("0.1.0", None)),
             ChannelVerdict::Incompatible { channel: "keel-aarch64".into() }
         );
+    }
+
+    #[test]
+    fn an_installed_version_waits_for_its_reboot_and_a_rolled_back_one_is_not_retried() {
+        assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.2.0", "this")))), ChannelVerdict::AwaitingReboot);
+        assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.2.0", "earlier")))), ChannelVerdict::RolledBack);
+        // Once running it, the channel's version is simply current.
+        assert_eq!(decide(&channel("0.2.0"), &host("0.2.0", Some(("0.2.0", "earlier")))), ChannelVerdict::UpToDate);
     }
 
     #[test]
