@@ -46,4 +46,6 @@ pub mod qmp;
 pub mod tcp_collector;
 pub mod timeline;
 pub mod timeouts;
+pub mod update_kit;
+pub mod update_server;
 pub mod vm;
