@@ -11,6 +11,7 @@ pub mod docker;
 pub mod ids;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod update;
 
 /// The Docker Engine API version the server speaks (the `docker` CLI 28 negotiates down to it; newer CLIs refuse
 /// anything below 1.44).

@@ -76,14 +76,6 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> UpdateConfig {
     let mut update = UpdateConfig::default();
     let keys = ["url", "interval", "reboot", "window", "health_timeout", "health_window", "allow_downgrade"];
     let Some(table) = reader.table(field, &keys) else { return update };
-    // The install that honours allow_downgrade is not in PID 1 yet.
-    if let Some(field) = table.get("allow_downgrade") {
-        reader.warning(
-            field.node.span(),
-            &field.path,
-            "accepted but not acted on yet: keel cannot install updates yet",
-        );
-    }
     update.url = table.get("url").and_then(|field| reader.parse(&field, parse_url));
     if let Some(interval) = table.get("interval").and_then(|field| reader.parse(&field, parse_interval)) {
         update.interval = interval;

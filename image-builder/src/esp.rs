@@ -118,8 +118,3 @@ fn stage(staging: &Path, files: &[EspFile], epoch: u64) -> Result<(), StagingErr
 pub fn loader_conf() -> String {
     "timeout 0\ndefault keel-*\neditor no\nconsole-mode keep\n".to_owned()
 }
-
-/// A Type #1 boot entry.
-pub fn boot_entry(title: &str, version: &str, kernel: &str, initrd: &str, options: &str) -> String {
-    format!("title {title}\nversion {version}\nlinux /{kernel}\ninitrd /{initrd}\noptions {options}\n")
-}

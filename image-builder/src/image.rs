@@ -174,14 +174,7 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         EspFile {
             path: format!("{ESP_ENTRIES_DIR}/{entry}"),
             source: EspSource::Bytes(
-                esp::boot_entry(
-                    &format!("keel {version} (slot a)"),
-                    &format!("{version}-a"),
-                    &layout::esp_kernel_path(Slot::A),
-                    &layout::esp_initramfs_path(Slot::A),
-                    &cmdline,
-                )
-                .into_bytes(),
+                keel_os_image::boot_entry::entry_file_text(version, Slot::A, &cmdline).into_bytes(),
             ),
         },
         EspFile { path: layout::esp_kernel_path(Slot::A), source: EspSource::File(&kernel.vmlinuz()) },

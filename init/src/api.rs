@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use keel_api::server::{ApiServer, SocketAccess};
+use keel_api::server::{ApiHooks, ApiServer, SocketAccess};
 use keel_config::ApiConfig;
 use keel_logs::error_chain;
 use keel_supervision::SupervisorHandle;
@@ -12,8 +12,8 @@ use keel_supervision::SupervisorHandle;
 /// PID 1's API socket.
 pub const PID1_SOCKET: &str = "/run/keel.sock";
 
-/// Serves the API for `supervisor` on `path`; `None` (logged) when it cannot.
-pub fn start(path: &Path, config: &ApiConfig, supervisor: Arc<SupervisorHandle>) -> Option<ApiServer> {
+/// Serves the API for `supervisor` on `path`, reaching the host through `hooks`; `None` (logged) when it cannot.
+pub fn start(path: &Path, config: &ApiConfig, supervisor: Arc<SupervisorHandle>, hooks: ApiHooks) -> Option<ApiServer> {
     let group = match config.socket_group.as_deref().map(group_id).transpose() {
         Ok(group) => group,
         Err(message) => {
@@ -22,7 +22,7 @@ pub fn start(path: &Path, config: &ApiConfig, supervisor: Arc<SupervisorHandle>)
         }
     };
     let access = SocketAccess { mode: config.socket_mode, group };
-    match ApiServer::start(path, access, config.tcp, supervisor, env!("CARGO_PKG_VERSION")) {
+    match ApiServer::start(path, access, config.tcp, supervisor, env!("CARGO_PKG_VERSION"), hooks) {
         Ok(server) => {
             log::info!("API on {}", path.display());
             Some(server)

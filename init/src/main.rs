@@ -57,6 +57,7 @@ mod supervise;
 mod switch_root;
 mod sys;
 mod timeline;
+mod update;
 mod update_channel;
 
 use std::panic::{self, AssertUnwindSafe};

@@ -8,6 +8,7 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keel_api::server::ApiHooks;
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
 use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
@@ -21,6 +22,8 @@ use crate::data_partition::DataPartitionError;
 use crate::network::{host_files, HostName};
 use crate::services::Services;
 use crate::shutdown_mailbox::ShutdownMailbox;
+use crate::update::{self, HostUpdates, InstallPolicy};
+use crate::update_channel;
 use crate::{
     api, boot_assessment, cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline,
 };
@@ -93,7 +96,7 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
 
     // Which entry booted, and whether the boot before this one was a trial that failed: said before `ready`.
     let boot = boot_assessment::BootKind::read();
-    boot_assessment::report_previous_trial(&boot);
+    let rollback = boot_assessment::report_previous_trial(&boot);
 
     let slot = cmdline.value(SLOT_PARAMETER).unwrap_or("?");
     let problems = match config.problems.len() {
@@ -119,10 +122,21 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         }
     };
     let supervisor = start_supervisor(reaper, &config).map(Arc::new);
+    let progress = Arc::new(update::Progress::default());
+    update_channel::start(&config.user_data.update, boot.clone(), Arc::clone(&progress), Arc::clone(mailbox));
+    let updates = HostUpdates {
+        progress,
+        policy: InstallPolicy { allow_downgrade: config.user_data.update.allow_downgrade },
+        slot: slot.parse().ok(),
+        boot: boot.clone(),
+        rollback,
+        mailbox: Arc::clone(mailbox),
+    };
     boot_assessment::start_gate(boot, supervisor.clone(), &config.user_data.update, Arc::clone(mailbox));
-    let api = supervisor
-        .as_ref()
-        .and_then(|supervisor| api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor)));
+    let hooks = ApiHooks { update: Some(Arc::new(updates)) };
+    let api = supervisor.as_ref().and_then(|supervisor| {
+        api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor), hooks)
+    });
     Services { network, supervisor, api }
 }
 

@@ -161,7 +161,7 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError>
     }
     let reaper = Arc::new(Reaper::new());
     let handle = Arc::new(Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?);
-    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle));
+    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle), Default::default());
     loop {
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,

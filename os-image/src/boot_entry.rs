@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::layout::{esp_initramfs_path, esp_kernel_path};
+use crate::slot::SLOT_PARAMETER;
 use crate::Slot;
 
 const PREFIX: &str = "keel-";
@@ -116,6 +118,31 @@ fn parse_counter(name: &str, counter: &str) -> Result<BootCounter, BootEntryErro
     }
 }
 
+/// The text of a slot's Type #1 entry file: what `keel-build image` writes for slot a and an install writes for the
+/// slot it filled, so that both boot the same way.
+pub fn entry_file_text(version: &str, slot: Slot, options: &str) -> String {
+    format!(
+        "title keel {version} (slot {slot})\nversion {version}-{slot}\nlinux /{}\ninitrd /{}\noptions {options}\n",
+        esp_kernel_path(slot),
+        esp_initramfs_path(slot)
+    )
+}
+
+/// The `options` line of an entry file's text; `None` without one.
+pub fn entry_options(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| line.strip_prefix("options ")).map(str::trim)
+}
+
+/// A kernel command line for `slot`: `options` with its `keel.slot=` parameters dropped and `slot`'s appended,
+/// as `keel-build` appends it. An install takes the running entry's options: format 1 bundles carry none.
+pub fn options_for_slot(options: &str, slot: Slot) -> String {
+    let prefix = format!("{SLOT_PARAMETER}=");
+    let mut kept: Vec<&str> = options.split_whitespace().filter(|token| !token.starts_with(&prefix)).collect();
+    let parameter = format!("{prefix}{slot}");
+    kept.push(&parameter);
+    kept.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +208,26 @@ mod tests {
             "keel-1-a+x-1.conf".parse::<BootEntryName>(),
             Err(BootEntryError::BadCounter { name: "keel-1-a+x-1.conf".into(), counter: "x-1".into() })
         );
+    }
+
+    #[test]
+    fn writes_an_entry_file_for_a_slot() {
+        let text = entry_file_text("0.2.0", Slot::B, "console=ttyS0 panic=-1 keel.slot=b");
+        assert_eq!(
+            text,
+            "title keel 0.2.0 (slot b)\nversion 0.2.0-b\nlinux /keel/b/vmlinuz\ninitrd /keel/b/initrd.img\n\
+             options console=ttyS0 panic=-1 keel.slot=b\n"
+        );
+        assert_eq!(entry_options(&text), Some("console=ttyS0 panic=-1 keel.slot=b"));
+        assert_eq!(entry_options("title x\n"), None);
+    }
+
+    #[test]
+    fn moves_the_options_to_the_other_slot() {
+        assert_eq!(
+            options_for_slot("console=ttyS0 keel.slot=a panic=-1", Slot::B),
+            "console=ttyS0 panic=-1 keel.slot=b"
+        );
+        assert_eq!(options_for_slot("console=ttyS0", Slot::A), "console=ttyS0 keel.slot=a");
     }
 }

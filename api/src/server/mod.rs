@@ -16,6 +16,9 @@ mod routes;
 mod stats;
 mod system;
 mod top;
+mod update;
+
+pub use update::{UpdateControl, UpdateRefusal};
 
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
@@ -53,6 +56,15 @@ pub(crate) struct Context {
     pub supervisor: Arc<SupervisorHandle>,
     /// keel's version, for `/version` and `/info`.
     pub version: String,
+    /// PID 1's updates; `None` under `keel supervise` (no slots).
+    pub update: Option<Arc<dyn UpdateControl>>,
+}
+
+/// What the server reaches the host through: trait objects PID 1 implements (`Default`: none, as under
+/// `keel supervise`).
+#[derive(Default, Clone)]
+pub struct ApiHooks {
+    pub update: Option<Arc<dyn UpdateControl>>,
 }
 
 /// Why the server could not start.
@@ -96,6 +108,7 @@ impl ApiServer {
         tcp: Option<std::net::SocketAddr>,
         supervisor: Arc<SupervisorHandle>,
         version: &str,
+        hooks: ApiHooks,
     ) -> Result<ApiServer, ApiServerError> {
         let bind_error = |source| ApiServerError::Bind { path: path.to_owned(), source };
         if let Some(parent) = path.parent() {
@@ -125,7 +138,7 @@ impl ApiServer {
             }
             None => None,
         };
-        let context = Arc::new(Context { supervisor, version: version.to_owned() });
+        let context = Arc::new(Context { supervisor, version: version.to_owned(), update: hooks.update });
         let (stop, stopped) = watch::channel(false);
         let listeners = Listeners { unix: listener, tcp };
         let thread = std::thread::Builder::new()

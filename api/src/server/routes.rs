@@ -4,7 +4,7 @@
 use hyper::{Method, Response, StatusCode};
 
 use super::query;
-use super::{containers, disk_usage, error_reply, images, logs, stats, system, top, ApiRequest, Body, Context};
+use super::{containers, disk_usage, error_reply, images, logs, stats, system, top, update, ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -30,6 +30,8 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
         (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
+        (&Method::POST, ["keel", "v1", "update"]) => update::update(context, request, &query).await,
+        (&Method::POST, ["keel", "v1", "rollback"]) => update::rollback(context).await,
         _ => error_reply(StatusCode::NOT_FOUND, &format!("page not found: {method} {path}")),
     }
 }

@@ -106,5 +106,11 @@ pub fn keel_status(context: &Context) -> Response<Body> {
         .iter()
         .map(|status| json!({"name": status.name, "state": status.status, "restart_count": status.restart_count}))
         .collect();
-    json(StatusCode::OK, &json!({"version": context.version, "uptime_s": uptime_s, "containers": containers}))
+    let mut status = json!({"version": context.version, "uptime_s": uptime_s, "containers": containers});
+    if let (Some(fields), serde_json::Value::Object(update)) =
+        (status.as_object_mut(), super::update::status_fields(context))
+    {
+        fields.extend(update);
+    }
+    json(StatusCode::OK, &status)
 }

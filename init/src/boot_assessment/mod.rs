@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use keel_api::update::RollbackReport;
 use keel_config::UpdateConfig;
 use keel_logs::error_chain;
 use keel_os_image::boot_entry::BootEntryName;
@@ -132,15 +133,16 @@ pub fn trial_kept(entry: &BootEntryName) -> bool {
     }
 }
 
-/// If the boot before this one was a trial that failed, says so once: from which version and entry, and why.
-pub fn report_previous_trial(boot: &BootKind) {
+/// If the boot before this one was a trial that failed, says so once: from which version and entry, and why; and
+/// returns that rollback for the API's status.
+pub fn report_previous_trial(boot: &BootKind) -> Option<RollbackReport> {
     let path = Path::new(LAST_BOOT);
     let mut record = match TrialRecord::read(path) {
         Ok(Some(record)) if record.outcome == Outcome::Failed && !record.rollback_reported => record,
-        Ok(_) => return,
+        Ok(_) => return None,
         Err(error) => {
             log::warn!("boot assessment: {}", error_chain(&error));
-            return;
+            return None;
         }
     };
     let now_on = match boot.entry() {
@@ -161,4 +163,5 @@ pub fn report_previous_trial(boot: &BootKind) {
     if let Err(error) = record.write(path) {
         log::warn!("boot assessment: {}", error_chain(&error));
     }
+    Some(RollbackReport { from_version: record.version, reason: record.reason })
 }

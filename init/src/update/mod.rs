@@ -1,0 +1,25 @@
+//! Installing an update bundle into the inactive root slot, and rolling back on request.
+//!
+//! Entry point: [`install`] (`install(source, policy, progress) -> Result<Installed, InstallError>`) runs a whole
+//! install on the caller's thread; [`open`] and [`OpenedBundle::write`] split it where the API answers (once the
+//! bundle's head verified). One install at a time. The order of the writes, and what a power cut at each step
+//! leaves, are in `install.rs` and `docs/update.md`.
+
+mod control;
+mod esp;
+mod install;
+mod progress;
+mod record;
+mod rollback;
+mod running;
+mod source;
+
+pub use control::HostUpdates;
+#[allow(unused_imports)]
+pub use install::{install, open, InstallError, InstallPolicy, Installed, OpenedBundle, TRIES};
+pub use progress::Progress;
+#[allow(unused_imports)]
+pub use record::LAST_INSTALL;
+pub use running::{RunningHost, RunningHostError};
+#[allow(unused_imports)]
+pub use source::UpdateSource;
