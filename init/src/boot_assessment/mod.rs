@@ -163,5 +163,10 @@ pub fn report_previous_trial(boot: &BootKind) -> Option<RollbackReport> {
     if let Err(error) = record.write(path) {
         log::warn!("boot assessment: {}", error_chain(&error));
     }
-    Some(RollbackReport { from_version: record.version, reason: record.reason })
+    // The status names each container the gate held against the boot, and its state then.
+    let mut reason = record.reason;
+    for container in &record.containers {
+        reason.push_str(&format!("; {}: {}", container.name, container.condition));
+    }
+    Some(RollbackReport { from_version: record.version, reason })
 }

@@ -7,6 +7,7 @@
 
 mod control;
 mod esp;
+mod halt;
 mod install;
 mod progress;
 mod record;
