@@ -73,6 +73,20 @@ pub fn jittered(interval: Duration, random: u32) -> Duration {
     (interval - tenth).saturating_add(offset)
 }
 
+/// The first wait after a failed poll; each further failure doubles it, up to the interval. A poll right after
+/// boot often runs before DHCP has an address, and a server that is down for a minute should not cost an hour.
+pub const FIRST_RETRY: Duration = Duration::from_secs(10);
+
+/// The wait before the next poll: the interval after a poll that worked, a backoff from [`FIRST_RETRY`] after
+/// `failures` failed ones in a row, never longer than the interval.
+pub fn next_poll_in(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let backoff = FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    backoff.min(interval)
+}
+
 /// How long after `now` (seconds since the epoch, UTC) an installed update reboots under `policy`; `None`:
 /// never by itself (`manual`, or `window` without a window, which the config refuses).
 pub fn reboot_delay(policy: RebootPolicy, window: Option<&MaintenanceWindow>, now: u64) -> Option<Duration> {
@@ -134,6 +148,18 @@ mod tests {
         assert_eq!(decide(&channel("0.2.0"), &host("0.1.0", Some(("0.2.0", "earlier")))), ChannelVerdict::RolledBack);
         // Once running it, the channel's version is simply current.
         assert_eq!(decide(&channel("0.2.0"), &host("0.2.0", Some(("0.2.0", "earlier")))), ChannelVerdict::UpToDate);
+    }
+
+    #[test]
+    fn failed_polls_back_off_up_to_the_interval() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_poll_in(hour, 0), hour);
+        assert_eq!(next_poll_in(hour, 1), Duration::from_secs(10));
+        assert_eq!(next_poll_in(hour, 2), Duration::from_secs(20));
+        assert_eq!(next_poll_in(hour, 9), Duration::from_secs(2560));
+        assert_eq!(next_poll_in(hour, 10), hour);
+        assert_eq!(next_poll_in(hour, u32::MAX), hour);
+        assert_eq!(next_poll_in(Duration::from_secs(60), 4), Duration::from_secs(60));
     }
 
     #[test]

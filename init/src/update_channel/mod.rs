@@ -20,7 +20,7 @@ use keel_config::update::UpdateConfig;
 use keel_logs::error_chain;
 use keel_os_image::channel::{ChannelDocument, ChannelError};
 
-use self::decision::{decide, jittered, reboot_delay, ChannelInstall, ChannelVerdict, HostVersions};
+use self::decision::{decide, jittered, next_poll_in, reboot_delay, ChannelInstall, ChannelVerdict, HostVersions};
 use self::fetch::{fetch_channel, FetchError};
 use self::record::CHANNEL_RECORD;
 use crate::boot_assessment::{self, BootKind};
@@ -84,13 +84,20 @@ impl ChannelPoller {
             self.update.reboot.as_str()
         );
         self.wait_out_trial();
+        let mut failures = 0u32;
         loop {
             match self.poll() {
-                Ok(Some(installed)) => self.reboot_into(&installed),
-                Ok(None) => {}
-                Err(error) => log::error!("update channel: {}", error_chain(&error)),
+                Ok(Some(installed)) => {
+                    failures = 0;
+                    self.reboot_into(&installed);
+                }
+                Ok(None) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    log::error!("update channel: {}", error_chain(&error));
+                }
             }
-            sleep(jittered(self.update.interval, random_u32()));
+            sleep(jittered(next_poll_in(self.update.interval, failures), random_u32()));
         }
     }
 
