@@ -199,6 +199,7 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
     server.put("/stable.json", kit.channel("0.2.0", "keel-0.2.0.bundle")?);
     let entry = "keel-0.1.0-a.conf";
     let original_entry = esp::read_entry(&image, entry)?;
+    let mut root_progress = None;
     // An older version's entry for slot b, as an earlier update leaves one: the install must remove it before it
     // writes anything of slot b, so that no entry ever points at a half-written slot.
     let options = entry_options(&original_entry).context("slot a's entry has no options")?;
@@ -208,7 +209,13 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
     match point {
         KillPoint::DuringRootWrite => {
             let (length, root) = kit.root_span(&bundle)?;
-            server.stall("/keel-0.2.0.bundle", length - root / 2);
+            let stall = length - root / 2;
+            server.stall("/keel-0.2.0.bundle", stall);
+            // The console's progress steps are 10%: the last one before the stall, past the root's start, says
+            // the guest is writing the root.
+            let step = stall * 10 / length * 10;
+            ensure!(step * length / 100 > length - root, "no progress step inside the root payload");
+            root_progress = Some(format!("keel: update: {step}%"));
         }
         KillPoint::AfterKernel | KillPoint::BeforeEntry => {
             let halt = if matches!(point, KillPoint::AfterKernel) { "after-kernel" } else { "before-entry" };
@@ -232,8 +239,7 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
     match point {
         KillPoint::DuringRootWrite => {
             ensure!(server.wait_stalled("/keel-0.2.0.bundle", INSTALL), "the download never reached the root");
-            // The guest writes what it received: give it time to get into the partition.
-            std::thread::sleep(Duration::from_secs(10));
+            vm.wait_for(root_progress.as_deref().unwrap_or_default(), INSTALL)?;
         }
         KillPoint::AfterKernel | KillPoint::BeforeEntry => {
             vm.wait_for("keel: warning: update: halted", INSTALL)?;
