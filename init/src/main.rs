@@ -22,8 +22,8 @@
 //! and exits with status 100 (usage).
 //!
 //! # Current limitations
-//! No update install yet (a trial boot's health gate blesses or rolls back an entry that something else wrote), no
-//! API socket.
+//! No update channel yet: an install (`update/`) starts from the API (`keelctl update`), and a trial boot's health
+//! gate blesses or rolls back the entry it wrote.
 
 use keel_logs::error_chain;
 

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use keel_config::UserData;
 
-use crate::Exit;
+use crate::output;
+use crate::CommandError;
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
@@ -12,30 +13,43 @@ pub struct ValidateArgs {
     file: PathBuf,
 }
 
-pub fn run(args: &ValidateArgs) -> Exit {
+pub fn run(args: &ValidateArgs, json: bool) -> Result<(), CommandError> {
     let name = args.file.display().to_string();
     let read =
         if name == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(&args.file) };
-    let text = match read {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("keelctl: cannot read {name}: {error}");
-            return Exit::System;
-        }
-    };
+    let text = read.map_err(|source| CommandError::ReadFile { path: name.clone(), source })?;
     match UserData::parse(&name, &text) {
         Ok(user_data) => {
+            if json {
+                let warnings: Vec<String> = user_data.warnings.iter().map(ToString::to_string).collect();
+                let value = serde_json::json!({
+                    "file": name, "valid": true, "warnings": warnings, "containers": user_data.container_order,
+                });
+                return Ok(output::json_line(&value)?);
+            }
             for warning in &user_data.warnings {
                 eprintln!("warning: {warning}");
             }
-            println!("{name}: ok{}", summary(&user_data));
-            Exit::Success
+            Ok(output::print(&format!("{name}: ok{}\n", summary(&user_data)))?)
         }
         Err(errors) => {
-            eprintln!("{errors}");
-            let count = errors.len();
-            eprintln!("{name}: {count} error{}", if count == 1 { "" } else { "s" });
-            Exit::Invalid
+            if json {
+                let list: Vec<serde_json::Value> = errors
+                    .iter()
+                    .map(|error| {
+                        let message = if error.path.is_empty() {
+                            error.message.clone()
+                        } else {
+                            format!("{}: {}", error.path, error.message)
+                        };
+                        serde_json::json!({"line": error.line, "column": error.column, "message": message})
+                    })
+                    .collect();
+                output::json_line(&serde_json::json!({"file": name, "valid": false, "errors": list}))?;
+            } else {
+                eprintln!("{errors}");
+            }
+            Err(CommandError::InvalidConfig { file: name, count: errors.len() })
         }
     }
 }

@@ -56,14 +56,14 @@ pub(crate) struct Context {
     pub supervisor: Arc<SupervisorHandle>,
     /// keel's version, for `/version` and `/info`.
     pub version: String,
-    /// PID 1's updates; `None` under `keel supervise` (no slots).
-    pub update: Option<Arc<dyn UpdateControl>>,
+    pub hooks: ApiHooks,
 }
 
-/// What the server reaches the host through: trait objects PID 1 implements (`Default`: none, as under
-/// `keel supervise`).
+/// What the API reaches of the host besides the supervisor; `Default` is nothing (keel's host endpoints answer
+/// that there is no host).
 #[derive(Default, Clone)]
 pub struct ApiHooks {
+    /// PID 1's updates; `None` under `keel supervise` (no slots).
     pub update: Option<Arc<dyn UpdateControl>>,
 }
 
@@ -138,7 +138,7 @@ impl ApiServer {
             }
             None => None,
         };
-        let context = Arc::new(Context { supervisor, version: version.to_owned(), update: hooks.update });
+        let context = Arc::new(Context { supervisor, version: version.to_owned(), hooks });
         let (stop, stopped) = watch::channel(false);
         let listeners = Listeners { unix: listener, tcp };
         let thread = std::thread::Builder::new()

@@ -42,7 +42,7 @@ pub trait UpdateControl: Send + Sync {
 
 /// `POST /keel/v1/update[?reboot=true]`.
 pub async fn update(context: &Context, request: ApiRequest, query: &HashMap<String, String>) -> Response<Body> {
-    let Some(control) = context.update.clone() else { return no_slots() };
+    let Some(control) = context.hooks.update.clone() else { return no_slots() };
     let reboot = query.get("reboot").is_some_and(|value| value == "true" || value == "1");
     let body = match read_body(request).await {
         Ok(body) => body,
@@ -64,7 +64,7 @@ pub async fn update(context: &Context, request: ApiRequest, query: &HashMap<Stri
 
 /// `POST /keel/v1/rollback`.
 pub async fn rollback(context: &Context) -> Response<Body> {
-    let Some(control) = context.update.clone() else { return no_slots() };
+    let Some(control) = context.hooks.update.clone() else { return no_slots() };
     match tokio::task::spawn_blocking(move || control.rollback()).await {
         Ok(Ok(version)) => json(StatusCode::ACCEPTED, &UpdateAccepted { version }),
         Ok(Err(refusal)) => refusal_reply(refusal),
@@ -74,7 +74,7 @@ pub async fn rollback(context: &Context) -> Response<Body> {
 
 /// The `slot`, `boot` and `update` fields of `GET /keel/v1/status`.
 pub fn status_fields(context: &Context) -> serde_json::Value {
-    match &context.update {
+    match &context.hooks.update {
         Some(control) => serde_json::json!({
             "slot": control.slot(),
             "boot": control.boot(),

@@ -3,6 +3,7 @@
 //! through the main loop's one shutdown path (the [`ShutdownMailbox`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use keel_api::server::{UpdateControl, UpdateRefusal};
 use keel_api::update::{BootStatus, RollbackReport, UpdateStatus};
@@ -17,6 +18,9 @@ use super::source::{SourceError, UpdateSource};
 use crate::boot_assessment::BootKind;
 use crate::shutdown::{Action, ShutdownRequest};
 use crate::shutdown_mailbox::ShutdownMailbox;
+
+/// Between a finished install and the reboot asked for with it: clients polling the progress see it finished.
+const REBOOT_GRACE: Duration = Duration::from_secs(2);
 
 /// PID 1's updates, as the API reaches them.
 pub struct HostUpdates {
@@ -45,6 +49,9 @@ impl UpdateControl for HostUpdates {
         let spawned = std::thread::Builder::new().name("update".to_owned()).spawn(move || {
             let result = bundle.write(&progress);
             if let (Ok(installed), true) = (result, reboot) {
+                // A client following the install (`keelctl update --reboot`) reads the outcome before the API closes.
+                log::info!("update: rebooting into keel {} in {REBOOT_GRACE:?}", installed.version);
+                std::thread::sleep(REBOOT_GRACE);
                 let reason =
                     format!("keel {} installed in slot {}; rebooting into it", installed.version, installed.slot);
                 mailbox.ask(ShutdownRequest::new(Action::Reboot, reason));

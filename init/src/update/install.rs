@@ -79,7 +79,7 @@ pub enum InstallError {
     BootFileTooLarge { name: PayloadName, size: u64 },
     #[error("the bundle's root image is {size} bytes, more than the {capacity} of {}", device.display())]
     RootTooLarge { size: u64, capacity: u64, device: PathBuf },
-    #[error("the bundle's payload {name} is refused")]
+    #[error("cannot install the bundle's {name}")]
     Payload {
         name: PayloadName,
         #[source]
@@ -179,17 +179,25 @@ impl OpenedBundle {
         result
     }
 
-    fn write_steps(mut self, progress: &Progress) -> Result<Installed, InstallError> {
-        let other = self.host.slot.other();
-        let version = self.version().to_owned();
-        progress.advance(self.reader.offset());
-        // 1. The kernel and initramfs into memory, each verified, before anything on the disk changes.
-        let kernel = read_boot_file(&mut self.reader, progress)?;
-        let initramfs = read_boot_file(&mut self.reader, progress)?;
+    fn write_steps(self, progress: &Progress) -> Result<Installed, InstallError> {
+        let running = self.host.slot;
+        write_slot(self.reader, running, |root_size| SlotTargets::on_boot_disk(running.other(), root_size), progress)
+    }
+}
 
-        // 2. Where the root goes, and whether it fits.
+/// Where the inactive slot is written: the ESP's root (mounted while this lives) and the root partition.
+struct SlotTargets {
+    esp_root: PathBuf,
+    partition: File,
+    device: PathBuf,
+    _esp: Option<MountedEsp>,
+}
+
+impl SlotTargets {
+    /// `keel-root-<slot>` and the ESP of the boot disk; the root image of `root_size` bytes must fit.
+    fn on_boot_disk(slot: Slot, root_size: u64) -> Result<SlotTargets, InstallError> {
         let disk = boot_disk::root_filesystem_disk().ok_or(InstallError::NoBootDisk)?;
-        let device = wait_for_partition(&root_partition_name(other), Scope::Disk(&disk), PARTITION_WAIT)
+        let device = wait_for_partition(&root_partition_name(slot), Scope::Disk(&disk), PARTITION_WAIT)
             .map_err(InstallError::Partition)?;
         let mut partition = OpenOptions::new()
             .write(true)
@@ -199,44 +207,61 @@ impl OpenedBundle {
             .seek(SeekFrom::End(0))
             .and_then(|end| partition.seek(SeekFrom::Start(0)).map(|_| end))
             .map_err(|source| InstallError::WriteRoot { device: device.clone(), source })?;
-        let root_size = self.reader.manifest().payload(PayloadName::Root).map_or(0, |entry| entry.size);
         if root_size > capacity {
             return Err(InstallError::RootTooLarge { size: root_size, capacity, device });
         }
-
-        // 3. No entry of the inactive slot from here on until the new one: nothing boots a half-written slot.
         let esp = MountedEsp::mount(&disk).map_err(InstallError::Esp)?;
-        let options = esp::running_options(esp.root(), self.host.slot).map_err(InstallError::Esp)?;
-        for removed in esp::remove_slot_entries(esp.root(), other).map_err(InstallError::Esp)? {
-            log::info!("update: removed the entry {removed} of slot {other}");
-        }
-
-        // 4. The root image, hashed while it streams into the partition.
-        write_root(&mut self.reader, &mut partition, &device, progress)?;
-        self.reader.finish().map_err(|source| InstallError::Payload { name: PayloadName::Root, source })?;
-        progress.set_state(InstallState::Writing);
-
-        // 5. Kernel and initramfs, each under a temporary name, synced, renamed.
-        esp::write_file(esp.root(), &esp_kernel_path(other), &kernel).map_err(InstallError::Esp)?;
-        halt_if_asked(HaltPoint::AfterKernel);
-        esp::write_file(esp.root(), &esp_initramfs_path(other), &initramfs).map_err(InstallError::Esp)?;
-        halt_if_asked(HaltPoint::BeforeEntry);
-
-        // 6. The entry, last: from here on the next boot is a trial of the new version.
-        let entry = BootEntryName::new(&version, other).with_tries(TRIES);
-        let text = entry_file_text(&version, other, &options_for_slot(&options, other));
-        esp::write_file(esp.root(), &format!("{ESP_ENTRIES_DIR}/{entry}"), text.as_bytes())
-            .map_err(InstallError::Esp)?;
-        drop(esp);
-        Ok(Installed { version, slot: other, entry: entry.to_string() })
+        Ok(SlotTargets { esp_root: esp.root().to_path_buf(), partition, device, _esp: Some(esp) })
     }
 }
 
-/// The next payload (kernel or initramfs) whole, verified.
-fn read_boot_file(
-    reader: &mut BundleReader<Box<dyn Read + Send>>,
+/// The install's writes, in their order, with the bundle's head verified already; `targets` finds (and mounts)
+/// where they go once the kernel and initramfs verified.
+fn write_slot<R: Read>(
+    mut reader: BundleReader<R>,
+    running: Slot,
+    targets: impl FnOnce(u64) -> Result<SlotTargets, InstallError>,
     progress: &Progress,
-) -> Result<Vec<u8>, InstallError> {
+) -> Result<Installed, InstallError> {
+    let other = running.other();
+    let version = reader.manifest().version.clone();
+    progress.advance(reader.offset());
+    // 1. The kernel and initramfs into memory, each verified, before anything on the disk changes.
+    let kernel = read_boot_file(&mut reader, progress)?;
+    let initramfs = read_boot_file(&mut reader, progress)?;
+
+    // 2. Where the root goes, and whether it fits.
+    let root_size = reader.manifest().payload(PayloadName::Root).map_or(0, |entry| entry.size);
+    let mut targets = targets(root_size)?;
+    let esp_root = targets.esp_root.clone();
+
+    // 3. No entry of the inactive slot from here on until the new one: nothing boots a half-written slot.
+    let options = esp::running_options(&esp_root, running).map_err(InstallError::Esp)?;
+    for removed in esp::remove_slot_entries(&esp_root, other).map_err(InstallError::Esp)? {
+        log::info!("update: removed the entry {removed} of slot {other}");
+    }
+
+    // 4. The root image, hashed while it streams into the partition.
+    write_root(&mut reader, &mut targets.partition, &targets.device, progress)?;
+    reader.finish().map_err(|source| InstallError::Payload { name: PayloadName::Root, source })?;
+    progress.set_state(InstallState::Writing);
+
+    // 5. Kernel and initramfs, each under a temporary name, synced, renamed.
+    esp::write_file(&esp_root, &esp_kernel_path(other), &kernel).map_err(InstallError::Esp)?;
+    halt_if_asked(HaltPoint::AfterKernel);
+    esp::write_file(&esp_root, &esp_initramfs_path(other), &initramfs).map_err(InstallError::Esp)?;
+    halt_if_asked(HaltPoint::BeforeEntry);
+
+    // 6. The entry, last: from here on the next boot is a trial of the new version.
+    let entry = BootEntryName::new(&version, other).with_tries(TRIES);
+    let text = entry_file_text(&version, other, &options_for_slot(&options, other));
+    esp::write_file(&esp_root, &format!("{ESP_ENTRIES_DIR}/{entry}"), text.as_bytes()).map_err(InstallError::Esp)?;
+    drop(targets);
+    Ok(Installed { version, slot: other, entry: entry.to_string() })
+}
+
+/// The next payload (kernel or initramfs) whole, verified.
+fn read_boot_file<R: Read>(reader: &mut BundleReader<R>, progress: &Progress) -> Result<Vec<u8>, InstallError> {
     let start = reader.offset();
     let Some(mut payload) =
         reader.next_payload().map_err(|source| InstallError::Payload { name: PayloadName::Kernel, source })?
@@ -263,8 +288,8 @@ fn read_boot_file(
 }
 
 /// Streams the root payload into `partition` from its start, then syncs the device.
-fn write_root(
-    reader: &mut BundleReader<Box<dyn Read + Send>>,
+fn write_root<R: Read>(
+    reader: &mut BundleReader<R>,
     partition: &mut File,
     device: &Path,
     progress: &Progress,
@@ -340,6 +365,125 @@ impl Drop for InstallLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::fs;
+
+    use ed25519_dalek::SigningKey;
+    use keel_os_image::bundle::{signed_head, Manifest, PayloadEntry, Sha256Digest};
+    use sha2::{Digest, Sha256};
+
+    const RUNNING: &str = "keel-1.0.0-a.conf";
+    const KERNEL: &[u8] = b"new kernel";
+    const INITRAMFS: &[u8] = b"new initramfs";
+    const ROOT: &[u8] = b"new root image";
+
+    /// A bundle of version 1.1.0 signed with a test key, and the key's public half.
+    fn bundle() -> (Vec<u8>, ed25519_dalek::VerifyingKey) {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let entry = |name, bytes: &[u8]| PayloadEntry {
+            name,
+            size: bytes.len() as u64,
+            sha256: Sha256Digest(Sha256::digest(bytes).into()),
+        };
+        let payloads = vec![
+            entry(PayloadName::Kernel, KERNEL),
+            entry(PayloadName::Initramfs, INITRAMFS),
+            entry(PayloadName::Root, ROOT),
+        ];
+        let mut bytes = signed_head(&Manifest::new("1.1.0", "keel-test", payloads), &key).unwrap();
+        for payload in [KERNEL, INITRAMFS, ROOT] {
+            bytes.extend_from_slice(payload);
+        }
+        (bytes, key.verifying_key())
+    }
+
+    /// An ESP with the running entry of slot a and an old, bad entry of slot b, and a slot-b "partition" file.
+    fn disk(dir: &Path) -> PathBuf {
+        let entries = dir.join("esp").join(ESP_ENTRIES_DIR);
+        fs::create_dir_all(&entries).unwrap();
+        fs::write(entries.join(RUNNING), "options console=ttyS0 keel.slot=a\n").unwrap();
+        fs::write(entries.join("keel-0.9.0-b+0-3.conf"), "options keel.slot=b\n").unwrap();
+        fs::create_dir_all(dir.join("esp/keel/a")).unwrap();
+        fs::write(dir.join("esp/keel/a/vmlinuz"), "running kernel").unwrap();
+        let partition = dir.join("root-b");
+        fs::write(&partition, vec![0u8; 64]).unwrap();
+        partition
+    }
+
+    fn install_from(bytes: &[u8], key: ed25519_dalek::VerifyingKey, dir: &Path) -> Result<Installed, InstallError> {
+        let keys = [key];
+        let policy =
+            TrustPolicy { keys: &keys, compatible: "keel-test", running_version: "1.0.0", allow_downgrade: false };
+        let reader = BundleReader::open(bytes, &policy).unwrap();
+        let partition = dir.join("root-b");
+        let targets = |_| {
+            let file = OpenOptions::new().write(true).open(&partition).unwrap();
+            Ok(SlotTargets { esp_root: dir.join("esp"), partition: file, device: partition.clone(), _esp: None })
+        };
+        write_slot(reader, Slot::A, targets, &Progress::default())
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|file| file.unwrap().file_name().to_string_lossy().into()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writes_the_inactive_slot_and_its_entry_last_and_never_the_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = disk(dir.path());
+        let (bytes, key) = bundle();
+        let installed = install_from(&bytes, key, dir.path()).unwrap();
+        assert_eq!(
+            installed,
+            Installed { version: "1.1.0".into(), slot: Slot::B, entry: "keel-1.1.0-b+3.conf".into() }
+        );
+        let esp = dir.path().join("esp");
+        assert_eq!(names(&esp.join(ESP_ENTRIES_DIR)), [RUNNING, "keel-1.1.0-b+3.conf"]);
+        assert_eq!(
+            fs::read_to_string(esp.join(ESP_ENTRIES_DIR).join("keel-1.1.0-b+3.conf")).unwrap(),
+            entry_file_text("1.1.0", Slot::B, "console=ttyS0 keel.slot=b")
+        );
+        assert_eq!(
+            fs::read_to_string(esp.join(ESP_ENTRIES_DIR).join(RUNNING)).unwrap(),
+            "options console=ttyS0 keel.slot=a\n"
+        );
+        assert_eq!(fs::read(esp.join("keel/b/vmlinuz")).unwrap(), KERNEL);
+        assert_eq!(fs::read(esp.join("keel/b/initrd.img")).unwrap(), INITRAMFS);
+        assert_eq!(names(&esp.join("keel/b")), ["initrd.img", "vmlinuz"]);
+        assert_eq!(fs::read(esp.join("keel/a/vmlinuz")).unwrap(), b"running kernel");
+        assert_eq!(&fs::read(partition).unwrap()[..ROOT.len()], ROOT);
+    }
+
+    #[test]
+    fn a_root_that_does_not_match_leaves_the_inactive_slot_without_an_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        disk(dir.path());
+        let (mut bytes, key) = bundle();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let error = install_from(&bytes, key, dir.path()).unwrap_err();
+        assert!(matches!(error, InstallError::Payload { name: PayloadName::Root, .. }), "{error:?}");
+        let esp = dir.path().join("esp");
+        // The old bad entry of b is gone, no new one came, and no kernel of b was written.
+        assert_eq!(names(&esp.join(ESP_ENTRIES_DIR)), [RUNNING]);
+        assert!(!esp.join("keel/b").exists());
+    }
+
+    #[test]
+    fn a_kernel_that_does_not_match_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = disk(dir.path());
+        let (mut bytes, key) = bundle();
+        let kernel_start = bytes.len() - ROOT.len() - INITRAMFS.len() - KERNEL.len();
+        bytes[kernel_start] ^= 1;
+        let error = install_from(&bytes, key, dir.path()).unwrap_err();
+        assert!(matches!(error, InstallError::Payload { name: PayloadName::Kernel, .. }), "{error:?}");
+        assert_eq!(names(&dir.path().join("esp").join(ESP_ENTRIES_DIR)), ["keel-0.9.0-b+0-3.conf", RUNNING]);
+        assert_eq!(fs::read(partition).unwrap(), vec![0u8; 64]);
+    }
 
     #[test]
     fn one_install_at_a_time() {
