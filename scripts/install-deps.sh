@@ -33,12 +33,22 @@ needs=(
   "skopeo           skopeo"
   "umoci            umoci"
   "rsyslog          rsyslogd"
+  "rsyslog-openssl  /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so"
+  "openssl          openssl"
   "runc             runc"
   "busybox-static   /bin/busybox"
   "apache2-utils    htpasswd"
   "xorriso          xorriso"
   "mmdebstrap       mmdebstrap"
+  # The tests run the stock docker CLI against keel; only the client is used (see docker_package below).
+  "DOCKER_CLI       docker"
 )
+
+# The package that brings the `docker` client: Debian's `docker-cli` where the archive has it (the client alone,
+# newer Debian), else bookworm's `docker.io` (client and daemon; its services are kept off, see apt_install).
+docker_package() {
+  if apt-cache show docker-cli >/dev/null 2>&1; then echo docker-cli; else echo docker.io; fi
+}
 
 # Prints the packages whose command or file is missing or cannot run, each once.
 broken_packages() {
@@ -63,6 +73,7 @@ report_missing() {
   local line package what status
   for line in "${needs[@]}"; do
     read -r package what <<<"$line"
+    [ "$package" = DOCKER_CLI ] && package="docker-cli or docker.io"
     if [[ $what == /* ]]; then
       [ -s "$what" ] || echo "  $what (package $package)" >&2
     else
@@ -75,11 +86,19 @@ report_missing() {
 
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
-  # docker-registry and rsyslog ship services; tests start their own instances, so keep the packaged ones off.
+  # docker-registry, rsyslog and docker.io ship services; tests start their own instances (and never a Docker
+  # daemon: keel is the server the docker CLI talks to), so keep the packaged ones off.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  local status=0
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null || status=$?
+  local packages=() package status=0
+  for package in "$@"; do
+    if [ "$package" = DOCKER_CLI ]; then packages+=("$(docker_package)"); else packages+=("$package"); fi
+  done
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null || status=$?
   rm -f /usr/sbin/policy-rc.d
+  # policy-rc.d keeps them from starting now; disabled, they stay off after a reboot of a systemd machine too.
+  if [[ " ${packages[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+  fi
   return "$status"
 }
 

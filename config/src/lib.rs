@@ -51,6 +51,6 @@ pub use hostname::{validate_hostname, HostnameError, DEFAULT_HOSTNAME};
 pub use meta_data::MetaData;
 pub use network::{InterfaceConfig, InterfaceMatch, IpCidr, NetworkConfig, Route};
 pub use registries::{RegistryConfig, RegistryCredentials};
-pub use syslog::{Facility, SyslogConfig, SyslogTarget};
+pub use syslog::{CaSource, Facility, SyslogConfig, SyslogDestination, SyslogFormat, SyslogTarget};
 pub use update::UpdateConfig;
 pub use user_data::UserData;

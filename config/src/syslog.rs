@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use toml::de::DeValue;
+
 use crate::reader::{Field, Reader};
 
 /// Syslog facilities by name, with their RFC 5424 codes.
@@ -32,25 +34,71 @@ const FACILITIES: [(&str, u8); 20] = [
 /// `[syslog]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyslogConfig {
-    /// Where to send; without it logs stay on the host (console, `/dev/kmsg`, per-container files).
-    pub target: Option<SyslogTarget>,
+    /// Where to send, each receiver on its own; none: logs stay on the host (console, per-container files).
+    pub targets: Vec<SyslogDestination>,
     pub facility: Facility,
-    /// Messages held while the receiver is slow or away; beyond it the oldest are dropped and counted.
+    /// Messages held per receiver while it is slow or away; beyond it the oldest are dropped and counted.
     pub queue: usize,
 }
 
 impl Default for SyslogConfig {
     fn default() -> Self {
-        SyslogConfig { target: None, facility: Facility(3), queue: 10_000 }
+        SyslogConfig { targets: Vec::new(), facility: Facility(3), queue: 10_000 }
+    }
+}
+
+/// One receiver and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogDestination {
+    pub target: SyslogTarget,
+    /// The line format on the network; a unix socket always gets the local `/dev/log` form.
+    pub format: SyslogFormat,
+    /// The certificate authorities a `tls://` receiver's certificate must chain to; `None`: Mozilla's roots.
+    pub ca: Option<CaSource>,
+}
+
+impl SyslogDestination {
+    /// A receiver in RFC 5424 that trusts Mozilla's roots.
+    pub fn new(target: SyslogTarget) -> SyslogDestination {
+        SyslogDestination { target, format: SyslogFormat::Rfc5424, ca: None }
     }
 }
 
 /// A syslog receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyslogTarget {
-    Udp { host: String, port: u16 },
-    Tcp { host: String, port: u16 },
+    Udp {
+        host: String,
+        port: u16,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// RFC 5425: octet-counted frames over TLS; the certificate must name `host`.
+    Tls {
+        host: String,
+        port: u16,
+    },
     Unix(PathBuf),
+}
+
+/// The line format network receivers get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFormat {
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME - - - MSG`.
+    Rfc5424,
+    /// The BSD form, `<PRI>Mmm dd hh:mm:ss HOSTNAME APP-NAME: MSG`, for receivers that know no other.
+    Rfc3164,
+}
+
+/// Where the certificate authorities of a TLS receiver come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// PEM text written in the config.
+    Pem(String),
+    /// A PEM file on the host, read when the relay starts.
+    File(PathBuf),
 }
 
 /// A syslog facility code (0..=23).
@@ -68,8 +116,20 @@ impl fmt::Display for Facility {
 
 pub(crate) fn read(reader: &mut Reader, field: &Field) -> SyslogConfig {
     let mut syslog = SyslogConfig::default();
-    let Some(table) = reader.table(field, &["target", "facility", "queue"]) else { return syslog };
-    syslog.target = table.get("target").and_then(|field| reader.parse(&field, parse_target));
+    let Some(table) = reader.table(field, &["target", "facility", "queue", "format", "ca"]) else { return syslog };
+    let format =
+        table.get("format").and_then(|field| reader.parse(&field, parse_format)).unwrap_or(SyslogFormat::Rfc5424);
+    let ca = table.get("ca").and_then(|field| reader.parse(&field, parse_ca));
+    let defaults = SyslogDestination { target: SyslogTarget::Unix(PathBuf::new()), format, ca };
+    if let Some(field) = table.get("target") {
+        syslog.targets = match field.node.get_ref() {
+            DeValue::Array(_) => {
+                let items = reader.array(&field).unwrap_or_default();
+                items.iter().filter_map(|item| destination(reader, item, &defaults)).collect()
+            }
+            _ => destination(reader, &field, &defaults).into_iter().collect(),
+        };
+    }
     if let Some(facility) = table.get("facility").and_then(|field| reader.parse(&field, parse_facility)) {
         syslog.facility = facility;
     }
@@ -79,8 +139,57 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> SyslogConfig {
     syslog
 }
 
+/// One receiver: a target string with the section's format and ca, or a table `{ url, format, ca }`.
+fn destination(reader: &mut Reader, field: &Field, defaults: &SyslogDestination) -> Option<SyslogDestination> {
+    if !matches!(field.node.get_ref(), DeValue::Table(_)) {
+        let target = reader.parse(field, parse_target)?;
+        return Some(SyslogDestination { target, ..defaults.clone() });
+    }
+    let table = reader.table(field, &["url", "format", "ca"])?;
+    let Some(url) = table.get("url") else {
+        reader.error(table.span.clone(), &format!("{}.url", table.path), "required key is missing");
+        return None;
+    };
+    let target = reader.parse(&url, parse_target);
+    let format = table.get("format").and_then(|field| reader.parse(&field, parse_format)).unwrap_or(defaults.format);
+    let ca = match table.get("ca") {
+        Some(field) => reader.parse(&field, parse_ca),
+        None => defaults.ca.clone(),
+    };
+    Some(SyslogDestination { target: target?, format, ca })
+}
+
+fn parse_format(text: &str) -> Result<SyslogFormat, String> {
+    match text {
+        "rfc5424" => Ok(SyslogFormat::Rfc5424),
+        "rfc3164" => Ok(SyslogFormat::Rfc3164),
+        _ => Err(format!("{text:?} is not a syslog format: \"rfc5424\" or \"rfc3164\"")),
+    }
+}
+
+/// PEM text (it starts with `-----BEGIN CERTIFICATE-----`) or an absolute path to a PEM file.
+fn parse_ca(text: &str) -> Result<CaSource, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN CERTIFICATE-----") {
+        return if trimmed.contains("-----END CERTIFICATE-----") {
+            Ok(CaSource::Pem(text.to_owned()))
+        } else {
+            Err("the PEM certificate has no -----END CERTIFICATE----- line".to_owned())
+        };
+    }
+    if text.starts_with('/') {
+        return Ok(CaSource::File(PathBuf::from(text)));
+    }
+    let shown: String = text.chars().take(40).collect();
+    Err(format!("{shown:?} is neither a PEM certificate (-----BEGIN CERTIFICATE-----…) nor an absolute path to one"))
+}
+
 fn parse_target(text: &str) -> Result<SyslogTarget, String> {
-    let error = || format!("{text:?} is not a syslog target like udp://host:514, tcp://host:601 or unix:///dev/log");
+    let error = || {
+        format!(
+            "{text:?} is not a syslog target like udp://host:514, tcp://host:601, tls://host:6514 or unix:///dev/log"
+        )
+    };
     if let Some(path) = text.strip_prefix("unix://") {
         return if path.starts_with('/') { Ok(SyslogTarget::Unix(PathBuf::from(path))) } else { Err(error()) };
     }
@@ -95,6 +204,7 @@ fn parse_target(text: &str) -> Result<SyslogTarget, String> {
     match scheme {
         "udp" => Ok(SyslogTarget::Udp { host, port }),
         "tcp" => Ok(SyslogTarget::Tcp { host, port }),
+        "tls" => Ok(SyslogTarget::Tls { host, port }),
         _ => Err(error()),
     }
 }
@@ -115,6 +225,10 @@ mod tests {
         assert_eq!(parse_target("udp://10.0.0.1:514"), Ok(SyslogTarget::Udp { host: "10.0.0.1".into(), port: 514 }));
         assert_eq!(parse_target("tcp://[fd00::1]:601"), Ok(SyslogTarget::Tcp { host: "fd00::1".into(), port: 601 }));
         assert_eq!(parse_target("unix:///dev/log"), Ok(SyslogTarget::Unix("/dev/log".into())));
+        assert_eq!(
+            parse_target("tls://logs.example.com:6514"),
+            Ok(SyslogTarget::Tls { host: "logs.example.com".into(), port: 6514 })
+        );
         for bad in ["udp://host", "http://host:1", "unix://dev/log", "tcp://:514", "udp://h:0"] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }

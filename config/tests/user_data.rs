@@ -12,7 +12,7 @@ use keel_config::containers::process::CommandLine;
 use keel_config::containers::restart::RestartPolicy;
 use keel_config::values::capability::Capability;
 use keel_config::values::signal::Signal;
-use keel_config::{InterfaceMatch, NetworkMode, SyslogTarget, UserData};
+use keel_config::{CaSource, InterfaceMatch, NetworkMode, SyslogDestination, SyslogFormat, SyslogTarget, UserData};
 
 /// The errors of `text`, one string per error.
 fn errors(text: &str) -> Vec<String> {
@@ -57,7 +57,10 @@ fn complete_example_parses() {
     assert_eq!(second.routes[0].metric, Some(100));
     assert_eq!(second.mtu, Some(9000));
 
-    assert_eq!(user_data.syslog.target, Some(SyslogTarget::Udp { host: "192.168.1.2".into(), port: 514 }));
+    assert_eq!(
+        user_data.syslog.targets,
+        [SyslogDestination::new(SyslogTarget::Udp { host: "192.168.1.2".into(), port: 514 })]
+    );
     assert_eq!(user_data.syslog.facility.0, 16);
     assert_eq!(user_data.api.tcp.unwrap().port(), 2375);
     assert_eq!(user_data.api.socket_mode, 0o660);
@@ -314,7 +317,7 @@ fn other_sections_validate_their_values() {
     assert_eq!(
         errors(text),
         [
-            "user-data:2:10: syslog.target: \"http://x:1\" is not a syslog target like udp://host:514, tcp://host:601 or unix:///dev/log",
+            "user-data:2:10: syslog.target: \"http://x:1\" is not a syslog target like udp://host:514, tcp://host:601, tls://host:6514 or unix:///dev/log",
             "user-data:3:9: syslog.queue: 0 is not between 1 and 1000000",
             "user-data:5:7: api.tcp: \"localhost\" is not a listen address like 0.0.0.0:2375 or [::]:2375",
             "user-data:6:15: api.socket_mode: \"0868\" is not a permission mode like \"0660\" (octal, at most 0777)",
@@ -414,4 +417,44 @@ fn health_check_durations_below_a_millisecond_are_refused_and_fast_intervals_war
         ["user-data:3:28: containers.web.healthcheck.interval: 1ms is shorter than keel probes: every 250ms instead"]
     );
     assert_eq!(user_data.containers["web"].healthcheck.as_ref().unwrap().interval, Duration::from_millis(1));
+}
+
+#[test]
+fn syslog_takes_several_receivers_each_with_its_format_and_ca() {
+    let text = r#"[syslog]
+format = "rfc3164"
+ca = "/etc/keel/syslog-ca.pem"
+target = [
+  "unix:///dev/log",
+  { url = "tls://logs.example.com:6514", format = "rfc5424", ca = """
+-----BEGIN CERTIFICATE-----
+MIIB
+-----END CERTIFICATE-----
+""" },
+  "udp://10.0.0.9:514",
+]
+"#;
+    let user_data = UserData::parse("user-data", text).unwrap();
+    let [local, tls, udp] = &user_data.syslog.targets[..] else { panic!("three receivers: {user_data:?}") };
+    assert_eq!(local.target, SyslogTarget::Unix("/dev/log".into()));
+    assert_eq!(tls.target, SyslogTarget::Tls { host: "logs.example.com".into(), port: 6514 });
+    assert_eq!(tls.format, SyslogFormat::Rfc5424);
+    assert!(matches!(&tls.ca, Some(CaSource::Pem(pem)) if pem.contains("MIIB")));
+    assert_eq!(udp.format, SyslogFormat::Rfc3164);
+    assert_eq!(udp.ca, Some(CaSource::File("/etc/keel/syslog-ca.pem".into())));
+}
+
+#[test]
+fn syslog_receivers_are_checked_each_where_it_is_written() {
+    let text = "[syslog]\nformat = \"json\"\ntarget = [\"tcp://a:601\", { format = \"rfc3164\" }, { url = \"tls://b:6514\", ca = \"ca.pem\", port = 1 }, \"tls://c\"]\n";
+    assert_eq!(
+        errors(text),
+        [
+            "user-data:2:10: syslog.format: \"json\" is not a syslog format: \"rfc5424\" or \"rfc3164\"",
+            "user-data:3:26: syslog.target[1].url: required key is missing",
+            "user-data:3:79: syslog.target[2].ca: \"ca.pem\" is neither a PEM certificate (-----BEGIN CERTIFICATE-----…) nor an absolute path to one",
+            "user-data:3:89: syslog.target[2].port: unknown key; expected one of url, format, ca",
+            "user-data:3:101: syslog.target[3]: \"tls://c\" is not a syslog target like udp://host:514, tcp://host:601, tls://host:6514 or unix:///dev/log",
+        ]
+    );
 }

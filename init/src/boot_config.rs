@@ -18,13 +18,20 @@ pub struct BootConfig {
     pub meta_data: MetaData,
     /// For the console: `generation 3 (1a2b3c4d5e6f) from /dev/vdb`, `defaults`, ….
     pub source: String,
-    /// Every problem met on the way, each already logged; later kept for the API.
+    /// Every problem met on the way, each already logged.
     pub problems: Vec<String>,
+    /// The user-data text in force (empty on defaults), for the API's `GET /keel/v1/config`.
+    pub text: String,
+    /// Its generation; 0 when it was not kept.
+    pub generation: u64,
+    /// Every error of the config drive's user-data when it was rejected, for the API's status.
+    pub rejected: Vec<keel_config::ConfigError>,
 }
 
 /// Reads the config drive, validates its user-data, and picks the configuration for this boot.
 pub fn load() -> BootConfig {
     let mut problems = Vec::new();
+    let mut rejected = Vec::new();
     let store = match GenerationStore::open(GENERATIONS_DIR) {
         Ok(store) => Some(store),
         Err(error) => {
@@ -50,8 +57,10 @@ pub fn load() -> BootConfig {
         match &drive.user_data {
             Some(text) => match parse(drive.layout, text) {
                 Ok(user_data) => {
+                    let mut number = 0;
                     let source = match store.as_ref().map(|store| store.accept(text)) {
                         Some(Ok(generation)) => {
+                            number = generation.number;
                             format!("generation {} ({}) from {device}", generation.number, generation.digest)
                         }
                         Some(Err(error)) => {
@@ -63,9 +72,11 @@ pub fn load() -> BootConfig {
                         }
                         None => format!("user-data from {device} (not kept)"),
                     };
-                    return BootConfig { user_data, meta_data, source, problems };
+                    let text = text.clone();
+                    return BootConfig { user_data, meta_data, source, problems, text, generation: number, rejected };
                 }
                 Err(errors) => {
+                    rejected.clone_from(&errors.errors);
                     for error in errors.iter() {
                         report(&mut problems, error.to_string());
                     }
@@ -88,7 +99,8 @@ pub fn load() -> BootConfig {
             match UserData::parse(&generation.path.to_string_lossy(), &text) {
                 Ok(user_data) => {
                     let source = format!("generation {} ({}), the last accepted", generation.number, generation.digest);
-                    return BootConfig { user_data, meta_data, source, problems };
+                    let number = generation.number;
+                    return BootConfig { user_data, meta_data, source, problems, text, generation: number, rejected };
                 }
                 Err(errors) => {
                     report(&mut problems, format!("stored generation {} is invalid: {errors}", generation.number))
@@ -101,6 +113,9 @@ pub fn load() -> BootConfig {
         meta_data,
         source: "defaults (DHCP, no containers)".to_owned(),
         problems,
+        text: String::new(),
+        generation: 0,
+        rejected,
     }
 }
 

@@ -39,6 +39,8 @@ mod data_partition;
 mod efi_vars;
 mod fs_label;
 mod gpt;
+mod host_control;
+mod kernel_log;
 mod logger;
 mod modules;
 mod mountinfo;

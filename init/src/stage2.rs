@@ -8,7 +8,9 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keel_api::server::host::{ConfigSnapshot, HostControl};
 use keel_api::server::ApiHooks;
+use keel_config::generations::GenerationStore;
 use keel_config::{validate_hostname, DEFAULT_HOSTNAME};
 use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
@@ -19,13 +21,15 @@ use keel_supervision::{Supervisor, SupervisorHandle, SupervisorOptions};
 use crate::boot_config::{self, BootConfig};
 use crate::cmdline::KernelCmdline;
 use crate::data_partition::DataPartitionError;
+use crate::host_control::{KeelHost, PowerTarget};
 use crate::network::{host_files, HostName};
 use crate::services::Services;
 use crate::shutdown_mailbox::ShutdownMailbox;
 use crate::update::{self, HostUpdates, InstallPolicy};
 use crate::update_channel;
 use crate::{
-    api, boot_assessment, cgroup, data_partition, logger, modules, mounts, network, power_button, sys, timeline,
+    api, boot_assessment, cgroup, data_partition, kernel_log, logger, modules, mounts, network, power_button, sys,
+    timeline,
 };
 
 const LOOPBACK: &CStr = c"lo";
@@ -76,6 +80,7 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         Ok(None) => {}
         Err(error) => log::error!("syslog relay: {}", error_chain(&error)),
     }
+    kernel_log::start();
     // After the relay starts, so the receiver sees them too.
     for warning in &config.user_data.warnings {
         log::warn!("{warning}");
@@ -133,11 +138,20 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         mailbox: Arc::clone(mailbox),
     };
     boot_assessment::start_gate(boot, supervisor.clone(), &config.user_data.update, Arc::clone(mailbox));
-    let hooks = ApiHooks { update: Some(Arc::new(updates)) };
+    let hooks = ApiHooks { host: Some(pid1_host(&config, mailbox)), update: Some(Arc::new(updates)) };
     let api = supervisor.as_ref().and_then(|supervisor| {
         api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor), hooks)
     });
     Services { network, supervisor, api }
+}
+
+/// What the API reaches of PID 1: the boot's config and its generations, and the shutdown path.
+fn pid1_host(config: &BootConfig, mailbox: &Arc<ShutdownMailbox>) -> Arc<dyn HostControl> {
+    // Already opened (and any failure reported) by the boot config; a failure here leaves PUT refusing.
+    let generations = GenerationStore::open(boot_config::GENERATIONS_DIR).ok();
+    let current =
+        ConfigSnapshot { text: config.text.clone(), generation: config.generation, rejected: config.rejected.clone() };
+    Arc::new(KeelHost::new(generations, current, PowerTarget::Pid1(Arc::clone(mailbox))))
 }
 
 /// Starts the containers of the config (after `ready`: importing preloaded images and pulls take their time).

@@ -9,7 +9,9 @@
 //! target` keel's lines (APP-NAME `keel`) and every container's (APP-NAME the container's name, stdout as info,
 //! stderr as err) to that receiver; `--echo-logs` shows container lines on stderr too, as `<name> | <line>`.
 //!
-//! Everything it keeps lives under DIR: `images/`, `layers/`, `containers/<name>/`, `volumes/`. The main thread
+//! Everything it keeps lives under DIR: `images/`, `layers/`, `containers/<name>/`, `volumes/`, and `config/`, the
+//! generations of its config (the `--config` file's at start, then each one `PUT /keel/v1/config` applies; the next
+//! start takes the `--config` file again). The API refuses reboot and poweroff (409): the host is not keel's. The main thread
 //! does what PID 1's does: it blocks SIGCHLD, SIGTERM and SIGINT, reads them from a signalfd, and is the only
 //! caller of `waitpid` (through the reaper). SIGTERM or SIGINT stops every container in reverse dependency order
 //! on a helper thread (the main thread keeps reaping meanwhile), then the process exits.
@@ -17,15 +19,20 @@
 //! Exit codes: 0 stopped by SIGTERM/SIGINT; 1 the config is invalid (every error printed); 100 usage;
 //! 111 a system error (the message says which).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use keel_api::server::host::{ConfigSnapshot, HostControl};
+use keel_api::server::ApiHooks;
+use keel_config::generations::GenerationStore;
 use keel_config::UserData;
 use keel_logs::error_chain;
 use keel_logs::syslog::SyslogRelay;
 use keel_runtime::Reaper;
 use keel_supervision::{Supervisor, SupervisorOptions};
+
+use crate::host_control::{KeelHost, PowerTarget};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -98,7 +105,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
-    match run(arguments, &user_data) {
+    match run(arguments, &user_data, &text) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{}", error_chain(&error));
@@ -119,7 +126,29 @@ enum SuperviseError {
     Start(#[source] keel_supervision::SupervisorError),
 }
 
-fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError> {
+/// What the API reaches of `keel supervise`: its config, kept as generations under `DIR/config` so that a PUT
+/// is kept as PID 1 keeps it (the `--config` file itself is the user's and stays as it is); no power actions.
+fn supervise_host(state_dir: &Path, config_text: &str) -> Arc<dyn HostControl> {
+    let generations = match GenerationStore::open(state_dir.join("config")) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            log::error!("config generations: {}; the API cannot change the config", error_chain(&error));
+            None
+        }
+    };
+    let generation = match generations.as_ref().map(|store| store.accept(config_text)) {
+        Some(Ok(generation)) => generation.number,
+        Some(Err(error)) => {
+            log::error!("config generations: {}", error_chain(&error));
+            0
+        }
+        None => 0,
+    };
+    let current = ConfigSnapshot { text: config_text.to_owned(), generation, rejected: Vec::new() };
+    Arc::new(KeelHost::new(generations, current, PowerTarget::Refuse))
+}
+
+fn run(arguments: Arguments, user_data: &UserData, config_text: &str) -> Result<(), SuperviseError> {
     // Before any thread starts, so that every thread inherits the mask and these signals queue for the signalfd.
     let mut mask = SigSet::empty();
     for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
@@ -161,7 +190,8 @@ fn run(arguments: Arguments, user_data: &UserData) -> Result<(), SuperviseError>
     }
     let reaper = Arc::new(Reaper::new());
     let handle = Arc::new(Supervisor::start(options, Arc::clone(&reaper), user_data).map_err(SuperviseError::Start)?);
-    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle), Default::default());
+    let hooks = ApiHooks { host: Some(supervise_host(&state_dir, config_text)), update: None };
+    let api = crate::api::start(&api_socket, &user_data.api, Arc::clone(&handle), hooks);
     loop {
         let info = match signals.read_signal() {
             Ok(Some(info)) => info,

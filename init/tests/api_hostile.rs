@@ -1,6 +1,8 @@
 //! Hostile clients of `keel supervise`'s API socket, written as the attack: a 1 MiB header, a request line that is
-//! not HTTP, unknown endpoints and ids, more connections than the server serves at once, and a follower that goes
-//! away mid-stream. Each gets a proper error or is dropped, and the server keeps answering the next client.
+//! not HTTP, malformed JSON, a body over its bound, unknown endpoints and ids, a keep-alive connection left idle,
+//! 10,000 idle connections at once, and followers (`logs -f`, `events`, `stats`) that go away mid-stream. Each
+//! gets a proper error or is dropped; the supervisor's memory and file descriptors stay bounded, and a fresh client
+//! is answered meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
-use keel_fixtures::supervise::KeelSupervise;
+use keel_fixtures::supervise::{api_request, KeelSupervise};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
@@ -36,8 +38,25 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Open file descriptors of `pid`.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// Lets this process (and the `keel supervise` it starts) hold `count` descriptors.
+fn raise_fd_limit(count: u64) {
+    let limit = libc::rlimit { rlim_cur: count, rlim_max: count };
+    // SAFETY: setrlimit reads the struct we pass, which lives across the call.
+    let result = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(result, 0, "raising RLIMIT_NOFILE to {count}: {}", std::io::Error::last_os_error());
+}
+
+/// The server's keep-alive idle timeout (keel_api::server::IDLE_TIMEOUT).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[test]
 fn hostile_requests_get_errors_and_the_server_keeps_serving() {
+    raise_fd_limit(20_000);
     let host = TestHost::new(Path::new(CACHE));
     let config = format!(
         "[containers.chatty]\nimage = \"{BUSYBOX}\"\n\
@@ -45,10 +64,32 @@ fn hostile_requests_get_errors_and_the_server_keeps_serving() {
     );
     let supervise = KeelSupervise::start(Path::new(KEEL), &host, &config);
     let socket = supervise.socket.clone();
+    let pid = supervise.child.id();
     wait_for("chatty running", Duration::from_secs(60), || {
         get(&socket, "/containers/json").contains("\"/chatty\"").then_some(())
     });
-    let rss_before = rss_kib(supervise.child.id());
+
+    // A keep-alive connection that goes quiet after one request is closed once idle for the timeout.
+    let mut quiet = UnixStream::connect(&socket).unwrap();
+    quiet.write_all(b"GET /_ping HTTP/1.1\r\nHost: keel\r\n\r\n").unwrap();
+    let mut answer = [0u8; 512];
+    let read = quiet.read(&mut answer).unwrap();
+    assert!(String::from_utf8_lossy(&answer[..read]).ends_with("OK"));
+    let went_quiet = Instant::now();
+    // And one that never says a word.
+    let mute = UnixStream::connect(&socket).unwrap();
+    let closed_after = std::thread::spawn(move || {
+        [quiet, mute]
+            .into_iter()
+            .map(|mut stream| {
+                stream.set_read_timeout(Some(IDLE_TIMEOUT * 3)).unwrap();
+                let closed = matches!(stream.read(&mut answer), Ok(0));
+                (closed, went_quiet.elapsed())
+            })
+            .collect::<Vec<_>>()
+    });
+    let rss_before = rss_kib(pid);
+    let fds_before = fd_count(pid);
 
     // 1 MiB of header: refused (431) without being read whole.
     let huge = format!("GET /_ping HTTP/1.1\r\nHost: keel\r\nX-Junk: {}\r\n\r\n", "a".repeat(1 << 20));
@@ -59,6 +100,30 @@ fn hostile_requests_get_errors_and_the_server_keeps_serving() {
     let answer = exchange(&socket, b"\x16\x03\x01 hello, this is not http\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 400"), "garbage got: {answer:?}");
 
+    // Malformed JSON: 400 naming where; well-formed: refused, as keel runs only declared containers.
+    let (status, reply) = api_request(&socket, "POST", "/v1.44/containers/create", br#"{"Image": "busybox", "Cmd": ["#);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains("invalid JSON body") && reply.contains("column"), "{reply}");
+    let (status, reply) = api_request(&socket, "POST", "/containers/create?name=x", br#"{"Image": "busybox"}"#);
+    assert!(status == 403 && reply.contains("declared in the host's config"), "{status} {reply}");
+
+    // A body over its bound is refused on its declared length, before a byte of it is sent.
+    let answer = exchange(
+        &socket,
+        b"PUT /keel/v1/config HTTP/1.1\r\nHost: keel\r\nContent-Length: 2097152\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("at most 1048576 bytes"), "{answer}");
+    // Chunked, with no length declared: cut off at the bound.
+    let mut chunked =
+        b"PUT /keel/v1/config HTTP/1.1\r\nHost: keel\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    for _ in 0..40 {
+        chunked.extend_from_slice(format!("{:x}\r\n{}\r\n", 64 << 10, "#".repeat(64 << 10)).as_bytes());
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let answer = exchange(&socket, &chunked);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", &answer[..answer.len().min(300)]);
+
     // Unknown endpoints and ids: Docker's JSON errors.
     let answer = get(&socket, "/v1.44/no/such/endpoint");
     assert!(answer.starts_with("HTTP/1.1 404") && answer.contains("{\"message\":\"page not found"), "{answer}");
@@ -67,35 +132,62 @@ fn hostile_requests_get_errors_and_the_server_keeps_serving() {
     let answer = get(&socket, "/containers/json?filters=%7Bnot%20json");
     assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("invalid filter"), "{answer}");
 
-    // More idle connections than the server serves at once: the excess is closed at once, and once the idle ones
-    // go, the next client is served.
-    let idle: Vec<UnixStream> = (0..1000).map(|_| UnixStream::connect(&socket).unwrap()).collect();
-    let mut closed_at_once = 0;
-    for stream in &idle[300..] {
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut byte = [0u8; 1];
-        if matches!((&*stream).read(&mut byte), Ok(0)) {
-            closed_at_once += 1;
+    // Followers that go away mid-stream cost nothing once gone: logs -f, events (replaying from the start) and
+    // a stats stream, 20 of each.
+    for path in ["/containers/chatty/logs?follow=1&stdout=1", "/events?since=1", "/containers/chatty/stats"] {
+        for _ in 0..20 {
+            let mut stream = UnixStream::connect(&socket).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: keel\r\n\r\n").as_bytes()).unwrap();
+            let mut first = [0u8; 64];
+            stream.read_exact(&mut first).unwrap();
+            assert!(first.starts_with(b"HTTP/1.1 200"), "{path}: {:?}", String::from_utf8_lossy(&first));
         }
     }
-    assert!(closed_at_once >= 690, "connections beyond the limit are closed: {closed_at_once} of 700");
-    drop(idle);
-    let answered = wait_for("an answer after the idle connections", Duration::from_secs(30), || {
-        let answer = get(&socket, "/_ping");
-        answer.starts_with("HTTP/1.1 200").then_some(answer)
-    });
-    assert!(answered.ends_with("OK"), "{answered}");
 
-    // Followers that go away mid-stream cost nothing once gone.
-    for _ in 0..50 {
-        let mut stream = UnixStream::connect(&socket).unwrap();
-        stream.write_all(b"GET /containers/chatty/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: keel\r\n\r\n").unwrap();
-        let mut first = [0u8; 64];
-        stream.read_exact(&mut first).unwrap();
+    // Each follower's connection and stream task are gone with it.
+    let fds = wait_for("the followers' descriptors closed", Duration::from_secs(10), || {
+        let fds = fd_count(pid);
+        (fds <= fds_before).then_some(fds)
+    });
+    eprintln!("descriptors of keel supervise: {fds_before} before the followers, {fds} after they left");
+
+    for (closed, after) in closed_after.join().unwrap() {
+        assert!(closed, "an idle connection stayed open for {after:?}");
+        let expected = IDLE_TIMEOUT - Duration::from_secs(1)..IDLE_TIMEOUT + Duration::from_secs(15);
+        assert!(expected.contains(&after), "an idle connection closed after {after:?}");
     }
+
+    // 10,000 idle connections at once: the server holds at most its bound (each newcomer takes the place of the
+    // longest idle one), and a fresh client is answered while they are all open.
+    let flood: Vec<UnixStream> = (0..10_000).map(|_| UnixStream::connect(&socket).unwrap()).collect();
     std::thread::sleep(Duration::from_secs(2));
-    let rss_after = rss_kib(supervise.child.id());
-    eprintln!("keel supervise VmRSS: {rss_before} KiB before, {rss_after} KiB after the hostile clients");
+    let fds_during = fd_count(pid);
+    let rss_during = rss_kib(pid);
+    let asked = Instant::now();
+    let answer = get(&socket, "/containers/json");
+    let answered_in = asked.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"/chatty\""), "{answer}");
+    assert!(answered_in < Duration::from_secs(5), "a fresh client waited {answered_in:?}");
+    let mut closed_by_server = 0;
+    for stream in &flood {
+        stream.set_nonblocking(true).unwrap();
+        if matches!((&*stream).read(&mut [0u8; 1]), Ok(0)) {
+            closed_by_server += 1;
+        }
+    }
+    eprintln!(
+        "10,000 idle connections: {closed_by_server} closed by the server, fds {fds_before} -> {fds_during}, \
+         VmRSS {rss_before} -> {rss_during} KiB, a fresh client answered in {answered_in:?}"
+    );
+    assert!(closed_by_server >= 10_000 - 256 - 5, "the server held {} connections", 10_000 - closed_by_server);
+    assert!(fds_during < fds_before + 300, "the server's descriptors went from {fds_before} to {fds_during}");
+    drop(flood);
+
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_after = rss_kib(pid);
+    eprintln!("keel supervise VmRSS: {rss_before} KiB before, {rss_during} during, {rss_after} KiB after");
+    assert!(rss_during < rss_before + 16 * 1024, "RSS grew from {rss_before} to {rss_during} KiB");
     assert!(rss_after < rss_before + 16 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
     let started = Instant::now();
     assert!(get(&socket, "/containers/json").contains("\"/chatty\""));

@@ -20,11 +20,18 @@ pub fn run(client: &Client, json: bool) -> Result<(), CommandError> {
         let tags: Vec<String> = image["RepoTags"].as_array().into_iter().flatten().map(text).collect::<Vec<_>>();
         let tags = if tags.is_empty() { vec!["<none>:<none>".to_owned()] } else { tags };
         for tag in tags {
-            let (repository, tag) = split_tag(&tag);
+            let (repository, tag) = split_tag(familiar(&tag));
             rows.push(vec![repository.to_owned(), tag.to_owned(), short_id.clone(), size.clone()]);
         }
     }
     Ok(output::print(&output::table(&["REPOSITORY", "TAG", "IMAGE ID", "SIZE"], &rows))?)
+}
+
+/// `docker.io/library/busybox` → `busybox`, `docker.io/keel/app` → `keel/app`: Docker Hub's names as people
+/// write them (and `docker images` shows them).
+fn familiar(reference: &str) -> &str {
+    let without_hub = reference.strip_prefix("docker.io/").unwrap_or(reference);
+    without_hub.strip_prefix("library/").unwrap_or(without_hub)
 }
 
 /// `localhost:5000/app:2` → (`localhost:5000/app`, `2`); no tag → `latest`.
@@ -45,5 +52,8 @@ mod tests {
         assert_eq!(split_tag("keel/busybox:latest"), ("keel/busybox", "latest"));
         assert_eq!(split_tag("localhost:5000/app"), ("localhost:5000/app", "latest"));
         assert_eq!(split_tag("localhost:5000/app:2"), ("localhost:5000/app", "2"));
+        assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(familiar("docker.io/keel/busybox"), "keel/busybox");
+        assert_eq!(familiar("localhost:5000/app"), "localhost:5000/app");
     }
 }

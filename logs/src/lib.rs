@@ -15,7 +15,7 @@
 //! plug in as another sink.
 //! [`error_chain()`] is the one-line form of an error and its causes that every log line and container state uses;
 //! it lives here because every crate that logs depends on this one, and the crates that log nothing (images,
-//! runtime) need not.
+//! runtime) need not. [`kmsg`] reads the kernel's log records for PID 1 to relay.
 //!
 //! # Current limitations
 //! No per-container log files yet (the buffer is in memory only: the last 10,000 lines or 1 MiB); no journald
@@ -23,6 +23,7 @@
 
 pub mod console;
 pub mod error_chain;
+pub mod kmsg;
 pub mod output;
 pub mod pieces;
 pub mod router;

@@ -99,6 +99,7 @@ impl LogSink for LogRouter {
             severity,
             message: record.line.clone(),
             timestamp: record.time,
+            facility: None,
         });
     }
 }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use keel_config::{Facility, SyslogConfig, SyslogTarget};
+use keel_config::{Facility, SyslogConfig, SyslogDestination, SyslogTarget};
 use keel_fixtures::rsyslog::Rsyslog;
 use keel_logs::syslog::SyslogRelay;
 use keel_logs::{Console, LogRecord, LogRouter, LogSink, LogStream};
@@ -60,7 +60,7 @@ fn a_console_nobody_reads_never_blocks_the_callers_and_drops_are_counted_and_rep
 
 fn relay(rsyslog: &Rsyslog) -> SyslogRelay {
     let target = SyslogTarget::Tcp { host: "127.0.0.1".into(), port: rsyslog.port };
-    let config = SyslogConfig { target: Some(target), facility: Facility(3), queue: 1000 };
+    let config = SyslogConfig { targets: vec![SyslogDestination::new(target)], facility: Facility(3), queue: 1000 };
     SyslogRelay::start(&config, "keel-test".into()).unwrap().expect("a target was configured")
 }
 

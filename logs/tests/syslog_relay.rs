@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use keel_config::{Facility, SyslogConfig, SyslogTarget};
+use keel_config::{Facility, SyslogConfig, SyslogDestination, SyslogTarget};
 use keel_fixtures::rsyslog::Rsyslog;
 use keel_logs::syslog::{Record, Severity, SyslogRelay};
 
@@ -12,7 +12,7 @@ const LOCAL3: Facility = Facility(19);
 const DAEMON: Facility = Facility(3);
 
 fn relay(target: SyslogTarget, facility: Facility, queue: usize) -> SyslogRelay {
-    let config = SyslogConfig { target: Some(target), facility, queue };
+    let config = SyslogConfig { targets: vec![SyslogDestination::new(target)], facility, queue };
     SyslogRelay::start(&config, "keel-test".into()).unwrap().expect("a target was configured")
 }
 

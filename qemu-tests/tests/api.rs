@@ -1,5 +1,6 @@
 //! The stock `docker` CLI against a booted keel through a forwarded port: `[api] tcp` makes PID 1 serve the API
-//! on the guest's network, and `docker ps`, `inspect` and `logs` answer for the declared containers.
+//! on the guest's network, and `docker ps`, `events`, `logs`, `version` and `stats` answer for the declared
+//! containers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -52,6 +53,14 @@ fn the_docker_cli_reaches_pid_1s_api_over_a_forwarded_port() -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     };
     ensure!(listing.trim() == "hello running keel/busybox", "docker ps: {listing}");
+    // The supervisor's events since the boot: hello made and started once.
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs().to_string();
+    let (ok, out, err) = docker(
+        port,
+        &docker_config,
+        &["events", "--since", "1", "--until", &until, "--filter", "container=hello", "--format", "{{.Action}}"],
+    );
+    ensure!(ok && out.lines().take(2).collect::<Vec<_>>() == ["create", "start"], "docker events: {out}{err}");
     let (ok, out, err) = docker(port, &docker_config, &["logs", "--tail", "1", "hello"]);
     ensure!(ok && out.trim() == "hello from keel", "docker logs: {out}{err}");
     let (ok, out, err) =

@@ -1,12 +1,17 @@
 //! Images as the supervision sees them: makes a container's image available (already in the store, or pulled
 //! from its registry) and reads the image's defaults for the runtime, which does not know the store.
 
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
 use keel_images::{
-    pull_image, ImageReference, ImageStore, NoProgress, PullError, PullOptions, ReferenceError, StoreError, StoredImage,
+    pull_image, ImageReference, ImageStore, NoProgress, ProgressSink, PullError, PullOptions, PulledImage,
+    ReferenceError, StoreError, StoredImage,
 };
 use keel_runtime::ImageRunConfig;
 use serde::Deserialize;
 
+use super::events::{EventType, SupervisorEvent};
 use super::Shared;
 
 /// The image is neither in the store nor pullable.
@@ -26,6 +31,23 @@ pub enum EnsureImageError {
     },
 }
 
+/// A pull asked for through the API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullImageError {
+    #[error("invalid reference format: {reference}")]
+    Reference {
+        reference: String,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error("pulling {reference}")]
+    Pull {
+        reference: String,
+        #[source]
+        source: Box<PullError>,
+    },
+}
+
 /// Pulls `reference` unless the store has it complete.
 pub(crate) fn ensure_image(shared: &Shared, reference: &str) -> Result<(), EnsureImageError> {
     let parsed: ImageReference =
@@ -34,10 +56,31 @@ pub(crate) fn ensure_image(shared: &Shared, reference: &str) -> Result<(), Ensur
         return Ok(());
     }
     log::info!("pulling {parsed}");
-    let registry = shared.registry();
-    pull_image(&registry, &shared.store, &parsed, &PullOptions::default(), &NoProgress)
+    pull(shared, &parsed, &NoProgress)
         .map(drop)
-        .map_err(|source| EnsureImageError::Pull { reference: reference.to_owned(), source: Box::new(source) })
+        .map_err(|source| EnsureImageError::Pull { reference: reference.to_owned(), source })
+}
+
+/// Pulls `reference` from its registry into the store, reporting to `progress`, and announces it (`docker events`).
+pub(crate) fn pull(
+    shared: &Shared,
+    reference: &ImageReference,
+    progress: &dyn ProgressSink,
+) -> Result<PulledImage, Box<PullError>> {
+    let registry = shared.registry();
+    let pulled =
+        pull_image(&registry, &shared.store, reference, &PullOptions::default(), progress).map_err(Box::new)?;
+    let name = reference.to_string();
+    let repository =
+        name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(name.as_str(), |(repo, _)| repo);
+    shared.events.publish(SupervisorEvent {
+        kind: EventType::Image,
+        action: "pull".to_owned(),
+        actor: name.clone(),
+        attributes: BTreeMap::from([("name".to_owned(), repository.to_owned())]),
+        time: SystemTime::now(),
+    });
+    Ok(pulled)
 }
 
 /// Why an image's run-time defaults could not be read.

@@ -20,9 +20,10 @@
 //! a margin.
 //!
 //! # Current limitations
-//! No Docker API server yet, no per-container log files (an in-memory buffer only), no events stream.
+//! No per-container log files (an in-memory buffer only).
 
 pub mod backoff;
+pub mod events;
 pub mod health;
 mod images;
 pub mod machine;
@@ -46,7 +47,8 @@ use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, 
 use keel_logs::{LogBuffer, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
-pub use images::{image_run_config, EnsureImageError, ImageConfigError};
+pub use images::{image_run_config, EnsureImageError, ImageConfigError, PullImageError};
+pub use keel_images::{ProgressSink, PullEvent};
 pub use reconcile::{Definition, ReconcilePlan};
 pub use status::ContainerStatus;
 
@@ -103,6 +105,16 @@ pub struct StoredImageSummary {
     pub size: u64,
 }
 
+/// What a pull through the API gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullOutcome {
+    /// The reference as stored (`registry/repository:tag`).
+    pub reference: String,
+    pub manifest_digest: String,
+    /// The store already had this manifest under this name.
+    pub up_to_date: bool,
+}
+
 /// What failed at the supervisor level.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
@@ -147,6 +159,7 @@ pub(crate) struct Shared {
     registry: RwLock<Arc<RegistryClient>>,
     registry_timeouts: RegistryTimeouts,
     pub containers: Containers,
+    pub events: events::EventLog,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -252,6 +265,7 @@ impl Supervisor {
             registry: RwLock::new(Arc::new(RegistryClient::with_timeouts(HashMap::new(), options.registry_timeouts))),
             registry_timeouts: options.registry_timeouts,
             containers: Containers::default(),
+            events: events::EventLog::default(),
         });
         let handle = SupervisorHandle {
             shared,
@@ -485,6 +499,31 @@ impl SupervisorHandle {
             .collect()
     }
 
+    /// Pulls `reference` (as `docker pull` names it) from its registry (with the config's registry settings),
+    /// reporting to `progress`; whether the store already had that manifest under that name.
+    pub fn pull(&self, reference: &str, progress: &dyn ProgressSink) -> Result<PullOutcome, images::PullImageError> {
+        let parsed: ImageReference = reference
+            .parse()
+            .map_err(|source| images::PullImageError::Reference { reference: reference.to_owned(), source })?;
+        let name = parsed.to_string();
+        let before = self.shared.store.lookup(&name).ok().flatten().map(|descriptor| descriptor.digest);
+        let pulled = images::pull(&self.shared, &parsed, progress)
+            .map_err(|source| images::PullImageError::Pull { reference: name.clone(), source })?;
+        Ok(PullOutcome {
+            up_to_date: before.as_ref() == Some(&pulled.manifest_digest),
+            manifest_digest: pulled.manifest_digest.to_string(),
+            reference: name,
+        })
+    }
+
+    /// The config blob (Docker's image JSON) of the image tagged `name` in the store.
+    pub fn image_config(&self, name: &str) -> Option<Vec<u8>> {
+        let store = &self.shared.store;
+        let descriptor = store.lookup(name).ok().flatten()?;
+        let manifest = store.read_manifest(&descriptor.digest).ok()?;
+        store.read_blob(&manifest.config.digest).ok()
+    }
+
     /// The writable layer of container `name` (its overlay's upper directory).
     pub fn writable_layer(&self, name: &str) -> PathBuf {
         keel_runtime::ContainerPaths::new(&self.shared.dirs.containers_dir, name).upper
@@ -525,6 +564,11 @@ impl SupervisorHandle {
     /// The declared config of container `name` (what `docker inspect` shows as its Config and HostConfig).
     pub fn config(&self, name: &str) -> Option<ContainerConfig> {
         self.shared.containers.get(name).map(|entry| entry.definition.config.clone())
+    }
+
+    /// The containers' and images' events, for `docker events`.
+    pub fn events(&self) -> &events::EventLog {
+        &self.shared.events
     }
 
     /// Stops every container, as Docker's daemon does at shutdown: all at once, but a container before those it

@@ -386,6 +386,22 @@ pub fn remove(context: &Context, reference: &str) -> Response<Body> {
     }
 }
 
+/// The most a create request's JSON may take.
+const MAX_CREATE_BODY: usize = 1 << 20;
+
+/// `POST /containers/create`: refused (keel runs the declared containers only), after the body is read within
+/// its bound and found to be JSON, so that a malformed one gets the 400 Docker gives it.
+pub async fn create(request: super::ApiRequest) -> Response<Body> {
+    if let Err(refusal) = super::body::read_json::<serde_json::Value>(request, MAX_CREATE_BODY).await {
+        return refusal.reply();
+    }
+    error_reply(
+        StatusCode::FORBIDDEN,
+        "keel runs only the containers declared in the host's config; add a [containers.NAME] table to the \
+         user-data and apply it (PUT /keel/v1/config, keelctl apply)",
+    )
+}
+
 fn not_modified() -> Response<Body> {
     let mut response = no_content();
     *response.status_mut() = StatusCode::NOT_MODIFIED;

@@ -35,6 +35,11 @@ impl Filters {
         Ok(Filters(filters))
     }
 
+    /// Whether every filter has a value that `matches(filter, value)` accepts.
+    pub fn all_match(&self, matches: impl Fn(&str, &str) -> bool) -> bool {
+        self.0.iter().all(|(name, values)| values.iter().any(|value| matches(name, value)))
+    }
+
     /// Whether `status` passes every filter.
     pub fn containers_match(&self, status: &ContainerStatus) -> bool {
         self.0.iter().all(|(name, values)| {

@@ -28,7 +28,7 @@ pub fn summary(image: &StoredImageSummary, containers: i64) -> Value {
 
 /// `name` without its tag or digest: the tag is what follows the last `:` after the last `/` (a registry's port
 /// comes before it).
-fn repository(name: &str) -> &str {
+pub fn repository(name: &str) -> &str {
     let name = name.split_once('@').map_or(name, |(repository, _)| repository);
     let last_part = name.rfind('/').map_or(0, |slash| slash + 1);
     match name[last_part..].rfind(':') {

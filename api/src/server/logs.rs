@@ -139,7 +139,7 @@ fn frame(body: &mut Vec<u8>, record: &LogRecord, timestamps: bool) {
 }
 
 /// Docker's `since`/`until`: Unix seconds, optionally with a fraction (`1700000000.123456789`).
-fn unix_time(text: &str) -> Option<SystemTime> {
+pub(crate) fn unix_time(text: &str) -> Option<SystemTime> {
     let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
     let seconds: u64 = seconds.parse().ok()?;
     let nanos: u32 = if fraction.is_empty() { 0 } else { format!("{fraction:0<9}").get(..9)?.parse().ok()? };

@@ -1,16 +1,25 @@
 //! The HTTP/1.1 server on the API socket: hyper on a single-threaded tokio runtime of its own thread, answering
 //! from the supervisor's snapshots ([`keel_supervision::SupervisorHandle`] reads never wait on writers).
 //!
-//! Bounds, because every client is treated as hostile: at most [`MAX_CONNECTIONS`] at once (more are closed on
-//! accept), request headers within [`MAX_HEADER_BYTES`] and [`HEADER_TIMEOUT`], request bodies ignored (no endpoint
-//! here takes one yet). Calls that wait on a container (stop, restart) run on the runtime's blocking pool, each
+//! Bounds, because every client is treated as hostile: at most [`MAX_CONNECTIONS`] at once (a newcomer takes the
+//! place of the longest idle one, see `connections.rs`), idle connections closed after [`IDLE_TIMEOUT`], request
+//! headers within [`MAX_HEADER_BYTES`] and [`HEADER_TIMEOUT`], request bodies read only within a bound per
+//! endpoint (`body.rs`). Calls that wait on a container (stop, restart) run on the runtime's blocking pool, each
 //! bounded by the supervisor.
 
+mod body;
+mod connections;
 mod containers;
 mod disk_usage;
+mod events;
 mod filters;
+pub mod host;
+mod image_inspect;
 mod images;
+mod keel_config;
 mod logs;
+mod power;
+mod pull;
 mod query;
 mod routes;
 mod stats;
@@ -33,12 +42,12 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use keel_supervision::SupervisorHandle;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::docker::ErrorMessage;
+use connections::{Connections, GuardedBody};
 
-/// Connections served at once; more are closed as soon as they are accepted.
-pub const MAX_CONNECTIONS: usize = 256;
+pub use connections::{IDLE_TIMEOUT, MAX_CONNECTIONS};
 /// The most a request's line and headers may take (hyper's buffer).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long a client has to send its request's headers.
@@ -51,20 +60,24 @@ pub struct SocketAccess {
     pub group: Option<u32>,
 }
 
+/// What the API reaches of the host besides the supervisor; `Default` is nothing (keel's host endpoints answer
+/// that there is no host).
+#[derive(Default, Clone)]
+pub struct ApiHooks {
+    /// PID 1 or `keel supervise`: config, power, the relay's counters.
+    pub host: Option<Arc<dyn host::HostControl>>,
+    /// PID 1's updates; `None` under `keel supervise` (no slots).
+    pub update: Option<Arc<dyn UpdateControl>>,
+}
+
 /// What the handlers share.
 pub(crate) struct Context {
     pub supervisor: Arc<SupervisorHandle>,
     /// keel's version, for `/version` and `/info`.
     pub version: String,
     pub hooks: ApiHooks,
-}
-
-/// What the API reaches of the host besides the supervisor; `Default` is nothing (keel's host endpoints answer
-/// that there is no host).
-#[derive(Default, Clone)]
-pub struct ApiHooks {
-    /// PID 1's updates; `None` under `keel supervise` (no slots).
-    pub update: Option<Arc<dyn UpdateControl>>,
+    /// Held by a config PUT from storing the generation to the end of its reconciliation.
+    pub config_lock: tokio::sync::Mutex<()>,
 }
 
 /// Why the server could not start.
@@ -138,7 +151,12 @@ impl ApiServer {
             }
             None => None,
         };
-        let context = Arc::new(Context { supervisor, version: version.to_owned(), hooks });
+        let context = Arc::new(Context {
+            supervisor,
+            version: version.to_owned(),
+            hooks,
+            config_lock: tokio::sync::Mutex::new(()),
+        });
         let (stop, stopped) = watch::channel(false);
         let listeners = Listeners { unix: listener, tcp };
         let thread = std::thread::Builder::new()
@@ -177,7 +195,7 @@ fn serve(listeners: Listeners, context: Arc<Context>, stopped: watch::Receiver<b
         }
     };
     runtime.block_on(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots = Arc::new(Connections::default());
         let unix = match tokio::net::UnixListener::from_std(listeners.unix) {
             Ok(listener) => listener,
             Err(error) => {
@@ -206,7 +224,7 @@ fn serve(listeners: Listeners, context: Arc<Context>, stopped: watch::Receiver<b
 async fn accept_loop<S, F, Fut>(
     accept: F,
     context: Arc<Context>,
-    slots: Arc<Semaphore>,
+    slots: Arc<Connections>,
     mut stopped: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -226,14 +244,19 @@ async fn accept_loop<S, F, Fut>(
                 continue;
             }
         };
-        // Over the limit: closed at once (dropping the stream), so that idle clients cannot starve the rest.
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { continue };
+        // Every place busy with a request: closed at once (dropping the stream).
+        let Some(place) = slots.admit() else { continue };
         let context = Arc::clone(&context);
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
+            let activity = Arc::clone(&place.activity);
             let service = hyper::service::service_fn(move |request| {
                 let context = Arc::clone(&context);
-                async move { Ok::<_, Infallible>(routes::handle(&context, request).await) }
+                let guard = activity.begin();
+                async move {
+                    let response = routes::handle(&context, request).await;
+                    Ok::<_, Infallible>(response.map(|body| GuardedBody::new(body, guard)))
+                }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
@@ -242,8 +265,9 @@ async fn accept_loop<S, F, Fut>(
             tokio::select! {
                 _ = connection.as_mut() => {}
                 _ = stopped.changed() => {}
+                _ = place.activity.closing() => {}
             }
-            drop(slot);
+            drop(place);
         });
     }
 }

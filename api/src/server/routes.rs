@@ -3,8 +3,10 @@
 
 use hyper::{Method, Response, StatusCode};
 
+use super::host::PowerAction;
 use super::query;
-use super::{containers, disk_usage, error_reply, images, logs, stats, system, top, update, ApiRequest, Body, Context};
+use super::{containers, disk_usage, error_reply, events, images, keel_config, logs, power, stats, system, top};
+use super::{image_inspect, pull, update, ApiRequest, Body, Context};
 
 /// Answers `request`; never fails (errors are replies in Docker's shape).
 pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
@@ -26,10 +28,22 @@ pub async fn handle(context: &Context, request: ApiRequest) -> Response<Body> {
         (&Method::POST, ["containers", id, "restart"]) => containers::restart(context, id, &query).await,
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(context, id, &query).await,
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(context, id, &query).await,
+        (&Method::GET, ["events"]) => events::events(context, &query),
         (&Method::GET, ["images", "json"]) => images::list(context),
+        (&Method::POST, ["images", "create"]) => pull::create(context, &query),
+        // A name may hold slashes (`127.0.0.1:5000/team/app:1`): everything between `images/` and `/json`.
+        (&Method::GET, ["images", .., "json"]) if segments.len() > 2 => {
+            image_inspect::inspect(context, &segments[1..segments.len() - 1].join("/"))
+        }
         (&Method::GET, ["system", "df"]) => disk_usage::df(context).await,
         (&Method::DELETE, ["containers", id]) => containers::remove(context, id),
+        (&Method::POST, ["containers", "create"]) => containers::create(request).await,
         (_, ["keel", "v1", "status"]) if method == Method::GET => system::keel_status(context),
+        (&Method::GET, ["keel", "v1", "config"]) => keel_config::get(context),
+        (&Method::POST, ["keel", "v1", "config"]) => keel_config::validate(request).await,
+        (&Method::PUT, ["keel", "v1", "config"]) => keel_config::put(context, request).await,
+        (&Method::POST, ["keel", "v1", "reboot"]) => power::power(context, PowerAction::Reboot),
+        (&Method::POST, ["keel", "v1", "poweroff"]) => power::power(context, PowerAction::PowerOff),
         (&Method::POST, ["keel", "v1", "update"]) => update::update(context, request, &query).await,
         (&Method::POST, ["keel", "v1", "rollback"]) => update::rollback(context).await,
         _ => error_reply(StatusCode::NOT_FOUND, &format!("page not found: {method} {path}")),

@@ -106,7 +106,27 @@ pub fn keel_status(context: &Context) -> Response<Body> {
         .iter()
         .map(|status| json!({"name": status.name, "state": status.status, "restart_count": status.restart_count}))
         .collect();
-    let mut status = json!({"version": context.version, "uptime_s": uptime_s, "containers": containers});
+    let config = context.hooks.host.as_ref().map(|host| host.config()).unwrap_or_default();
+    let syslog = context.hooks.host.as_ref().and_then(|host| host.syslog()).map(|stats| {
+        json!({
+            "sent": stats.sent,
+            "dropped": stats.dropped,
+            "queued": stats.queued,
+            "reconnects": stats.reconnects,
+            "connected": stats.connected,
+            "last_error": stats.last_error,
+        })
+    });
+    let mut status = json!({
+        "version": context.version,
+        "uptime_s": uptime_s,
+        "config": {
+            "generation": config.generation,
+            "errors": super::keel_config::error_list(config.rejected.iter()),
+        },
+        "syslog": syslog,
+        "containers": containers,
+    });
     if let (Some(fields), serde_json::Value::Object(update)) =
         (status.as_object_mut(), super::update::status_fields(context))
     {

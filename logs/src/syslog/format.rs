@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use keel_config::{Facility, SyslogTarget};
+use keel_config::{Facility, SyslogDestination, SyslogFormat, SyslogTarget};
 
 use super::timestamp;
 
@@ -52,20 +52,30 @@ pub struct Record {
     pub severity: Severity,
     pub message: String,
     pub timestamp: SystemTime,
+    /// The record's own facility (the kernel's `kern`); `None` takes `[syslog] facility`.
+    pub facility: Option<Facility>,
 }
 
 impl Record {
-    /// A record stamped now.
+    /// A record stamped now, in the configured facility.
     pub fn now(app_name: impl Into<String>, severity: Severity, message: impl Into<String>) -> Record {
-        Record { app_name: app_name.into(), severity, message: message.into(), timestamp: SystemTime::now() }
+        Record {
+            app_name: app_name.into(),
+            severity,
+            message: message.into(),
+            timestamp: SystemTime::now(),
+            facility: None,
+        }
     }
 }
 
 /// The line shape a receiver expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
-    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME - - - MSG` (RFC 5424) for UDP and TCP receivers.
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME - - - MSG` (RFC 5424) for UDP, TCP and TLS receivers.
     Rfc5424,
+    /// `<PRI>Mmm dd hh:mm:ss HOSTNAME APP-NAME: MSG` (RFC 3164) for network receivers that only know the old form.
+    Rfc3164,
     /// `<PRI>Mmm dd hh:mm:ss APP-NAME: MSG`, what glibc's `syslog(3)` writes to `/dev/log`: rsyslog's imuxsock,
     /// journald and busybox syslogd parse this on a local socket, and none of them parses RFC 5424 there by default.
     Local,
@@ -81,10 +91,14 @@ pub(crate) struct Formatter {
 }
 
 impl Formatter {
-    pub(crate) fn new(target: &SyslogTarget, facility: Facility, hostname: &str) -> Formatter {
-        let (style, max_line) = match target {
-            SyslogTarget::Udp { .. } => (Style::Rfc5424, UDP_LINE_MAX),
-            SyslogTarget::Tcp { .. } => (Style::Rfc5424, STREAM_LINE_MAX),
+    pub(crate) fn new(destination: &SyslogDestination, facility: Facility, hostname: &str) -> Formatter {
+        let network = match destination.format {
+            SyslogFormat::Rfc5424 => Style::Rfc5424,
+            SyslogFormat::Rfc3164 => Style::Rfc3164,
+        };
+        let (style, max_line) = match destination.target {
+            SyslogTarget::Udp { .. } => (network, UDP_LINE_MAX),
+            SyslogTarget::Tcp { .. } | SyslogTarget::Tls { .. } => (network, STREAM_LINE_MAX),
             SyslogTarget::Unix(_) => (Style::Local, STREAM_LINE_MAX),
         };
         Formatter { style, facility, hostname: printable(hostname, HOSTNAME_MAX, &[]), max_line }
@@ -92,7 +106,8 @@ impl Formatter {
 
     /// The record as one line, without framing, cut to what the target takes.
     pub(crate) fn line(&self, record: &Record) -> Vec<u8> {
-        let priority = u16::from(self.facility.0) * 8 + u16::from(record.severity.code());
+        let facility = record.facility.unwrap_or(self.facility);
+        let priority = u16::from(facility.0) * 8 + u16::from(record.severity.code());
         let header = match self.style {
             Style::Rfc5424 => format!(
                 "<{priority}>1 {} {} {} - - - ",
@@ -101,6 +116,12 @@ impl Formatter {
                 printable(&record.app_name, APP_NAME_MAX, &[])
             ),
             // The tag ends at the first `:` or `[`, so neither may appear inside it.
+            Style::Rfc3164 => format!(
+                "<{priority}>{} {} {}: ",
+                timestamp::bsd(record.timestamp),
+                self.hostname,
+                printable(&record.app_name, APP_NAME_MAX, &[':', '[', ']'])
+            ),
             Style::Local => format!(
                 "<{priority}>{} {}: ",
                 timestamp::bsd(record.timestamp),
@@ -147,11 +168,11 @@ mod tests {
 
     fn record(app_name: &str, severity: Severity, message: &str) -> Record {
         let timestamp = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
-        Record { app_name: app_name.into(), severity, message: message.into(), timestamp }
+        Record { app_name: app_name.into(), severity, message: message.into(), timestamp, facility: None }
     }
 
-    fn tcp() -> SyslogTarget {
-        SyslogTarget::Tcp { host: "h".into(), port: 601 }
+    fn tcp() -> SyslogDestination {
+        SyslogDestination::new(SyslogTarget::Tcp { host: "h".into(), port: 601 })
     }
 
     #[test]
@@ -169,8 +190,26 @@ mod tests {
     }
 
     #[test]
+    fn renders_rfc3164_with_the_hostname_for_old_receivers() {
+        let destination = SyslogDestination {
+            format: SyslogFormat::Rfc3164,
+            ..SyslogDestination::new(SyslogTarget::Tls { host: "h".into(), port: 6514 })
+        };
+        let line = Formatter::new(&destination, Facility(16), "node-1").line(&record("web", Severity::Error, "boom"));
+        assert_eq!(String::from_utf8(line).unwrap(), "<131>Feb 29 12:34:56 node-1 web: boom");
+    }
+
+    #[test]
+    fn a_record_with_its_own_facility_keeps_it() {
+        let formatter = Formatter::new(&tcp(), Facility(3), "h");
+        let kernel = Record { facility: Some(Facility(0)), ..record("kernel", Severity::Error, "oom") };
+        assert!(formatter.line(&kernel).starts_with(b"<3>1 "));
+    }
+
+    #[test]
     fn renders_the_local_form_for_unix_sockets() {
-        let formatter = Formatter::new(&SyslogTarget::Unix("/dev/log".into()), Facility(3), "ignored");
+        let formatter =
+            Formatter::new(&SyslogDestination::new(SyslogTarget::Unix("/dev/log".into())), Facility(3), "ignored");
         let line = formatter.line(&record("a:b[1]", Severity::Error, "boom"));
         assert_eq!(String::from_utf8(line).unwrap(), "<27>Feb 29 12:34:56 a_b_1_: boom");
     }
@@ -189,7 +228,11 @@ mod tests {
 
     #[test]
     fn cuts_long_messages_on_a_character_boundary() {
-        let formatter = Formatter::new(&SyslogTarget::Udp { host: "h".into(), port: 514 }, Facility(3), "h");
+        let formatter = Formatter::new(
+            &SyslogDestination::new(SyslogTarget::Udp { host: "h".into(), port: 514 }),
+            Facility(3),
+            "h",
+        );
         let line = formatter.line(&record("app", Severity::Notice, &"\u{e9}".repeat(5000)));
         assert!(line.len() <= UDP_LINE_MAX && line.len() >= UDP_LINE_MAX - 1, "{}", line.len());
         assert!(String::from_utf8(line).is_ok());

@@ -1,15 +1,17 @@
-//! Runs the relay: one thread that owns the transport, drains the queue, reconnects with backoff and reports drops.
+//! Runs the relay: per receiver one queue and one thread that owns the transport, drains the queue, reconnects
+//! with backoff and reports drops, so that a receiver that is away never holds back the others.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use keel_config::{SyslogConfig, SyslogTarget};
+use keel_config::{SyslogConfig, SyslogDestination, SyslogTarget};
 
 use super::format::{truncated, Formatter, Record, Severity};
 use super::queue::{Next, Queue};
-use super::transport::Transport;
+use super::tls::TlsTrust;
+use super::transport::{describe, Transport};
 use crate::error_chain;
 
 /// Longer messages are cut before they are queued.
@@ -46,9 +48,16 @@ pub struct RelayStats {
     pub last_error: Option<String>,
 }
 
-/// Relays log records to one syslog receiver without ever blocking the caller.
+/// Relays log records to the configured syslog receivers without ever blocking the caller.
 #[derive(Debug)]
 pub struct SyslogRelay {
+    receivers: Vec<Receiver>,
+}
+
+/// One receiver's queue, status and thread.
+#[derive(Debug)]
+struct Receiver {
+    target: String,
     queue: Arc<Queue>,
     status: Arc<Status>,
     worker: Mutex<Option<JoinHandle<bool>>>,
@@ -64,15 +73,80 @@ struct Status {
 }
 
 impl SyslogRelay {
-    /// Starts the relay thread for `config.target`; `None` when no target is configured. `hostname` goes into
+    /// Starts one relay thread per receiver in `config.targets`; `None` when there is none. `hostname` goes into
     /// every line.
     pub fn start(config: &SyslogConfig, hostname: String) -> Result<Option<SyslogRelay>, RelayError> {
-        let Some(target) = config.target.clone() else { return Ok(None) };
+        if config.targets.is_empty() {
+            return Ok(None);
+        }
+        let mut receivers = Vec::with_capacity(config.targets.len());
+        for destination in &config.targets {
+            // A thread that cannot start leaves the ones started to `Drop`, which stops them.
+            receivers.push(Receiver::start(destination, config, &hostname)?);
+        }
+        Ok(Some(SyslogRelay { receivers }))
+    }
+
+    /// Queues a record for every receiver. Never blocks on a receiver; when a queue is full its oldest record is
+    /// dropped and counted.
+    pub fn send(&self, mut record: Record) {
+        if record.message.len() > MESSAGE_MAX {
+            let keep = truncated(&record.message, MESSAGE_MAX).len();
+            record.message.truncate(keep);
+            record.message.shrink_to_fit();
+        }
+        if let Some((last, others)) = self.receivers.split_last() {
+            for receiver in others {
+                receiver.queue.push(record.clone());
+            }
+            last.queue.push(record);
+        }
+    }
+
+    /// All receivers together: counts summed, connected only when every one is, the first error.
+    pub fn stats(&self) -> RelayStats {
+        let mut total = RelayStats { connected: true, ..RelayStats::default() };
+        for (_, stats) in self.receiver_stats() {
+            total.sent += stats.sent;
+            total.dropped += stats.dropped;
+            total.queued += stats.queued;
+            total.reconnects += stats.reconnects;
+            total.connected &= stats.connected;
+            total.last_error = total.last_error.or(stats.last_error);
+        }
+        total
+    }
+
+    /// Each receiver as the config names it (`tls://logs.example.com:6514`), with its own counts.
+    pub fn receiver_stats(&self) -> Vec<(String, RelayStats)> {
+        self.receivers.iter().map(|receiver| (receiver.target.clone(), receiver.stats())).collect()
+    }
+
+    /// Stops taking records, sends what is queued for up to `timeout` (plus at most one connect or write timeout,
+    /// 2 s; the receivers in parallel), and ends the relay threads. Returns whether everything was sent; what was
+    /// not is counted as dropped. Later calls return false at once.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for receiver in &self.receivers {
+            receiver.queue.close(deadline);
+        }
+        let mut all_sent = true;
+        for receiver in &self.receivers {
+            let handle = receiver.worker.lock().unwrap_or_else(PoisonError::into_inner).take();
+            all_sent &= handle.is_some_and(|handle| handle.join().unwrap_or(false));
+        }
+        all_sent
+    }
+}
+
+impl Receiver {
+    fn start(destination: &SyslogDestination, config: &SyslogConfig, hostname: &str) -> Result<Receiver, RelayError> {
         let queue = Arc::new(Queue::new(config.queue, QUEUE_MAX_BYTES));
         let status = Arc::new(Status::default());
         let worker = Worker {
-            formatter: Formatter::new(&target, config.facility, &hostname),
-            target,
+            formatter: Formatter::new(destination, config.facility, hostname),
+            target: destination.target.clone(),
+            trust: TlsTrust::new(destination.ca.clone()),
             queue: queue.clone(),
             status: status.clone(),
         };
@@ -80,21 +154,10 @@ impl SyslogRelay {
             .name("keel-syslog".into())
             .spawn(move || worker.run())
             .map_err(|source| RelayError::Spawn { source })?;
-        Ok(Some(SyslogRelay { queue, status, worker: Mutex::new(Some(handle)) }))
+        Ok(Receiver { target: describe(&destination.target), queue, status, worker: Mutex::new(Some(handle)) })
     }
 
-    /// Queues a record for the relay thread. Never blocks on the receiver; when the queue is full the oldest
-    /// record is dropped and counted.
-    pub fn send(&self, mut record: Record) {
-        if record.message.len() > MESSAGE_MAX {
-            let keep = truncated(&record.message, MESSAGE_MAX).len();
-            record.message.truncate(keep);
-            record.message.shrink_to_fit();
-        }
-        self.queue.push(record);
-    }
-
-    pub fn stats(&self) -> RelayStats {
+    fn stats(&self) -> RelayStats {
         RelayStats {
             sent: self.status.sent.load(Ordering::Relaxed),
             dropped: self.queue.dropped(),
@@ -104,18 +167,9 @@ impl SyslogRelay {
             last_error: self.status.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
-
-    /// Stops taking records, sends what is queued for up to `timeout` (plus at most one connect or write timeout,
-    /// 2 s), and ends the relay thread. Returns whether everything was sent; what was not is counted as dropped.
-    /// Later calls return false at once.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        self.queue.close(Instant::now() + timeout);
-        let handle = self.worker.lock().unwrap_or_else(PoisonError::into_inner).take();
-        handle.is_some_and(|handle| handle.join().unwrap_or(false))
-    }
 }
 
-impl Drop for SyslogRelay {
+impl Drop for Receiver {
     /// Without a `flush`, the thread stops at its next step and the queued records are lost.
     fn drop(&mut self) {
         self.queue.close(Instant::now());
@@ -125,6 +179,7 @@ impl Drop for SyslogRelay {
 /// The relay thread's side.
 struct Worker {
     target: SyslogTarget,
+    trust: TlsTrust,
     formatter: Formatter,
     queue: Arc<Queue>,
     status: Arc<Status>,
@@ -132,7 +187,7 @@ struct Worker {
 
 impl Worker {
     /// Sends until closed; returns whether everything queued was sent.
-    fn run(self) -> bool {
+    fn run(mut self) -> bool {
         let mut transport: Option<Transport> = None;
         let mut pending: Option<Vec<u8>> = None;
         let mut retry_at: Option<Instant> = None;
@@ -159,7 +214,7 @@ impl Worker {
             }
             let sent = match transport.as_mut() {
                 Some(open) => open.send(&line),
-                None => Transport::connect(&self.target).and_then(|mut open| {
+                None => Transport::connect(&self.target, &mut self.trust).and_then(|mut open| {
                     if std::mem::take(&mut failed) {
                         self.status.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
@@ -224,6 +279,10 @@ mod tests {
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
     }
 
+    fn unix(path: &str) -> SyslogDestination {
+        SyslogDestination::new(SyslogTarget::Unix(path.into()))
+    }
+
     #[test]
     fn no_target_means_no_relay() {
         assert!(SyslogRelay::start(&SyslogConfig::default(), "h".into()).unwrap().is_none());
@@ -231,8 +290,7 @@ mod tests {
 
     #[test]
     fn gives_up_at_the_flush_deadline_and_counts_what_was_left() {
-        let config =
-            SyslogConfig { target: Some(SyslogTarget::Unix("/nonexistent/log.sock".into())), ..Default::default() };
+        let config = SyslogConfig { targets: vec![unix("/nonexistent/log.sock")], ..Default::default() };
         let relay = SyslogRelay::start(&config, "h".into()).unwrap().unwrap();
         relay.send(Record::now("app", Severity::Notice, "x".repeat(1 << 20)));
         assert!(!relay.flush(Duration::ZERO));

@@ -1,11 +1,16 @@
-//! Opens a socket to a syslog target and writes one line to it: UDP and unix datagrams, or octet-counted TCP.
+//! Opens a socket to a syslog target and writes one line to it: UDP and unix datagrams, or octet-counted TCP,
+//! in the clear or in TLS (RFC 5425).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use keel_config::SyslogTarget;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+
+use super::tls::TlsTrust;
 
 /// Bounds every blocking step, so the relay thread notices a flush deadline and a wedged receiver.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,6 +46,20 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
+    #[error("{target}: {host:?} is not a name a TLS certificate can carry")]
+    TlsName { target: String, host: String },
+    #[error("{target}: TLS")]
+    Tls {
+        target: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{target}: the TLS trust settings")]
+    TlsConfig {
+        target: String,
+        #[source]
+        source: super::tls::TlsConfigError,
+    },
 }
 
 /// An open socket to the receiver.
@@ -54,16 +73,31 @@ pub(crate) struct Transport {
 enum Socket {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
     Unix(UnixDatagram),
 }
 
 impl Transport {
-    /// Connects (TCP), or binds and connects (datagrams, so that a gone receiver shows up as a send error).
-    pub(crate) fn connect(target: &SyslogTarget) -> Result<Transport, TransportError> {
+    /// Connects (TCP; TLS with `tls`, which a `tls://` target needs), or binds and connects (datagrams, so that a
+    /// gone receiver shows up as a send error). The TLS handshake happens with the first line.
+    pub(crate) fn connect(target: &SyslogTarget, trust: &mut TlsTrust) -> Result<Transport, TransportError> {
         let name = describe(target);
         let socket = match target {
             SyslogTarget::Udp { host, port } => Socket::Udp(connect_udp(&name, host, *port)?),
             SyslogTarget::Tcp { host, port } => Socket::Tcp(connect_tcp(&name, host, *port)?),
+            SyslogTarget::Tls { host, port } => {
+                let server = ServerName::try_from(host.clone())
+                    .map_err(|_| TransportError::TlsName { target: name.clone(), host: host.clone() })?;
+                let config = trust
+                    .client_config()
+                    .map_err(|source| TransportError::TlsConfig { target: name.clone(), source })?;
+                let connection = ClientConnection::new(config, server)
+                    .map_err(|source| TransportError::Tls { target: name.clone(), source })?;
+                let stream = connect_tcp(&name, host, *port)?;
+                // The handshake reads: bound it like the writes.
+                stream.set_read_timeout(Some(WRITE_TIMEOUT)).map_err(|source| socket_error(&name, source))?;
+                Socket::Tls(Box::new(StreamOwned::new(connection, stream)))
+            }
             SyslogTarget::Unix(path) => {
                 let socket = UnixDatagram::unbound().map_err(|source| socket_error(&name, source))?;
                 socket.connect(path).map_err(|source| TransportError::Connect { target: name.clone(), source })?;
@@ -84,9 +118,13 @@ impl Transport {
                 if peer_closed(stream) {
                     return Err(TransportError::Closed { target: self.target.clone() });
                 }
-                let mut frame = format!("{} ", line.len()).into_bytes();
-                frame.extend_from_slice(line);
-                stream.write_all(&frame)
+                stream.write_all(&octet_counted(line))
+            }
+            Socket::Tls(stream) => {
+                if tls_peer_closed(stream) {
+                    return Err(TransportError::Closed { target: self.target.clone() });
+                }
+                stream.write_all(&octet_counted(line)).and_then(|()| stream.flush())
             }
         };
         result.map_err(|source| TransportError::Send { target: self.target.clone(), source })
@@ -98,8 +136,16 @@ pub(crate) fn describe(target: &SyslogTarget) -> String {
     match target {
         SyslogTarget::Udp { host, port } => format!("udp://{}:{port}", bracketed(host)),
         SyslogTarget::Tcp { host, port } => format!("tcp://{}:{port}", bracketed(host)),
+        SyslogTarget::Tls { host, port } => format!("tls://{}:{port}", bracketed(host)),
         SyslogTarget::Unix(path) => format!("unix://{}", path.display()),
     }
+}
+
+/// `LEN SP LINE` (RFC 6587 octet counting, which RFC 5425 uses over TLS too).
+fn octet_counted(line: &[u8]) -> Vec<u8> {
+    let mut frame = format!("{} ", line.len()).into_bytes();
+    frame.extend_from_slice(line);
+    frame
 }
 
 fn bracketed(host: &str) -> String {
@@ -171,6 +217,30 @@ fn peer_closed(stream: &TcpStream) -> bool {
     closed || stream.set_nonblocking(false).is_err()
 }
 
+/// Whether a TLS receiver has closed, reset or sent its `close_notify`. Unlike plain TCP a peek is not enough: a
+/// receiver sends session tickets after the handshake, so the records waiting are read and processed here.
+fn tls_peer_closed(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> bool {
+    if stream.sock.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let closed = loop {
+        match stream.conn.read_tls(&mut stream.sock) {
+            Ok(0) => break true,
+            Ok(_) => match stream.conn.process_new_packets() {
+                Ok(state) if state.peer_has_closed() => break true,
+                Ok(state) => {
+                    // Receivers don't talk back; whatever plaintext came is read and let go.
+                    let mut sink = vec![0; state.plaintext_bytes_to_read()];
+                    let _ = stream.conn.reader().read(&mut sink);
+                }
+                Err(_) => break true,
+            },
+            Err(error) => break error.kind() != io::ErrorKind::WouldBlock,
+        }
+    };
+    closed || stream.sock.set_nonblocking(false).is_err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +251,9 @@ mod tests {
     fn frames_tcp_lines_with_their_length() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut transport = Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }).unwrap();
+        let mut transport =
+            Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }, &mut TlsTrust::new(None))
+                .unwrap();
         let (mut accepted, _) = listener.accept().unwrap();
         transport.send(b"<13>1 hello").unwrap();
         transport.send(b"two").unwrap();
@@ -195,7 +267,9 @@ mod tests {
     fn notices_a_closed_tcp_peer_before_writing() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut transport = Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }).unwrap();
+        let mut transport =
+            Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }, &mut TlsTrust::new(None))
+                .unwrap();
         let (accepted, _) = listener.accept().unwrap();
         drop(accepted);
         std::thread::sleep(Duration::from_millis(50));
@@ -206,12 +280,15 @@ mod tests {
     fn describes_targets_as_the_config_spells_them() {
         assert_eq!(describe(&SyslogTarget::Tcp { host: "fd00::1".into(), port: 601 }), "tcp://[fd00::1]:601");
         assert_eq!(describe(&SyslogTarget::Udp { host: "h".into(), port: 514 }), "udp://h:514");
+        assert_eq!(describe(&SyslogTarget::Tls { host: "h".into(), port: 6514 }), "tls://h:6514");
         assert_eq!(describe(&SyslogTarget::Unix("/dev/log".into())), "unix:///dev/log");
     }
 
     #[test]
     fn fails_to_connect_to_a_missing_unix_socket() {
-        let error = Transport::connect(&SyslogTarget::Unix("/nonexistent/keel-log.sock".into())).unwrap_err();
+        let error =
+            Transport::connect(&SyslogTarget::Unix("/nonexistent/keel-log.sock".into()), &mut TlsTrust::new(None))
+                .unwrap_err();
         assert!(matches!(error, TransportError::Connect { .. }), "{error:?}");
     }
 }

@@ -9,8 +9,8 @@ use keel_config::UserData;
 
 use crate::artifacts::workspace_dir;
 
-/// The config drive `make run` attaches, relative to the workspace.
-pub const DEMO_USER_DATA: &str = "os-image/examples/user-data.toml";
+/// The bench's boot workload (once `make run`'s demo, which has since grown a web server), relative to the workspace.
+pub const DEMO_USER_DATA: &str = "qemu-tests/bench/user-data.toml";
 /// The demo container both sides start at boot.
 pub const HELLO: &str = "hello";
 /// Containers that log, started beside `hello` for the memory figure.

@@ -54,7 +54,7 @@ impl Drop for Scratch {
 
 fn run() -> Result<(), Box<dyn Error>> {
     let runs = std::env::var("KEEL_BENCH_RUNS").ok().and_then(|runs| runs.parse().ok()).unwrap_or(DEFAULT_RUNS).max(1);
-    let keel_bin = keel_binary()?;
+    let keel_bin = keel_qemu_tests::bench::keel_binary()?;
     let keel_bin = keel_bin.canonicalize().map_err(|error| format!("keel binary {}: {error}", keel_bin.display()))?;
     let build = std::env::var_os("KEEL_BUILD_DIR")
         .map(PathBuf::from)
@@ -247,21 +247,6 @@ fn runc_seccomp() -> Result<serde_json::Value, Box<dyn Error>> {
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": syscalls,
     }))
-}
-
-/// `KEEL_BIN`, else the musl release build `make` ships, else the host release build.
-fn keel_binary() -> Result<PathBuf, Box<dyn Error>> {
-    if let Some(path) = std::env::var_os("KEEL_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    [target.join("x86_64-unknown-linux-musl/release/keel"), target.join("release/keel")]
-        .into_iter()
-        .find(|path| path.is_file())
-        .ok_or_else(|| {
-            "no keel binary: `make init` (or `cargo build --release -p keel-init`) builds one; KEEL_BIN names one"
-                .into()
-        })
 }
 
 fn mount_overlay(target: &Path, options: &CString) -> Result<(), Box<dyn Error>> {

@@ -14,7 +14,7 @@ use keel_runtime::{kill_container, remove_container, Container, ContainerProcess
 use super::{fingerprint, lock, Message, Worker};
 use crate::health::{Health, HealthSettings, ProbeRecord};
 use crate::images::image_run_config;
-use crate::machine::Event;
+use crate::machine::{Event, State};
 
 /// The current run's process and what goes with it.
 pub(super) struct CurrentRun {
@@ -30,6 +30,7 @@ pub(super) struct CurrentRun {
 impl Worker {
     pub(super) fn signal(&self, signal: i32) {
         if let Some(current) = &self.current {
+            self.announce("kill", &[("signal", signal.to_string())]);
             if let Err(error) = kill_container(&self.name, &current.process, signal) {
                 log::warn!("{}", error_chain(&error));
             }
@@ -70,9 +71,14 @@ impl Worker {
             }
             self.fingerprint = fingerprint;
         }
+        // Docker's `create`: the container's files are made (a restart reuses them).
+        let creating = !self.paths.upper.exists();
         let container =
             Container::create(&self.name, &self.config, &image.layer_dirs, &image_config, &self.shared.dirs)
                 .map_err(|error| failed(error_chain(&error)))?;
+        if creating {
+            self.announce("create", &[]);
+        }
         let running = container.start(&self.shared.reaper).map_err(|error| (error.exit_code(), error_chain(&error)))?;
         // The command has been exec'd by now (start waits for it): the container is running.
         self.first_events.started(&self.name);
@@ -133,6 +139,10 @@ impl Worker {
             status.health = health_settings.as_ref().map(|_| Health::default());
         }
         log::info!("{}: started (pid {})", self.name, running.process);
+        self.announce("start", &[]);
+        if std::mem::take(&mut self.restart_asked) {
+            self.announce("restart", &[]);
+        }
         self.current = Some(CurrentRun {
             process: running.process,
             started: Instant::now(),
@@ -159,6 +169,11 @@ impl Worker {
             status.oom_killed = oom_killed;
         }
         log::info!("{}: exited with {}{}", self.name, exit.code(), if oom_killed { " (OOM killed)" } else { "" });
+        self.announce("die", &[("exitCode", exit.code().to_string())]);
+        // Docker's `stop`: the exit ends a stop that was asked for (a user's, a restart's, a shutdown's).
+        if self.machine.state() == State::Stopping {
+            self.announce("stop", &[]);
+        }
         self.apply(Event::Exited { exit_code: exit.code(), ran_for: current.started.elapsed() });
     }
 
@@ -173,11 +188,15 @@ impl Worker {
         let before = status.health.as_ref().map(|health| health.status);
         let health = status.health.get_or_insert_with(Health::default);
         health.record(probe, since_start, settings);
-        if before != Some(health.status) {
-            log::info!("{}: health {}", self.name, health.status);
+        let changed = (before != Some(health.status)).then(|| health.status.to_string());
+        if let Some(health) = &changed {
+            log::info!("{}: health {health}", self.name);
         }
         let ready = status.is_ready();
         drop(status);
+        if let Some(health) = changed {
+            self.announce(&format!("health_status: {health}"), &[]);
+        }
         if ready != was_ready {
             self.shared.notify_dependents(&self.name);
         }

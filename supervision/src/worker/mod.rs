@@ -5,6 +5,7 @@
 //! process, the one pending timer, the callers waiting for an answer). It blocks on its channel alone, with the
 //! pending timer as the deadline: pulls report back from their own thread, dependencies tell their dependents.
 
+mod announce;
 mod launch;
 mod prepare;
 
@@ -104,6 +105,8 @@ pub(crate) struct Worker {
     next_stop_timeout: Option<Duration>,
     /// The signal a kill asked for, sent by the next stop in place of the stop signal.
     next_stop_signal: Option<i32>,
+    /// A restart was asked for: the next start is announced as a `restart` too.
+    restart_asked: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,6 +166,7 @@ impl Worker {
             kill_deadline: None,
             next_stop_timeout: None,
             next_stop_signal: None,
+            restart_asked: false,
         };
         (worker, sender)
     }
@@ -208,6 +212,7 @@ impl Worker {
                 self.next_stop_timeout = None;
             }
             Message::Restart { timeout, done } => {
+                self.restart_asked = true;
                 self.waiters.push((Until::Restarted, done));
                 self.next_stop_timeout = timeout;
                 self.apply(Event::Restart);
@@ -375,6 +380,7 @@ impl Worker {
                 log::warn!("{}", error_chain(&error));
                 return Some(Event::RemoveFailed);
             }
+            self.announce("destroy", &[]);
         } else if let Some(root) = cgroup_root {
             keel_runtime::ContainerCgroup { path: root.join("keel").join(&self.name) }.remove();
         }
