@@ -70,6 +70,7 @@ test: image lint
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-image-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-update-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
 		cargo run --locked --release -p keel-qemu-tests --bin keel-start-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \

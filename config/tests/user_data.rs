@@ -64,7 +64,9 @@ fn complete_example_parses() {
     assert_eq!(user_data.syslog.facility.0, 16);
     assert_eq!(user_data.api.tcp.unwrap().port(), 2375);
     assert_eq!(user_data.api.socket_mode, 0o660);
-    assert_eq!(user_data.update.url.as_deref(), Some("https://updates.example.com/keel/"));
+    assert_eq!(user_data.update.url.as_deref(), Some("https://updates.example.com/keel/stable.json"));
+    assert_eq!(user_data.update.reboot, keel_config::update::RebootPolicy::Window);
+    assert_eq!(user_data.update.window.unwrap().start, 2 * 3600);
     assert_eq!(user_data.update.health_window, Duration::from_secs(90));
     assert!(user_data.registries["registry.local:5000"].insecure);
     assert_eq!(user_data.registries["ghcr.io"].credentials.as_ref().unwrap().username, "keel-bot");
@@ -319,7 +321,7 @@ fn other_sections_validate_their_values() {
             "user-data:3:9: syslog.queue: 0 is not between 1 and 1000000",
             "user-data:5:7: api.tcp: \"localhost\" is not a listen address like 0.0.0.0:2375 or [::]:2375",
             "user-data:6:15: api.socket_mode: \"0868\" is not a permission mode like \"0660\" (octal, at most 0777)",
-            "user-data:8:7: update.url: \"ftp://x\" is not an http:// or https:// URL like https://updates.example.com/keel/",
+            "user-data:8:7: update.url: \"ftp://x\" is not an http:// or https:// URL like https://updates.example.com/keel/stable.json",
             "user-data:9:13: containers.-x: \"-x\" is not a container name; names are [a-zA-Z0-9][a-zA-Z0-9_.-]*",
         ]
     );
@@ -378,17 +380,12 @@ fn docs_show_the_complete_example() {
 }
 
 #[test]
-fn sections_not_acted_on_yet_are_valid_with_a_placed_warning() {
+fn every_section_is_acted_on_without_warnings() {
     let text =
-        "[host]\nhostname = \"a\"\n\n[api]\ntcp = \"0.0.0.0:2375\"\n\n[update]\nurl = \"https://u.example/\"\n\n\
-                [containers.web]\nimage = \"nginx\"\nrequired = true\n";
+        "[host]\nhostname = \"a\"\n\n[api]\ntcp = \"0.0.0.0:2375\"\n\n[update]\nurl = \"https://u.example/c.json\"\n\
+                allow_downgrade = true\n\n[containers.web]\nimage = \"nginx\"\nrequired = true\n";
     let user_data = UserData::parse("user-data", text).unwrap();
-    let warnings: Vec<String> = user_data.warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        warnings,
-        ["user-data:8:7: update.url: accepted but not acted on yet: keel cannot install updates yet",]
-    );
-    assert!(UserData::parse("user-data", "[host]\nhostname = \"a\"\n").unwrap().warnings.is_empty());
+    assert!(user_data.warnings.is_empty(), "{:?}", user_data.warnings);
 }
 
 #[test]

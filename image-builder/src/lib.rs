@@ -4,6 +4,7 @@
 pub mod bcj_x86;
 pub mod boot_dir;
 pub mod bundle;
+pub mod channel;
 pub mod command;
 pub mod config_drive;
 pub mod cpio;

@@ -14,6 +14,7 @@
 //!     [--cache build/cache] [--boot-dir build/boot] [--format raw|qcow2] [--preload ARCHIVE]... \
 //!     [--update-key PUBLIC]...
 //! keel-build keygen --out DIR
+//! keel-build channel --key SECRET --version V --compatible C --bundle URL --out FILE
 //! keel-build bundle --recipe os-image/keel.toml --out build/keel.bundle --key SECRET \
 //!     --init … --container-init … [--cache build/cache] [--preload ARCHIVE]... [--update-key PUBLIC]...
 //! keel-build kernel --recipe os-image/keel.toml [--cache build/cache] [--update]
@@ -42,6 +43,9 @@
 //! * `bundle`: builds what `image` puts in a root slot (kernel, initramfs, root erofs) and writes it as an update
 //!   bundle signed with `--key` (`docs/update.md`); reproducible like the image. Its OS trusts the `--update-key`s,
 //!   or without any the signing key's public half.
+//! * `channel`: writes the signed channel document a host polls at `[update] url` (`docs/update.md`,
+//!   "Channels"): version `V` for `compatible` `C`, its bundle at `URL` (absolute, or relative to the channel
+//!   file's own URL). Reproducible; replaces `FILE` in one rename.
 //! * `config-drive`: the user-data must pass keel's validation (every error is printed, exit 100). NoCloud puts
 //!   `user-data` and `meta-data` on a filesystem labelled `cidata`; config-2 puts `openstack/latest/user_data`
 //!   and `meta_data.json` on one labelled `config-2`. Without `--meta-data` the instance id is the user-data's
@@ -69,6 +73,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use keel_image_builder::bundle::{self, BundleBuildError, BundleRequest};
+use keel_image_builder::channel::{self, ChannelBuildError, ChannelRequest};
 use keel_image_builder::config_drive::{self, ConfigDriveError, ConfigDriveRequest, DriveFormat, DriveLayout};
 use keel_image_builder::image::{self, ImageError, ImageFormat, ImageRequest};
 use keel_image_builder::kernel_package;
@@ -90,6 +95,8 @@ enum Command {
     Bundle(BundleArgs),
     /// Make a new update signing key pair (update.key, update.pub).
     Keygen(KeygenArgs),
+    /// Write a signed channel document naming a channel's latest bundle.
+    Channel(ChannelArgs),
     /// Download, check and extract the recipe's locked kernel; with --update, move the lock to the current one.
     Kernel(KernelArgs),
     /// Build a config drive (NoCloud or OpenStack config-2) from a user-data file.
@@ -210,6 +217,25 @@ struct KeygenArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct ChannelArgs {
+    /// The secret key file that signs the document (keygen's update.key).
+    #[arg(long)]
+    key: PathBuf,
+    /// The version of the bundle.
+    #[arg(long)]
+    version: String,
+    /// The bundle's compatible string (the recipe's compatible).
+    #[arg(long, default_value = keel_os_image::bundle::DEFAULT_COMPATIBLE)]
+    compatible: String,
+    /// The bundle's URL: absolute http(s), or relative to the channel file's URL.
+    #[arg(long)]
+    bundle: String,
+    /// The channel file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Raw,
@@ -235,6 +261,7 @@ fn main() -> ExitCode {
             let usage = error.downcast_ref::<ImageError>().is_some_and(ImageError::is_usage)
                 || error.downcast_ref::<BundleBuildError>().is_some_and(BundleBuildError::is_usage)
                 || error.downcast_ref::<UpdateKeyError>().is_some_and(UpdateKeyError::is_usage)
+                || error.downcast_ref::<ChannelBuildError>().is_some_and(ChannelBuildError::is_usage)
                 || error.downcast_ref::<ConfigDriveError>().is_some_and(ConfigDriveError::is_usage);
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_SYSTEM })
         }
@@ -248,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kernel(args) => return kernel(args),
         Command::Bundle(args) => return build_bundle(args),
         Command::Keygen(args) => return keygen(args),
+        Command::Channel(args) => return build_channel(args),
     };
     let request = ImageRequest {
         sources: args.slot.into_sources(),
@@ -287,6 +315,22 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let pair = update_key::generate(&args.out)?;
     println!("secret key:    {} (keep it off the hosts; it signs bundles)", pair.secret.display());
     println!("public key:    {} (for keel-build image --update-key)", pair.public.display());
+    Ok(())
+}
+
+fn build_channel(args: ChannelArgs) -> anyhow::Result<()> {
+    let request = ChannelRequest {
+        key: args.key,
+        version: args.version,
+        compatible: args.compatible,
+        bundle: args.bundle,
+        out: args.out,
+    };
+    let document = channel::build(&request)?;
+    println!("channel:       {}", request.out.display());
+    println!("version:       {}", document.version);
+    println!("compatible:    {}", document.compatible);
+    println!("bundle:        {}", document.bundle);
     Ok(())
 }
 

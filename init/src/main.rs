@@ -60,6 +60,7 @@ mod switch_root;
 mod sys;
 mod timeline;
 mod update;
+mod update_channel;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;

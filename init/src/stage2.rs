@@ -26,6 +26,7 @@ use crate::network::{host_files, HostName};
 use crate::services::Services;
 use crate::shutdown_mailbox::ShutdownMailbox;
 use crate::update::{self, HostUpdates, InstallPolicy};
+use crate::update_channel;
 use crate::{
     api, boot_assessment, cgroup, data_partition, kernel_log, logger, modules, mounts, network, power_button, sys,
     timeline,
@@ -126,8 +127,10 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         }
     };
     let supervisor = start_supervisor(reaper, &config).map(Arc::new);
+    let progress = Arc::new(update::Progress::default());
+    update_channel::start(&config.user_data.update, boot.clone(), Arc::clone(&progress), Arc::clone(mailbox));
     let updates = HostUpdates {
-        progress: Arc::new(update::Progress::default()),
+        progress,
         policy: InstallPolicy { allow_downgrade: config.user_data.update.allow_downgrade },
         slot: slot.parse().ok(),
         boot: boot.clone(),

@@ -27,6 +27,7 @@
 
 pub mod boot_entry;
 pub mod bundle;
+pub mod channel;
 pub mod initramfs;
 pub mod layout;
 pub mod os_release;

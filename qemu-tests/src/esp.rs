@@ -27,6 +27,22 @@ pub fn rename_entry(image: &Path, from: &str, to: &str) -> Result<(), DiskError>
     mtools(image, "mren", &[&from, to]).map(drop)
 }
 
+/// The text of the entry file `name` in `loader/entries` on the ESP of `image`.
+pub fn read_entry(image: &Path, name: &str) -> Result<String, DiskError> {
+    let file = format!("::/{ESP_ENTRIES_DIR}/{name}");
+    Ok(String::from_utf8_lossy(&mtools(image, "mtype", &[&file])?).into_owned())
+}
+
+/// Replaces the entry file `name` in `loader/entries` on the ESP of `image` with `text`.
+pub fn write_entry(image: &Path, name: &str, text: &str) -> Result<(), DiskError> {
+    let local =
+        tempfile::NamedTempFile::new().map_err(|source| DiskError::Spawn { command: "mktemp".into(), source })?;
+    std::fs::write(local.path(), text).map_err(|source| DiskError::Spawn { command: "write".into(), source })?;
+    let file = format!("::/{ESP_ENTRIES_DIR}/{name}");
+    let local_path = local.path().to_string_lossy().into_owned();
+    mtools(image, "mcopy", &["-o", &local_path, &file]).map(drop)
+}
+
 fn mtools(image: &Path, tool: &str, args: &[&str]) -> Result<Vec<u8>, DiskError> {
     let offset = disk::partition_offset(image, ESP_PARTITION)?;
     let mut command = Command::new(tool);

@@ -119,6 +119,17 @@ impl UpdateKit {
         Ok(out)
     }
 
+    /// The length of `bundle` and the size of its root payload (the last one).
+    pub fn root_span(&self, bundle: &Path) -> Result<(u64, u64)> {
+        let public = parse_public_key(&std::fs::read_to_string(&self.public_key)?)?;
+        let keys = [public];
+        let policy =
+            TrustPolicy { keys: &keys, compatible: &self.compatible, running_version: "0", allow_downgrade: true };
+        let reader = BundleReader::open(BufReader::new(File::open(bundle)?), &policy)?;
+        let root = reader.manifest().payload(PayloadName::Root).map_or(0, |entry| entry.size);
+        Ok((reader.bundle_len(), root))
+    }
+
     /// A copy of `os-image/`'s recipe, lock and files with `version` in place of the recipe's.
     fn recipe(&self, version: &str) -> Result<PathBuf> {
         let source = workspace_dir().join("os-image");

@@ -124,6 +124,15 @@ fn conclude(entry: &BootEntryName, verdict: Verdict, mailbox: &ShutdownMailbox) 
     }
 }
 
+/// Whether the health gate has kept the trial boot of `entry`: its record says it passed. Until then an update
+/// must not replace the other slot, the trial's fallback.
+pub fn trial_kept(entry: &BootEntryName) -> bool {
+    match TrialRecord::read(Path::new(LAST_BOOT)) {
+        Ok(Some(record)) => record.entry == entry.to_string() && record.outcome == Outcome::Passed,
+        _ => false,
+    }
+}
+
 /// If the boot before this one was a trial that failed, says so once: from which version and entry, and why; and
 /// returns that rollback for the API's status.
 pub fn report_previous_trial(boot: &BootKind) -> Option<RollbackReport> {
@@ -154,5 +163,10 @@ pub fn report_previous_trial(boot: &BootKind) -> Option<RollbackReport> {
     if let Err(error) = record.write(path) {
         log::warn!("boot assessment: {}", error_chain(&error));
     }
-    Some(RollbackReport { from_version: record.version, reason: record.reason })
+    // The status names each container the gate held against the boot, and its state then.
+    let mut reason = record.reason;
+    for container in &record.containers {
+        reason.push_str(&format!("; {}: {}", container.name, container.condition));
+    }
+    Some(RollbackReport { from_version: record.version, reason })
 }

@@ -21,6 +21,7 @@ use keel_os_image::layout::{esp_initramfs_path, esp_kernel_path, root_partition_
 use keel_os_image::Slot;
 
 use super::esp::{self, EspWriteError, MountedEsp};
+use super::halt::{halt_if_asked, HaltPoint};
 use super::progress::Progress;
 use super::record::{self, InstallRecord, LAST_INSTALL};
 use super::running::{RunningHost, RunningHostError};
@@ -247,7 +248,9 @@ fn write_slot<R: Read>(
 
     // 5. Kernel and initramfs, each under a temporary name, synced, renamed.
     esp::write_file(&esp_root, &esp_kernel_path(other), &kernel).map_err(InstallError::Esp)?;
+    halt_if_asked(HaltPoint::AfterKernel);
     esp::write_file(&esp_root, &esp_initramfs_path(other), &initramfs).map_err(InstallError::Esp)?;
+    halt_if_asked(HaltPoint::BeforeEntry);
 
     // 6. The entry, last: from here on the next boot is a trial of the new version.
     let entry = BootEntryName::new(&version, other).with_tries(TRIES);

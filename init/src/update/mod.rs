@@ -7,6 +7,7 @@
 
 mod control;
 mod esp;
+mod halt;
 mod install;
 mod progress;
 mod record;
@@ -20,5 +21,6 @@ pub use install::{install, open, InstallError, InstallPolicy, Installed, OpenedB
 pub use progress::Progress;
 #[allow(unused_imports)]
 pub use record::LAST_INSTALL;
+pub use running::{RunningHost, RunningHostError};
 #[allow(unused_imports)]
 pub use source::UpdateSource;
