@@ -209,6 +209,7 @@ fn container_config(arguments: &Arguments) -> ContainerConfig {
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
         privileged: false,
+        no_new_privileges: false,
         seccomp: Default::default(),
         devices: Vec::new(),
         labels: Default::default(),

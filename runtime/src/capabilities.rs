@@ -21,6 +21,8 @@ pub const DOCKER_DEFAULT: [u32; 14] = [
 ];
 
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// Raising a hard rlimit needs it.
+pub const CAP_SYS_RESOURCE: u32 = 24;
 
 /// The highest capability the running kernel knows (`/proc/sys/kernel/cap_last_cap`), 40 if unreadable.
 pub fn last_capability() -> u32 {

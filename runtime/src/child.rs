@@ -21,6 +21,11 @@ pub const HOST_ROOT: &str = "/.keel-host";
 pub const EXIT_SETUP_FAILED: c_int = 125;
 pub const EXIT_CANNOT_EXECUTE: c_int = 126;
 pub const EXIT_NOT_FOUND: c_int = 127;
+/// Where a process sets its own OOM score adjustment; written while the host's `/proc` is still the one mounted.
+const OOM_SCORE_ADJ: &CStr = c"/proc/self/oom_score_adj";
+/// Docker's default `--oom-score-adj`, written explicitly as runc does: a container must not inherit the
+/// supervisor's own adjustment.
+const DEFAULT_OOM_SCORE_ADJ: &[u8] = b"0";
 
 /// The child's stages, reported with a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +50,12 @@ pub enum Stage {
     Seccomp,
     NotDumpable,
     Init,
+    OomScoreAdj,
 }
 
 impl Stage {
     fn from_u32(value: u32) -> Option<Stage> {
-        const ALL: [Stage; 19] = [
+        const ALL: [Stage; 20] = [
             Stage::JoinCgroup,
             Stage::LoopbackUp,
             Stage::PrivatePropagation,
@@ -69,6 +75,7 @@ impl Stage {
             Stage::Seccomp,
             Stage::NotDumpable,
             Stage::Init,
+            Stage::OomScoreAdj,
         ];
         ALL.into_iter().find(|stage| *stage as u32 == value)
     }
@@ -183,7 +190,8 @@ pub struct ProcessPlan {
     pub no_new_privs: bool,
     /// `(resource, soft, hard)` with RLIM_INFINITY for -1.
     pub rlimits: Vec<(c_int, u64, u64)>,
-    /// Installed last, after `no_new_privs`; `None` runs unconfined.
+    /// Installed last, after `no_new_privs`, or before the capabilities are dropped without it; `None` runs
+    /// unconfined.
     pub seccomp: Option<SeccompFilters>,
 }
 
@@ -298,6 +306,7 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
         // After joining: the container's cgroup becomes the root of its cgroup namespace.
         or_fail(sys::unshare(libc::CLONE_NEWCGROUP), Stage::JoinCgroup);
     }
+    or_fail(sys::write_file(OOM_SCORE_ADJ, DEFAULT_OOM_SCORE_ADJ), Stage::OomScoreAdj);
     if plan.loopback_up {
         or_fail(sys::loopback_up(), Stage::LoopbackUp);
     }
@@ -367,6 +376,10 @@ pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, f
         if let Err(errno) = sys::write_file(procs, b"0") {
             fail(error_fd, Stage::JoinCgroup, 0, errno);
         }
+    }
+    // Before joining the container's mount namespace: its /proc does not show this process yet.
+    if let Err(errno) = sys::write_file(OOM_SCORE_ADJ, DEFAULT_OOM_SCORE_ADJ) {
+        fail(error_fd, Stage::OomScoreAdj, 0, errno);
     }
     for (index, (fd, kind)) in plan.namespaces.iter().enumerate() {
         if let Err(errno) = sys::setns(*fd, *kind) {
@@ -527,6 +540,12 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
     if let Err(errno) = sys::chdir(&process.workdir) {
         fail(error_fd, Stage::Workdir, 0, errno);
     }
+    // Without no_new_privs a filter needs CAP_SYS_ADMIN, which only this process still holds: so it goes on
+    // before the capabilities and the user are dropped, as runc does. What follows until execve (prctl, capset,
+    // setgroups/setgid/setuid, umask, setsid, signal dispositions) is allowed by Docker's profile.
+    if !process.no_new_privs {
+        install_seccomp(process, error_fd);
+    }
     for capability in 0..=process.last_capability {
         if process.capabilities & (1u64 << capability) == 0 {
             if let Err(errno) = sys::drop_bounding_capability(capability) {
@@ -558,9 +577,15 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
         }
     }
     sys::set_umask(0o022);
-    // Last, so that the setup above is not subject to the filter; what follows until execve (setsid, signal
-    // dispositions, execve itself, and init's fork and waits) is allowed by Docker's profile. Filters need
-    // no_new_privs or CAP_SYS_ADMIN, and only privileged containers (never filtered) skip no_new_privs.
+    // With no_new_privs, last, so that the setup above is not subject to the filter; what follows until execve
+    // (setsid, signal dispositions, execve itself, and init's fork and waits) is allowed by Docker's profile.
+    if process.no_new_privs {
+        install_seccomp(process, error_fd);
+    }
+}
+
+/// Installs the container's seccomp filters, if it has any.
+fn install_seccomp(process: &ProcessPlan, error_fd: RawFd) {
     if let Some(filters) = &process.seccomp {
         for (index, program) in filters.programs().iter().enumerate() {
             if let Err(errno) = sys::install_seccomp_filter(program) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use keel_config::containers::mounts::VolumeSource;
 use keel_config::{ContainerConfig, NetworkMode};
 
-use super::capabilities::{capability_mask, last_capability, own_permitted};
+use super::capabilities::{capability_mask, last_capability, own_permitted, CAP_SYS_RESOURCE};
 use super::cgroup::ContainerCgroup;
 use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
@@ -20,6 +20,7 @@ use super::image_config::ImageRunConfig;
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
 use super::seccomp::{self, SeccompError};
+use super::sys;
 use super::users::{read_merged, resolve_user, view_of, UserError};
 use super::volumes::{ensure_named_volume, VolumeError};
 
@@ -208,11 +209,15 @@ impl Container {
         planner.dir(&spec.workdir, 0o755).map_err(path_error)?;
         planner.finish(config.privileged, config.read_only).map_err(path_error)?;
 
+        let cannot_raise_limits = own_permitted() & (1 << CAP_SYS_RESOURCE) == 0;
+        let own_hard_limit = |resource| sys::get_rlimit(resource).ok().map(|(_, hard)| hard);
+        let own_hard_limit: Option<&dyn Fn(libc::c_int) -> Option<u64>> =
+            if cannot_raise_limits { Some(&own_hard_limit) } else { None };
         let limits = ProcessLimits {
             capabilities,
             last_capability,
-            no_new_privs: !config.privileged,
-            rlimits: rlimits(&config.resources.ulimits),
+            no_new_privs: config.no_new_privileges,
+            rlimits: rlimits(name, &config.resources.ulimits, own_hard_limit),
             seccomp: seccomp_filters,
         };
         let process = process_plan(&spec.argv, &spec.env, &spec.workdir, &user, &limits).map_err(path_error)?;

@@ -350,6 +350,15 @@ pub fn set_capabilities(capabilities: u64) -> SysResult {
     check_long(ret).map(drop)
 }
 
+/// This process's `(soft, hard)` limit of `resource`.
+pub fn get_rlimit(resource: c_int) -> SysResult<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a null new-limit pointer only reads; `limit` is a valid rlimit on this stack frame for the kernel to
+    // fill.
+    check(unsafe { libc::prlimit(0, resource as _, ptr::null(), &mut limit) })?;
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
 pub fn set_rlimit(resource: c_int, soft: u64, hard: u64) -> SysResult {
     let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: `limit` is a valid rlimit on this stack frame; a null old-limit pointer is allowed.
