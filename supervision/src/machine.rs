@@ -3,7 +3,8 @@
 //! It decides; the worker ([`super::worker`]) does, and reports back what happened as the next event. Restart
 //! decisions follow moby's restart manager: `no` never, `always` on any exit, `unless-stopped` unless the user
 //! stopped it, `on-failure[:N]` on a non-zero exit while fewer than N restarts happened; an exit after a requested
-//! stop never restarts; a manual start resets the count and the backoff. Every start (at boot, through the API, the
+//! stop never restarts; every start but a restart by policy (at boot, through the API) resets the count and the
+//! backoff. Every start (at boot, through the API, the
 //! second half of a restart) first has the image and then waits for the dependencies; a restart after a crash
 //! does neither, as with Docker.
 
@@ -219,8 +220,11 @@ impl Machine {
             }
             (S::Created | S::Exited | S::Restarting, E::Start { manual }) => {
                 let cancel = self.state == S::Restarting;
+                // Docker resets the count and the backoff on every start that is not a restart by policy: a
+                // `docker start`, and each container it starts when the daemon starts (a boot here).
+                self.reset_restarts();
                 if manual {
-                    self.reset_for_manual_start();
+                    self.stopped_by_user = false;
                 }
                 let mut actions = if cancel { vec![Action::CancelTimer] } else { vec![] };
                 actions.extend(self.begin_start());
@@ -390,9 +394,13 @@ impl Machine {
     }
 
     fn reset_for_manual_start(&mut self) {
+        self.reset_restarts();
+        self.stopped_by_user = false;
+    }
+
+    fn reset_restarts(&mut self) {
         self.restart_count = 0;
         self.last_delay = None;
-        self.stopped_by_user = false;
     }
 
     /// The first step of every start but a restart after a crash: the image.
@@ -591,6 +599,19 @@ mod tests {
 
         let mut always = Machine::resume(RestartPolicy::Always, &persisted);
         assert_eq!(always.handle(Event::Start { manual: false }), [Action::EnsureImage], "Docker starts it");
+        assert_eq!(always.restart_count, 0, "and resets its count");
+    }
+
+    #[test]
+    fn a_boot_start_resets_the_restart_count_as_dockers_daemon_start_does() {
+        let on_failure_2 = RestartPolicy::OnFailure { max_retries: Some(2) };
+        let persisted = PersistedState { restart_count: 2, exit_code: 1, ..PersistedState::default() };
+        let mut machine = Machine::resume(on_failure_2, &persisted);
+        assert_eq!(machine.restart_count, 2, "shown until it starts");
+        assert_eq!(machine.handle(Event::Start { manual: false }), [Action::EnsureImage]);
+        assert_eq!((machine.restart_count, machine.last_delay), (0, None));
+        start_to_running(&mut machine);
+        assert_eq!(exit(&mut machine, 1), [Action::ScheduleRestart(Duration::from_millis(100))], "retries again");
     }
 
     #[test]

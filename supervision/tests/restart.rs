@@ -101,3 +101,39 @@ fn unless_stopped_stays_stopped_after_a_manual_stop_across_supervisor_restarts()
     assert!(!status.stopped_by_user);
     handle.shutdown();
 }
+
+/// Docker's `MaximumRetryCount` 0 is no limit: `on-failure:0` restarts like `on-failure`, not never.
+#[test]
+fn on_failure_0_means_no_retry_limit() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.of0n]\nimage = \"{image}\"\nrestart = \"on-failure:0\"\ncommand = [\"sh\", \"-c\", \"echo run; exit 3\"]\n",
+    );
+    let status = wait_status(&handle, "of0n", "three restarts", |status| status.restart_count >= 3);
+    assert_eq!(status.exit_code, 3);
+    assert_ne!(status.state, State::Exited, "still restarting");
+    handle.shutdown();
+}
+
+/// A boot (a new supervisor on the same state dir) starts every declared container, keel's rule, and resets the
+/// restart count as Docker does when it starts containers at daemon start: an `on-failure:2` container that used
+/// its retries before the reboot gets two again.
+#[test]
+fn restart_count_resets_at_boot_and_on_failure_retries_again() {
+    let host = TestHost::new(Path::new(CACHE));
+    let text = "[containers.of2]\nimage = \"{image}\"\nrestart = \"on-failure:2\"\ncommand = [\"sh\", \"-c\", \"echo run; exit 1\"]\n";
+    let handle = supervise(&host, text);
+    let status = wait_status(&handle, "of2", "out of retries", |status| status.state == State::Exited);
+    assert_eq!((status.restart_count, status.exit_code, handle.logs("of2").unwrap().len()), (2, 1, 3));
+    handle.shutdown();
+
+    // The new supervisor's log buffer holds only its own runs.
+    let handle = supervise(&host, text);
+    let status = wait_status(&handle, "of2", "exited after the boot", |status| {
+        status.state == State::Exited && !handle.logs("of2").unwrap().is_empty()
+    });
+    let runs = handle.logs("of2").unwrap().len();
+    assert_eq!((status.restart_count, status.exit_code, runs), (2, 1, 3), "two retries again after the boot");
+    handle.shutdown();
+}
