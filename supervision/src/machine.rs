@@ -4,9 +4,8 @@
 //! decisions follow moby's restart manager: `no` never, `always` on any exit, `unless-stopped` unless the user
 //! stopped it, `on-failure[:N]` on a non-zero exit while fewer than N restarts happened; an exit after a requested
 //! stop never restarts; every start but a restart by policy (at boot, through the API) resets the count and the
-//! backoff. Every start (at boot, through the API, the
-//! second half of a restart) first has the image and then waits for the dependencies; a restart after a crash
-//! does neither, as with Docker.
+//! backoff. Every start (at boot, through the API, the second half of a restart) first has the image and then waits
+//! for the dependencies; a restart after a crash does neither, as with Docker.
 
 use std::fmt;
 use std::time::Duration;
