@@ -17,6 +17,7 @@ use super::container_init;
 use super::device_filter::{self, DeviceFilterError};
 use super::host_devices;
 use super::image_config::ImageRunConfig;
+use super::image_volumes::{anonymous_volumes, depth};
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
 use super::seccomp::{self, SeccompError};
@@ -163,6 +164,7 @@ impl Container {
                 is_file: true,
             });
         }
+        let mut volume_mounts = Vec::new();
         for volume in &config.volumes {
             let host = match &volume.source {
                 VolumeSource::Bind(host) => {
@@ -187,8 +189,29 @@ impl Container {
                 .map_err(|source| CreateError::Volume { container: name.to_owned(), source })?,
             };
             let is_file = host.is_file();
-            mounts.push(UserMount::Bind { host, target: volume.target.clone(), read_only: volume.read_only, is_file });
+            volume_mounts.push((
+                volume.target.clone(),
+                UserMount::Bind { host, target: volume.target.clone(), read_only: volume.read_only, is_file },
+            ));
         }
+        // The image's VOLUMEs: an anonymous volume each, unless the config mounts something there (Docker's rule).
+        let volume_targets = config.volumes.iter().map(|volume| volume.target.as_str());
+        let mounted: Vec<&str> = volume_targets.chain(config.tmpfs.iter().map(|tmpfs| tmpfs.target.as_str())).collect();
+        for volume in anonymous_volumes(name, &image_config.volumes, &mounted) {
+            let host = ensure_named_volume(
+                &dirs.volumes_dir,
+                &volume.name,
+                &volume.target,
+                layer_dirs,
+                &paths.dir.join("volume-scratch"),
+            )
+            .map_err(|source| CreateError::Volume { container: name.to_owned(), source })?;
+            let target = volume.target;
+            volume_mounts.push((target.clone(), UserMount::Bind { host, target, read_only: false, is_file: false }));
+        }
+        // Parents before what goes under them, as Docker sorts mounts; the same depth keeps the config's order.
+        volume_mounts.sort_by_key(|(target, _)| depth(target));
+        mounts.extend(volume_mounts.into_iter().map(|(_, mount)| mount));
         for tmpfs in &config.tmpfs {
             let (flags, data) = tmpfs_options(&tmpfs.options);
             mounts.push(UserMount::Tmpfs { target: tmpfs.target.clone(), flags, data });

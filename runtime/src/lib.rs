@@ -35,6 +35,7 @@ pub mod device_filter;
 pub mod exec;
 pub mod host_devices;
 pub mod image_config;
+pub mod image_volumes;
 pub mod kill;
 pub mod mounts;
 pub mod process_spec;
