@@ -528,9 +528,10 @@ fn take_stdio(fds: ChildFds) -> ChildFds {
     ChildFds { stdout: 1, stderr: 2, error: 3 }
 }
 
-/// Limits, workdir, capabilities, user, no_new_privs and the seccomp filter, in the order that keeps each step permitted: rlimits
-/// and the bounding set need privileges the user switch gives up; setuid needs CAP_SETUID, which `cap_drop` may
-/// remove, so the effective set is narrowed only after it.
+/// Limits, workdir, capabilities, user, no_new_privs and the seccomp filter, in the order that keeps each step
+/// permitted: rlimits and the bounding set need privileges the user switch gives up; setuid needs CAP_SETUID, which
+/// `cap_drop` may remove, so the effective set is narrowed only after it; a filter without no_new_privs needs
+/// CAP_SYS_ADMIN, so it goes before all of them.
 fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
     for (index, (resource, soft, hard)) in process.rlimits.iter().enumerate() {
         if let Err(errno) = sys::set_rlimit(*resource, *soft, *hard) {
