@@ -135,7 +135,8 @@ pub(crate) fn rlimits(
             let (mut soft, mut hard) = (value(limit.soft), value(limit.hard));
             if let (true, Some(own_hard)) = (is_default, own_hard_limit.and_then(|own| own(resource))) {
                 if hard > own_hard {
-                    log::warn!(
+                    // Debug only: it happens on every start on such a host, and `keel run`'s stderr is the container's.
+                    log::debug!(
                         "container {name}: {limit_name} limited to {own_hard}, below Docker's default: the supervisor \
                          cannot raise its hard limit (no CAP_SYS_RESOURCE)"
                     );
