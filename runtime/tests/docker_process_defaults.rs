@@ -1,5 +1,5 @@
-//! What a container's process inherits, checked against what `docker run` gives: `no_new_privs`, rlimits and
-//! `oom_score_adj`, read from the container's own `/proc/self`.
+//! What a container's process inherits, checked against what `docker run` gives: `no_new_privs`, rlimits,
+//! `oom_score_adj` and capabilities, read from the container's own `/proc/self`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -105,4 +105,17 @@ fn oom_score_adj_is_set_to_zero_not_inherited() {
     let host = TestHost::new(Path::new(CACHE));
     let out = host.shell("oom", "cat /proc/self/oom_score_adj", "");
     assert_eq!(out.stdout, "0\n", "stderr: {}", out.stderr);
+}
+
+/// moby's `TweakCapabilities` drops, then adds: `--cap-add NET_ADMIN --cap-drop NET_ADMIN` keeps NET_ADMIN, and a
+/// default capability in both lists stays too.
+#[test]
+fn a_capability_both_added_and_dropped_is_kept() {
+    const NET_ADMIN: u64 = 1 << 12;
+    const MKNOD: u64 = 1 << 27;
+    let host = TestHost::new(Path::new(CACHE));
+    let keys = "cap_add = [\"NET_ADMIN\", \"MKNOD\"]\ncap_drop = [\"NET_ADMIN\", \"MKNOD\", \"CHOWN\"]";
+    let out = host.shell("caps", "grep CapEff /proc/self/status", keys);
+    let effective = u64::from_str_radix(status_field(&out, "CapEff"), 16).unwrap();
+    assert_eq!(effective, (0xa80425fb | NET_ADMIN | MKNOD) & !1, "CHOWN (0) dropped, the others kept");
 }
