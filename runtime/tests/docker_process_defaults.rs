@@ -1,5 +1,5 @@
 //! What a container's process inherits, checked against what `docker run` gives: `no_new_privs`, rlimits,
-//! `oom_score_adj` and capabilities, read from the container's own `/proc/self`.
+//! `oom_score_adj`, capabilities and groups, read from the container's own `/proc/self`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -118,4 +118,15 @@ fn a_capability_both_added_and_dropped_is_kept() {
     let out = host.shell("caps", "grep CapEff /proc/self/status", keys);
     let effective = u64::from_str_radix(status_field(&out, "CapEff"), 16).unwrap();
     assert_eq!(effective, (0xa80425fb | NET_ADMIN | MKNOD) & !1, "CHOWN (0) dropped, the others kept");
+}
+
+/// runc takes supplementary groups from `/etc/group` only for `-u user`; `-u user:group` gets that group alone.
+#[test]
+fn user_with_a_group_gets_no_supplementary_groups() {
+    let host = TestHost::new(Path::new(CACHE));
+    // The image's /etc/group lists `app` in `wheel` (10).
+    let implicit = host.shell("grp", "grep Groups /proc/self/status", "user = \"app\"");
+    assert_eq!(status_field(&implicit, "Groups"), "10 1000", "the kernel lists them sorted");
+    let explicit = host.shell("grp", "grep Groups /proc/self/status", "user = \"app:app\"");
+    assert_eq!(status_field(&explicit, "Groups"), "1000");
 }
