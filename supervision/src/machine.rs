@@ -326,6 +326,8 @@ impl Machine {
             (_, E::DependenciesReady) => vec![],
 
             (S::Starting, E::Started) => {
+                // Docker's ExitCode is the last run's only while it is down: a start sets it back to 0.
+                self.exit_code = 0;
                 self.ran = true;
                 self.state = S::Running;
                 if self.retiring.is_some() {
@@ -643,6 +645,16 @@ mod tests {
         exit(&mut machine, 1);
         assert_eq!(machine.handle(Event::Start { manual: true }), [Action::CancelTimer, Action::EnsureImage]);
         assert_eq!((machine.state, machine.restart_count), (State::Pulling, 0));
+    }
+
+    #[test]
+    fn the_exit_code_resets_when_it_starts_again() {
+        let mut machine = running(RestartPolicy::OnFailure { max_retries: None });
+        exit(&mut machine, 3);
+        assert_eq!(machine.exit_code, 3, "shown while it waits to restart");
+        machine.handle(Event::BackoffElapsed);
+        machine.handle(Event::Started);
+        assert_eq!(machine.exit_code, 0);
     }
 
     #[test]

@@ -137,3 +137,20 @@ fn restart_count_resets_at_boot_and_on_failure_retries_again() {
     assert_eq!((status.restart_count, status.exit_code, runs), (2, 1, 3), "two retries again after the boot");
     handle.shutdown();
 }
+
+/// Docker's `ExitCode` is the last run's only while the container is down: a start, here a restart by policy, sets
+/// it back to 0 (and `OOMKilled` to false).
+#[test]
+fn exit_code_resets_to_0_when_it_starts_again() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.ec]\nimage = \"{image}\"\nrestart = \"on-failure\"\nstop_timeout = 1\n\
+         command = [\"sh\", \"-c\", \"test -f /ran && exec sleep 1000; touch /ran; exit 3\"]\n",
+    );
+    let status = wait_status(&handle, "ec", "running again", |status| {
+        status.state == State::Running && status.restart_count == 1
+    });
+    assert_eq!((status.exit_code, status.oom_killed), (0, false));
+    handle.shutdown();
+}
