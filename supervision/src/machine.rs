@@ -338,9 +338,10 @@ impl Machine {
                 }
             }
             (S::Starting, E::StartFailed { exit_code }) => {
-                // Docker does not restart a container whose start failed (a bad command stays down, reported).
+                // Docker does not restart a container whose start failed (a bad command stays down, reported), and
+                // one that never ran stays `created`.
                 self.exit_code = exit_code;
-                self.down(S::Exited)
+                self.down(if self.ran { S::Exited } else { S::Created })
             }
             (_, E::Started | E::StartFailed { .. }) => vec![],
 
@@ -664,7 +665,13 @@ mod tests {
         machine.handle(Event::ImageReady);
         machine.handle(Event::DependenciesReady);
         assert_eq!(machine.handle(Event::StartFailed { exit_code: 127 }), []);
-        assert_eq!((machine.state, machine.exit_code), (State::Exited, 127));
+        assert_eq!((machine.state, machine.exit_code), (State::Created, 127), "it never ran");
+
+        let mut ran = running(RestartPolicy::Always);
+        exit(&mut ran, 1);
+        ran.handle(Event::BackoffElapsed);
+        assert_eq!(ran.handle(Event::StartFailed { exit_code: 126 }), []);
+        assert_eq!((ran.state, ran.exit_code), (State::Exited, 126));
     }
 
     #[test]

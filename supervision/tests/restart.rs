@@ -154,3 +154,18 @@ fn exit_code_resets_to_0_when_it_starts_again() {
     assert_eq!((status.exit_code, status.oom_killed), (0, false));
     handle.shutdown();
 }
+
+/// `docker run` of a command that is not there: exit code 127, no restart, and the container stays `created`
+/// because it never ran.
+#[test]
+fn a_first_start_that_fails_leaves_it_created() {
+    let host = TestHost::new(Path::new(CACHE));
+    let handle = supervise(
+        &host,
+        "[containers.nocmd]\nimage = \"{image}\"\nrestart = \"always\"\ncommand = [\"/no/such/program\"]\n",
+    );
+    let status = wait_status(&handle, "nocmd", "failed to start", |status| status.exit_code == 127);
+    assert_eq!((status.state, status.status, status.restart_count), (State::Created, "created", 0));
+    assert!(!status.error.is_empty(), "the start error is reported");
+    handle.shutdown();
+}
