@@ -15,6 +15,7 @@ use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
 use super::container_init;
 use super::device_filter::{self, DeviceFilterError};
+use super::etc_files::{container_hostname, etc_files, HostFileError};
 use super::host_devices;
 use super::image_config::ImageRunConfig;
 use super::image_volumes::{anonymous_volumes, depth};
@@ -60,6 +61,8 @@ pub enum CreateError {
         source: io::Error,
     },
     #[error(transparent)]
+    HostFile(#[from] HostFileError),
+    #[error(transparent)]
     DeviceFilter(#[from] DeviceFilterError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
@@ -74,14 +77,6 @@ pub enum CreateError {
         #[source]
         source: PathNulError,
     },
-}
-
-/// Docker's /etc/hosts for a container, with its hostname on the loopback address.
-fn hosts_file(hostname: &str) -> String {
-    format!(
-        "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-    )
 }
 
 impl Container {
@@ -118,7 +113,7 @@ impl Container {
         if config.init && !matches!(container_init::is_static_executable(&dirs.container_init), Ok(true)) {
             return Err(CreateError::NoContainerInit { container: name.to_owned(), path: dirs.container_init.clone() });
         }
-        let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
+        let hostname = container_hostname(name, config);
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
         let view = view_of(&paths.upper, layer_dirs);
         let passwd = read_merged(name, &view, "etc/passwd")?.unwrap_or_default();
@@ -146,21 +141,18 @@ impl Container {
         };
 
         let mut mounts = Vec::new();
-        for (file, contents) in [
-            ("hostname", format!("{hostname}\n")),
-            ("hosts", hosts_file(&hostname)),
-            ("resolv.conf", fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
-        ] {
+        for (file, contents) in etc_files(name, config, &hostname)? {
             let path = paths.etc.join(file);
             fs::write(&path, contents).map_err(|source| CreateError::WriteEtc {
                 container: name.to_owned(),
                 path: path.clone(),
                 source,
             })?;
+            // Read-only with a read-only root, as Docker mounts them.
             mounts.push(UserMount::Bind {
                 host: path,
                 target: format!("/etc/{file}"),
-                read_only: false,
+                read_only: config.read_only,
                 is_file: true,
             });
         }

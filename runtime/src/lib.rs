@@ -33,6 +33,7 @@ pub mod container_init;
 mod container_root;
 pub mod create;
 pub mod device_filter;
+pub mod etc_files;
 pub mod exec;
 pub mod host_devices;
 pub mod image_config;
