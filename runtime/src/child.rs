@@ -21,6 +21,8 @@ pub const HOST_ROOT: &str = "/.keel-host";
 pub const EXIT_SETUP_FAILED: c_int = 125;
 pub const EXIT_CANNOT_EXECUTE: c_int = 126;
 pub const EXIT_NOT_FOUND: c_int = 127;
+/// The command was found but its execve failed: runc's init exits 255 then, after the start.
+pub const EXIT_EXEC_FAILED_AFTER_FOUND: c_int = 255;
 /// Where a process sets its own OOM score adjustment; written while the host's `/proc` is still the one mounted.
 const OOM_SCORE_ADJ: &CStr = c"/proc/self/oom_score_adj";
 /// Docker's default `--oom-score-adj`, written explicitly as runc does: a container must not inherit the
@@ -598,9 +600,19 @@ fn install_seccomp(process: &ProcessPlan, error_fd: RawFd) {
 
 /// Starts a new session (the command leads its own process group, as under `docker run`), resets signals and
 /// executes the first candidate that exists.
+///
+/// As with runc, a command that is found (a regular file with an execute bit) counts as started even if its
+/// execve then fails (a bad format, a missing interpreter): the process exits 255 with the reason on its stderr,
+/// an exit the restart policy sees. Only a command that is not there (127) or not executable (126) fails the start.
 pub(crate) fn exec_command(candidates: &[CString], argv: &NullTerminated, envp: &NullTerminated, error_fd: RawFd) -> ! {
     let _ = sys::setsid();
     sys::reset_signals();
+    if let Some(found) = candidates.iter().find(|candidate| sys::is_executable_file(candidate)) {
+        let errno = sys::execve(found, argv.as_slice(), envp.as_slice());
+        report_failed_exec(found, errno);
+        // The error pipe closes unwritten with this exit: the parent takes it as started.
+        sys::exit_now(EXIT_EXEC_FAILED_AFTER_FOUND);
+    }
     let mut last_errno = libc::ENOENT;
     for candidate in candidates {
         let errno = sys::execve(candidate, argv.as_slice(), envp.as_slice());
@@ -610,6 +622,24 @@ pub(crate) fn exec_command(candidates: &[CString], argv: &NullTerminated, envp: 
         }
     }
     fail(error_fd, Stage::Exec, 0, last_errno)
+}
+
+/// `exec <path>: errno <n>` on stderr (fd 2, the container's), written without allocating.
+fn report_failed_exec(path: &CStr, errno: Errno) {
+    let mut digits = [0u8; 12];
+    let mut at = digits.len();
+    let mut value = errno.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 || at == 0 {
+            break;
+        }
+    }
+    for part in [b"exec ".as_slice(), path.to_bytes(), b": errno ", &digits[at..], b"\n"] {
+        let _ = sys::write_all(2, part);
+    }
 }
 
 /// `init = true`: executes the container init (see [`crate::container_init`]) with the error pipe left open at

@@ -169,3 +169,26 @@ fn a_first_start_that_fails_leaves_it_created() {
     assert!(!status.error.is_empty(), "the start error is reported");
     handle.shutdown();
 }
+
+/// As under runc, a command that is there and executable but whose execve fails (here a missing interpreter)
+/// started: it exits 255, with the reason on its stderr, and the restart policy counts that exit.
+#[test]
+fn an_exec_that_fails_after_the_program_was_found_exits_255_and_is_restarted() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = TestHost::new(Path::new(CACHE));
+    let dir = host.temp.path().join("bad-program");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad"), "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(dir.join("bad"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!(
+        "[containers.bad]\nimage = \"{{image}}\"\nrestart = \"on-failure:2\"\nvolumes = [\"{}:/opt:ro\"]\n\
+         command = [\"/opt/bad\"]\n",
+        dir.display()
+    );
+    let handle = supervise(&host, &text);
+    let status = wait_status(&handle, "bad", "out of retries", |status| status.state == State::Exited);
+    assert_eq!((status.exit_code, status.restart_count, status.status), (255, 2, "exited"));
+    let lines: Vec<String> = handle.logs("bad").unwrap().into_iter().map(|record| record.line).collect();
+    assert_eq!(lines.first().map(String::as_str), Some("exec /opt/bad: errno 2"), "{lines:?}");
+    handle.shutdown();
+}
