@@ -55,5 +55,7 @@ pub struct ImageHealthcheck {
     #[serde(default)]
     pub start_period: u64,
     #[serde(default)]
+    pub start_interval: u64,
+    #[serde(default)]
     pub retries: u32,
 }
