@@ -92,6 +92,7 @@ fn complete_example_parses() {
     assert_eq!(web.cap_add[1].to_string(), "CAP_CHOWN");
     assert_eq!(web.labels["com.example.team"], "web");
     assert_eq!(web.depends_on, ["db"]);
+    assert_eq!(web.dependency_condition("db"), keel_config::containers::dependencies::DependencyCondition::Healthy);
     let check = web.healthcheck.as_ref().unwrap();
     assert_eq!(check.test, Some(HealthTest::Shell("curl -fsS http://localhost/ || exit 1".into())));
     assert_eq!(check.start_period, Duration::from_secs(90));
@@ -450,4 +451,30 @@ fn no_new_privileges_is_off_unless_asked() {
     let user_data = UserData::parse("user-data", text).unwrap();
     assert!(!user_data.containers["a"].no_new_privileges);
     assert!(user_data.containers["b"].no_new_privileges);
+}
+
+/// Compose's `depends_on`: the short list means `started`; a table names each condition, in keel's words or
+/// Compose's `service_*`; a wrong one is an error at its value.
+#[test]
+fn depends_on_conditions() {
+    use keel_config::containers::dependencies::DependencyCondition;
+    let text = "[containers.db]\nimage = \"x\"\n[containers.init]\nimage = \"x\"\n[containers.cache]\nimage = \"x\"\n\
+                [containers.web]\nimage = \"x\"\ndepends_on = { db = \"healthy\", init = \"service_completed_successfully\", cache = \"started\" }\n\
+                [containers.worker]\nimage = \"x\"\ndepends_on = [\"db\"]\n";
+    let user_data = UserData::parse("user-data", text).unwrap();
+    let web = &user_data.containers["web"];
+    assert_eq!(web.depends_on, ["db", "init", "cache"]);
+    assert_eq!(web.dependency_condition("db"), DependencyCondition::Healthy);
+    assert_eq!(web.dependency_condition("init"), DependencyCondition::CompletedSuccessfully);
+    assert_eq!(web.dependency_condition("cache"), DependencyCondition::Started);
+    assert_eq!(user_data.containers["worker"].dependency_condition("db"), DependencyCondition::Started);
+    assert_eq!(user_data.start_order(), ["db", "init", "cache", "web", "worker"]);
+    assert_eq!(
+        error("[containers.db]\nimage = \"x\"\n[containers.web]\nimage = \"x\"\ndepends_on = { db = \"ready\" }\n"),
+        "user-data:5:21: containers.web.depends_on.db: \"ready\" is not one of started, healthy, completed_successfully"
+    );
+    assert_eq!(
+        error("[containers.web]\nimage = \"x\"\ndepends_on = { nope = \"started\" }\n"),
+        "user-data:3:16: containers.web.depends_on.nope: \"nope\" is not a container in this file; containers are web"
+    );
 }

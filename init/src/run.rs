@@ -214,6 +214,7 @@ fn container_config(arguments: &Arguments) -> ContainerConfig {
         devices: Vec::new(),
         labels: Default::default(),
         depends_on: Vec::new(),
+        dependency_conditions: Default::default(),
         healthcheck: None,
         stop_signal: None,
         stop_timeout: 10,

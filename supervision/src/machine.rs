@@ -22,7 +22,7 @@ pub enum State {
     Created,
     /// Asked to start; making sure its image is in the store, pulling it if not (Docker: `created`).
     Pulling,
-    /// Has its image; waiting until every `depends_on` container is ready (Docker: `created`).
+    /// Has its image; waiting until every `depends_on` container meets its condition (Docker: `created`).
     Waiting,
     /// Being created and started (Docker: `created`, or `restarting` on a restart).
     Starting,
@@ -74,7 +74,7 @@ pub enum Event {
     PullFailed,
     /// The delay before the next pull passed.
     PullRetryElapsed,
-    /// Every `depends_on` container is running, and healthy if it has a health check.
+    /// Every `depends_on` container meets its condition (started, healthy, completed successfully).
     DependenciesReady,
     /// Its first process exec'd.
     Started,

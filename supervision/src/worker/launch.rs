@@ -182,9 +182,11 @@ impl Worker {
         if before != Some(health.status) {
             log::info!("{}: health {}", self.name, health.status);
         }
+        let changed = before != Some(health.status);
         let ready = status.is_ready();
         drop(status);
-        if ready != was_ready {
+        // A change of health may meet or fail a dependent's `healthy` condition.
+        if ready != was_ready || changed {
             self.shared.notify_dependents(&self.name);
         }
     }
