@@ -22,7 +22,7 @@
 //! let user_data = keel_config::UserData::parse("user-data", "[host]\nhostname = \"web-1\"\n").unwrap();
 //! assert_eq!(user_data.host.hostname.as_deref(), Some("web-1"));
 //! let errors = keel_config::UserData::parse("user-data", "[host]\nhostnme = \"x\"\n").unwrap_err();
-//! assert_eq!(errors.to_string(), "user-data:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout");
+//! assert_eq!(errors.to_string(), "user-data:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout, default_ulimits");
 //! ```
 
 pub mod api;

@@ -89,7 +89,8 @@ fn read(reader: &mut Reader, root: &Field) -> UserData {
         user_data.registries = registries::read(reader, &field);
     }
     if let Some(field) = table.get("containers") {
-        for (name, container) in containers::read(reader, &field) {
+        for (name, mut container) in containers::read(reader, &field) {
+            container.resources.add_default_ulimits(&user_data.host.default_ulimits);
             user_data.container_order.push(name.clone());
             user_data.containers.insert(name, container);
         }

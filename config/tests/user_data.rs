@@ -97,6 +97,7 @@ fn complete_example_parses() {
     assert_eq!(web.cap_add[1].to_string(), "CAP_CHOWN");
     assert_eq!(web.labels["com.example.team"], "web");
     assert_eq!(web.depends_on, ["db"]);
+    assert_eq!(web.dependency_condition("db"), keel_config::containers::dependencies::DependencyCondition::Healthy);
     let check = web.healthcheck.as_ref().unwrap();
     assert_eq!(check.test, Some(HealthTest::Shell("curl -fsS http://localhost/ || exit 1".into())));
     assert_eq!(check.start_period, Duration::from_secs(90));
@@ -131,7 +132,7 @@ fn syntax_error() {
 fn unknown_keys() {
     assert_eq!(
         error("[host]\nhostnme = \"x\"\n"),
-        "user-data:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout"
+        "user-data:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout, default_ulimits"
     );
     assert_eq!(
         error("[hots]\n"),
@@ -144,8 +145,8 @@ fn unknown_keys() {
 }
 
 const CONTAINER_KEYS: &str = "image, entrypoint, command, env, workdir, user, hostname, restart, memory, cpus, \
-cpu_shares, cpuset, pids_limit, ulimits, network, volumes, tmpfs, read_only, cap_add, cap_drop, privileged, seccomp, \
-devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required";
+cpu_shares, cpuset, pids_limit, ulimits, network, volumes, tmpfs, read_only, cap_add, cap_drop, privileged, \
+no_new_privileges, seccomp, devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required";
 
 #[test]
 fn wrong_types() {
@@ -361,7 +362,7 @@ x = = 1
         [
             "user-data:2:12: host.hostname: host name \"-bad\" has an invalid label \"-bad\": labels are 1-63 letters, \
 digits or '-', not starting or ending with '-'",
-            "user-data:3:1: host.colour: unknown key; expected one of hostname, shutdown_timeout",
+            "user-data:3:1: host.colour: unknown key; expected one of hostname, shutdown_timeout, default_ulimits",
             "user-data:5:1: network.interface[0]: neither dhcp = true nor addresses; give one or both",
             "user-data:7:7: network.interface[0].mtu: \"big\" is not an integer",
             "user-data:11:11: containers.web.restart: \"sometimes\" is not one of no, on-failure[:N], always, unless-stopped",
@@ -456,5 +457,64 @@ fn syslog_receivers_are_checked_each_where_it_is_written() {
             "user-data:3:89: syslog.target[2].port: unknown key; expected one of url, format, ca",
             "user-data:3:101: syslog.target[3]: \"tls://c\" is not a syslog target like udp://host:514, tcp://host:601, tls://host:6514 or unix:///dev/log",
         ]
+    );
+}
+
+/// Docker's `--default-ulimit` and `--ulimit`: the host-wide default applies per name where the container sets
+/// nothing of its own, and a bad value is an error at its line and column.
+#[test]
+fn host_default_ulimits_apply_per_name_under_the_containers_own() {
+    let text = "[host]\ndefault_ulimits = { nofile = \"4096:8192\", memlock = -1 }\n\
+                [containers.web]\nimage = \"nginx\"\nulimits = { nofile = \"1024:2048\" }\n\
+                [containers.db]\nimage = \"postgres\"\n";
+    let user_data = UserData::parse("user-data", text).unwrap();
+    let web = &user_data.containers["web"].resources.ulimits;
+    assert_eq!((web["nofile"].soft, web["nofile"].hard, web["memlock"].hard), (1024, 2048, -1));
+    let db = &user_data.containers["db"].resources.ulimits;
+    assert_eq!((db["nofile"].soft, db["nofile"].hard), (4096, 8192));
+    assert_eq!(
+        error("[host]\ndefault_ulimits = { nofile = \"9:1\" }\n"),
+        "user-data:2:30: host.default_ulimits.nofile: \"9:1\" is not a ulimit like \"1024:2048\" (SOFT:HARD, -1 for \
+         unlimited, soft <= hard)"
+    );
+    assert_eq!(
+        error("[host]\ndefault_ulimits = { files = 1 }\n"),
+        "user-data:2:21: host.default_ulimits.files: unknown ulimit; expected one of as, core, cpu, data, fsize, \
+         locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack"
+    );
+}
+
+/// Docker leaves `no_new_privs` off unless `--security-opt no-new-privileges` asks for it.
+#[test]
+fn no_new_privileges_is_off_unless_asked() {
+    let text = "[containers.a]\nimage = \"x\"\n[containers.b]\nimage = \"x\"\nno_new_privileges = true\n";
+    let user_data = UserData::parse("user-data", text).unwrap();
+    assert!(!user_data.containers["a"].no_new_privileges);
+    assert!(user_data.containers["b"].no_new_privileges);
+}
+
+/// Compose's `depends_on`: the short list means `started`; a table names each condition, in keel's words or
+/// Compose's `service_*`; a wrong one is an error at its value.
+#[test]
+fn depends_on_conditions() {
+    use keel_config::containers::dependencies::DependencyCondition;
+    let text = "[containers.db]\nimage = \"x\"\n[containers.init]\nimage = \"x\"\n[containers.cache]\nimage = \"x\"\n\
+                [containers.web]\nimage = \"x\"\ndepends_on = { db = \"healthy\", init = \"service_completed_successfully\", cache = \"started\" }\n\
+                [containers.worker]\nimage = \"x\"\ndepends_on = [\"db\"]\n";
+    let user_data = UserData::parse("user-data", text).unwrap();
+    let web = &user_data.containers["web"];
+    assert_eq!(web.depends_on, ["db", "init", "cache"]);
+    assert_eq!(web.dependency_condition("db"), DependencyCondition::Healthy);
+    assert_eq!(web.dependency_condition("init"), DependencyCondition::CompletedSuccessfully);
+    assert_eq!(web.dependency_condition("cache"), DependencyCondition::Started);
+    assert_eq!(user_data.containers["worker"].dependency_condition("db"), DependencyCondition::Started);
+    assert_eq!(user_data.start_order(), ["db", "init", "cache", "web", "worker"]);
+    assert_eq!(
+        error("[containers.db]\nimage = \"x\"\n[containers.web]\nimage = \"x\"\ndepends_on = { db = \"ready\" }\n"),
+        "user-data:5:21: containers.web.depends_on.db: \"ready\" is not one of started, healthy, completed_successfully"
+    );
+    assert_eq!(
+        error("[containers.web]\nimage = \"x\"\ndepends_on = { nope = \"started\" }\n"),
+        "user-data:3:16: containers.web.depends_on.nope: \"nope\" is not a container in this file; containers are web"
     );
 }

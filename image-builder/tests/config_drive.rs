@@ -120,8 +120,9 @@ fn invalid_user_data_is_refused_with_every_error() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     let name = user_data.display();
     assert!(
-        stderr
-            .contains(&format!("{name}:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout\n")),
+        stderr.contains(&format!(
+            "{name}:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout, default_ulimits\n"
+        )),
         "{stderr}"
     );
     assert!(

@@ -46,7 +46,7 @@ fn invalid_file_prints_every_error() {
     assert_eq!(output.status.code(), Some(4));
     let name = path.display();
     let expected = format!(
-        "{name}:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout\n\
+        "{name}:2:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout, default_ulimits\n\
          {name}:3:1: containers.web.image: required key is missing\n\
          {name}:4:11: containers.web.network: bridge networking is not supported yet; use host or none\n\
          keelctl: {name}: 3 errors\n"

@@ -257,7 +257,7 @@ fn invalid_user_data_keeps_the_last_accepted_generation_across_reboots() -> Resu
         let last_boot = &console[console.rfind("init-started").unwrap_or(0)..];
         for expected in [
             "keel: error: user-data:2:12: host.hostname: host name \"bad_name\" has an invalid label",
-            "keel: error: user-data:3:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout",
+            "keel: error: user-data:3:1: host.hostnme: unknown key; expected one of hostname, shutdown_timeout, default_ulimits",
             "keel: error: user-data:7:11: containers.web.restart: \"sometimes\" is not one of no, on-failure[:N], always, unless-stopped",
             "config generation 1 (",
         ] {

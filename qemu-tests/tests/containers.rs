@@ -1,8 +1,8 @@
 //! Containers under the real kernel, where cgroup limits work: an OOM kill reported as Docker does while the host
 //! and the other containers go on, a fork bomb stopped at `pids.max`, `cpu.max` capping a busy loop, and a
 //! crash-looping `always` container backing off as Docker does, and root in a container failing to read the host's
-//! disk through a node it made (the device cgroup). Images come preloaded in the OS image; a
-//! `watch` container reads the cgroup files through a read-only bind of /sys/fs/cgroup and reports on the console.
+//! disk through a node it made (the device cgroup), and Docker's process defaults (rlimits, cpu.weight,
+//! no_new_privs, oom_score_adj). Images come preloaded in the OS image; a `watch` container reads the cgroup files through a read-only bind of /sys/fs/cgroup and reports on the console.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -155,5 +155,28 @@ command = ["sh", "-c", "d=$(cat /sys/class/block/vda/dev); echo vda is $d; mknod
     let console = vm.console();
     ensure!(console.contains("keel: unmounted /var"), "no clean shutdown:\n{console}");
     ensure!(!console.contains("Kernel panic"), "kernel panic:\n{console}");
+    Ok(())
+}
+
+/// What `docker run` gives a container's process, checked under PID 1 (which, unlike a development host's
+/// supervisor, may raise hard limits): containerd's rlimits rather than PID 1's own (`nofile` 1024:4096),
+/// `cpu_shares = 1024` as cgroup2's default weight 100 (runc ≥ 1.3.2), `no_new_privs` off, `oom_score_adj` 0.
+#[test]
+fn docker_process_defaults_under_pid_1() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let user_data = r#"
+[containers.defaults]
+image = "keel/busybox"
+cpu_shares = 1024
+command = ["sh", "-c", "l() { grep \"^$1\" /proc/self/limits | awk '{ print $(NF-2), $(NF-1) }'; }; echo \"limits nofile $(l 'Max open files') nproc $(l 'Max processes') core $(l 'Max core file size')\"; echo \"weight $(cat /sys/fs/cgroup/cpu.weight) nnp $(awk '/^NoNewPrivs/ { print $2 }' /proc/self/status) oom_score_adj $(cat /proc/self/oom_score_adj)\""]
+"#;
+    let vm = boot_with_user_data("docker_process_defaults_under_pid_1", scratch.path(), user_data)?;
+    let limits = vm.wait_for("defaults | limits", timeouts::CONTAINER)?;
+    ensure!(
+        limits.ends_with("limits nofile 1048576 1048576 nproc unlimited unlimited core unlimited unlimited"),
+        "not containerd's rlimits: {limits}"
+    );
+    let rest = vm.wait_for("defaults | weight", timeouts::CONTAINER)?;
+    ensure!(rest.ends_with("weight 100 nnp 0 oom_score_adj 0"), "{rest:?}");
     Ok(())
 }

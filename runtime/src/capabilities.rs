@@ -21,6 +21,8 @@ pub const DOCKER_DEFAULT: [u32; 14] = [
 ];
 
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// Raising a hard rlimit needs it.
+pub const CAP_SYS_RESOURCE: u32 = 24;
 
 /// The highest capability the running kernel knows (`/proc/sys/kernel/cap_last_cap`), 40 if unreadable.
 pub fn last_capability() -> u32 {
@@ -43,7 +45,8 @@ pub fn own_permitted() -> u64 {
 }
 
 /// The set as a bit mask (bit N = capability N), following moby's `TweakCapabilities`: `ALL` in `cap_add`
-/// means every capability except the dropped ones; `ALL` in `cap_drop` means only the added ones.
+/// means every capability except the dropped ones; `ALL` in `cap_drop` means only the added ones; otherwise the
+/// default set less the dropped ones plus the added ones.
 pub fn capability_mask(privileged: bool, add: &[Capability], drop: &[Capability], last: u32) -> u64 {
     let all: u64 = if last >= 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 };
     let bits = |list: &[Capability]| {
@@ -63,8 +66,9 @@ pub fn capability_mask(privileged: bool, add: &[Capability], drop: &[Capability]
     if is_all(drop) {
         return bits(add);
     }
+    // Drops first, then adds: a capability in both lists is kept, as moby does.
     let default = DOCKER_DEFAULT.iter().fold(0u64, |mask, number| mask | (1u64 << number));
-    (default | bits(add)) & !bits(drop) & all
+    ((default & !bits(drop)) | bits(add)) & all
 }
 
 #[cfg(test)]
@@ -88,6 +92,8 @@ mod tests {
         assert_ne!(mask & (1 << 12), 0);
         assert_eq!(mask & (1 << 27), 0);
         assert_eq!(capability_mask(false, &[NET_ADMIN], &[Capability::All], 40), 1 << 12);
+        let both = capability_mask(false, &[NET_ADMIN, MKNOD], &[NET_ADMIN, MKNOD], 40);
+        assert_eq!(both, 0xa80425fb | (1 << 12), "in both lists: kept, as moby drops before it adds");
         assert_eq!(capability_mask(false, &[Capability::All], &[MKNOD], 40), ((1u64 << 41) - 1) & !(1 << 27));
     }
 

@@ -141,10 +141,20 @@ pub fn cpu_max(cpus: f64) -> String {
     format!("{} {CPU_PERIOD_MICROS}", quota.max(1000))
 }
 
-/// runc's conversion of cgroup1 shares (2..=262144) to cgroup2 weight (1..=10000).
+/// runc's (≥ 1.3.2) conversion of cgroup1 shares (2..=262144) to cgroup2 weight (1..=10000): a quadratic on the
+/// log scale that maps the minimum, Docker's default (1024 → 100, cgroup2's default) and the maximum onto each
+/// other. The older linear formula put the default at 39, below every systemd service on the host.
 pub fn cpu_weight_from_shares(shares: u32) -> u64 {
-    let shares = u64::from(shares.clamp(2, 262_144));
-    1 + ((shares - 2) * 9999) / 262_142
+    match shares {
+        0..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            let log = f64::from(shares).log2();
+            let exponent = (log * log + 125.0 * log) / 612.0 - 7.0 / 34.0;
+            // Within 1..=10000 by construction; the cast cannot truncate anything meaningful.
+            10f64.powf(exponent).ceil() as u64
+        }
+    }
 }
 
 fn parse_oom_kills(events: &str) -> Option<u64> {
@@ -156,10 +166,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_convert_like_runc() {
+    fn cpu_shares_map_to_cpu_weight_as_runc_1_3_2_does() {
         assert_eq!(cpu_weight_from_shares(2), 1);
-        assert_eq!(cpu_weight_from_shares(1024), 39);
+        assert_eq!(cpu_weight_from_shares(1024), 100);
         assert_eq!(cpu_weight_from_shares(262_144), 10_000);
+        // Between the fixed points, runc's values: half and double the default.
+        assert_eq!(cpu_weight_from_shares(512), 59);
+        assert_eq!(cpu_weight_from_shares(2048), 174);
     }
 
     #[test]

@@ -21,6 +21,13 @@ pub const HOST_ROOT: &str = "/.keel-host";
 pub const EXIT_SETUP_FAILED: c_int = 125;
 pub const EXIT_CANNOT_EXECUTE: c_int = 126;
 pub const EXIT_NOT_FOUND: c_int = 127;
+/// The command was found but its execve failed: runc's init exits 255 then, after the start.
+pub const EXIT_EXEC_FAILED_AFTER_FOUND: c_int = 255;
+/// Where a process sets its own OOM score adjustment; written while the host's `/proc` is still the one mounted.
+const OOM_SCORE_ADJ: &CStr = c"/proc/self/oom_score_adj";
+/// Docker's default `--oom-score-adj`, written explicitly as runc does: a container must not inherit the
+/// supervisor's own adjustment.
+const DEFAULT_OOM_SCORE_ADJ: &[u8] = b"0";
 
 /// The child's stages, reported with a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +52,12 @@ pub enum Stage {
     Seccomp,
     NotDumpable,
     Init,
+    OomScoreAdj,
 }
 
 impl Stage {
     fn from_u32(value: u32) -> Option<Stage> {
-        const ALL: [Stage; 19] = [
+        const ALL: [Stage; 20] = [
             Stage::JoinCgroup,
             Stage::LoopbackUp,
             Stage::PrivatePropagation,
@@ -69,6 +77,7 @@ impl Stage {
             Stage::Seccomp,
             Stage::NotDumpable,
             Stage::Init,
+            Stage::OomScoreAdj,
         ];
         ALL.into_iter().find(|stage| *stage as u32 == value)
     }
@@ -183,7 +192,8 @@ pub struct ProcessPlan {
     pub no_new_privs: bool,
     /// `(resource, soft, hard)` with RLIM_INFINITY for -1.
     pub rlimits: Vec<(c_int, u64, u64)>,
-    /// Installed last, after `no_new_privs`; `None` runs unconfined.
+    /// Installed last, after `no_new_privs`, or before the capabilities are dropped without it; `None` runs
+    /// unconfined.
     pub seccomp: Option<SeccompFilters>,
 }
 
@@ -298,6 +308,7 @@ pub fn run_container(plan: &ContainerPlan, argv: &NullTerminated, envp: &NullTer
         // After joining: the container's cgroup becomes the root of its cgroup namespace.
         or_fail(sys::unshare(libc::CLONE_NEWCGROUP), Stage::JoinCgroup);
     }
+    or_fail(sys::write_file(OOM_SCORE_ADJ, DEFAULT_OOM_SCORE_ADJ), Stage::OomScoreAdj);
     if plan.loopback_up {
         or_fail(sys::loopback_up(), Stage::LoopbackUp);
     }
@@ -367,6 +378,10 @@ pub fn run_exec(plan: &ExecPlan, argv: &NullTerminated, envp: &NullTerminated, f
         if let Err(errno) = sys::write_file(procs, b"0") {
             fail(error_fd, Stage::JoinCgroup, 0, errno);
         }
+    }
+    // Before joining the container's mount namespace: its /proc does not show this process yet.
+    if let Err(errno) = sys::write_file(OOM_SCORE_ADJ, DEFAULT_OOM_SCORE_ADJ) {
+        fail(error_fd, Stage::OomScoreAdj, 0, errno);
     }
     for (index, (fd, kind)) in plan.namespaces.iter().enumerate() {
         if let Err(errno) = sys::setns(*fd, *kind) {
@@ -515,9 +530,10 @@ fn take_stdio(fds: ChildFds) -> ChildFds {
     ChildFds { stdout: 1, stderr: 2, error: 3 }
 }
 
-/// Limits, workdir, capabilities, user, no_new_privs and the seccomp filter, in the order that keeps each step permitted: rlimits
-/// and the bounding set need privileges the user switch gives up; setuid needs CAP_SETUID, which `cap_drop` may
-/// remove, so the effective set is narrowed only after it.
+/// Limits, workdir, capabilities, user, no_new_privs and the seccomp filter, in the order that keeps each step
+/// permitted: rlimits and the bounding set need privileges the user switch gives up; setuid needs CAP_SETUID, which
+/// `cap_drop` may remove, so the effective set is narrowed only after it; a filter without no_new_privs needs
+/// CAP_SYS_ADMIN, so it goes before all of them.
 fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
     for (index, (resource, soft, hard)) in process.rlimits.iter().enumerate() {
         if let Err(errno) = sys::set_rlimit(*resource, *soft, *hard) {
@@ -526,6 +542,12 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
     }
     if let Err(errno) = sys::chdir(&process.workdir) {
         fail(error_fd, Stage::Workdir, 0, errno);
+    }
+    // Without no_new_privs a filter needs CAP_SYS_ADMIN, which only this process still holds: so it goes on
+    // before the capabilities and the user are dropped, as runc does. What follows until execve (prctl, capset,
+    // setgroups/setgid/setuid, umask, setsid, signal dispositions) is allowed by Docker's profile.
+    if !process.no_new_privs {
+        install_seccomp(process, error_fd);
     }
     for capability in 0..=process.last_capability {
         if process.capabilities & (1u64 << capability) == 0 {
@@ -558,9 +580,15 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
         }
     }
     sys::set_umask(0o022);
-    // Last, so that the setup above is not subject to the filter; what follows until execve (setsid, signal
-    // dispositions, execve itself, and init's fork and waits) is allowed by Docker's profile. Filters need
-    // no_new_privs or CAP_SYS_ADMIN, and only privileged containers (never filtered) skip no_new_privs.
+    // With no_new_privs, last, so that the setup above is not subject to the filter; what follows until execve
+    // (setsid, signal dispositions, execve itself, and init's fork and waits) is allowed by Docker's profile.
+    if process.no_new_privs {
+        install_seccomp(process, error_fd);
+    }
+}
+
+/// Installs the container's seccomp filters, if it has any.
+fn install_seccomp(process: &ProcessPlan, error_fd: RawFd) {
     if let Some(filters) = &process.seccomp {
         for (index, program) in filters.programs().iter().enumerate() {
             if let Err(errno) = sys::install_seccomp_filter(program) {
@@ -572,9 +600,19 @@ fn prepare_process(process: &ProcessPlan, error_fd: RawFd) {
 
 /// Starts a new session (the command leads its own process group, as under `docker run`), resets signals and
 /// executes the first candidate that exists.
+///
+/// As with runc, a command that is found (a regular file with an execute bit) counts as started even if its
+/// execve then fails (a bad format, a missing interpreter): the process exits 255 with the reason on its stderr,
+/// an exit the restart policy sees. Only a command that is not there (127) or not executable (126) fails the start.
 pub(crate) fn exec_command(candidates: &[CString], argv: &NullTerminated, envp: &NullTerminated, error_fd: RawFd) -> ! {
     let _ = sys::setsid();
     sys::reset_signals();
+    if let Some(found) = candidates.iter().find(|candidate| sys::is_executable_file(candidate)) {
+        let errno = sys::execve(found, argv.as_slice(), envp.as_slice());
+        report_failed_exec(found, errno);
+        // The error pipe closes unwritten with this exit: the parent takes it as started.
+        sys::exit_now(EXIT_EXEC_FAILED_AFTER_FOUND);
+    }
     let mut last_errno = libc::ENOENT;
     for candidate in candidates {
         let errno = sys::execve(candidate, argv.as_slice(), envp.as_slice());
@@ -584,6 +622,24 @@ pub(crate) fn exec_command(candidates: &[CString], argv: &NullTerminated, envp: 
         }
     }
     fail(error_fd, Stage::Exec, 0, last_errno)
+}
+
+/// `exec <path>: errno <n>` on stderr (fd 2, the container's), written without allocating.
+fn report_failed_exec(path: &CStr, errno: Errno) {
+    let mut digits = [0u8; 12];
+    let mut at = digits.len();
+    let mut value = errno.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 || at == 0 {
+            break;
+        }
+    }
+    for part in [b"exec ".as_slice(), path.to_bytes(), b": errno ", &digits[at..], b"\n"] {
+        let _ = sys::write_all(2, part);
+    }
 }
 
 /// `init = true`: executes the container init (see [`crate::container_init`]) with the error pipe left open at

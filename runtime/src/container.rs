@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use keel_config::containers::resources::Ulimit;
+use keel_config::containers::resources::{Ulimit, DOCKER_DEFAULT_ULIMITS};
 
 use super::cgroup::ContainerCgroup;
 use super::child::{ContainerPlan, ProcessPlan};
@@ -112,34 +112,64 @@ pub(crate) fn process_plan(
     })
 }
 
-/// `ulimits` names to `RLIMIT_*`, -1 as infinity.
-pub(crate) fn rlimits(ulimits: &BTreeMap<String, Ulimit>) -> Vec<(libc::c_int, u64, u64)> {
+/// `ulimits` names to `RLIMIT_*`, -1 as infinity, over Docker's defaults ([`DOCKER_DEFAULT_ULIMITS`]) for the names
+/// `ulimits` leaves out. Every container gets them explicitly: otherwise it would inherit the supervisor's own
+/// (PID 1's are the kernel's, `nofile` 1024:4096).
+///
+/// `own_hard_limit` is `Some` when the supervisor cannot raise a hard limit (no `CAP_SYS_RESOURCE`: `keel
+/// supervise` in a restricted development container, never PID 1): Docker's defaults are then capped at the
+/// supervisor's own hard limits rather than failing every container; what the config asks for is never capped.
+pub(crate) fn rlimits(
+    name: &str,
+    ulimits: &BTreeMap<String, Ulimit>,
+    own_hard_limit: Option<&dyn Fn(libc::c_int) -> Option<u64>>,
+) -> Vec<(libc::c_int, u64, u64)> {
     let value = |limit: i64| u64::try_from(limit).unwrap_or(libc::RLIM_INFINITY);
-    ulimits
-        .iter()
-        .filter_map(|(name, limit)| {
-            let resource = match name.as_str() {
-                "as" => libc::RLIMIT_AS,
-                "core" => libc::RLIMIT_CORE,
-                "cpu" => libc::RLIMIT_CPU,
-                "data" => libc::RLIMIT_DATA,
-                "fsize" => libc::RLIMIT_FSIZE,
-                "locks" => libc::RLIMIT_LOCKS,
-                "memlock" => libc::RLIMIT_MEMLOCK,
-                "msgqueue" => libc::RLIMIT_MSGQUEUE,
-                "nice" => libc::RLIMIT_NICE,
-                "nofile" => libc::RLIMIT_NOFILE,
-                "nproc" => libc::RLIMIT_NPROC,
-                "rss" => libc::RLIMIT_RSS,
-                "rtprio" => libc::RLIMIT_RTPRIO,
-                "rttime" => libc::RLIMIT_RTTIME,
-                "sigpending" => libc::RLIMIT_SIGPENDING,
-                "stack" => libc::RLIMIT_STACK,
-                _ => return None,
-            };
-            Some((resource as libc::c_int, value(limit.soft), value(limit.hard)))
+    let mut effective: BTreeMap<&str, (Ulimit, bool)> =
+        DOCKER_DEFAULT_ULIMITS.into_iter().map(|(name, limit)| (name, (limit, true))).collect();
+    effective.extend(ulimits.iter().map(|(name, limit)| (name.as_str(), (*limit, false))));
+    effective
+        .into_iter()
+        .filter_map(|(limit_name, (limit, is_default))| {
+            let resource = resource_of(limit_name)?;
+            let (mut soft, mut hard) = (value(limit.soft), value(limit.hard));
+            if let (true, Some(own_hard)) = (is_default, own_hard_limit.and_then(|own| own(resource))) {
+                if hard > own_hard {
+                    // Debug only: it happens on every start on such a host, and `keel run`'s stderr is the container's.
+                    log::debug!(
+                        "container {name}: {limit_name} limited to {own_hard}, below Docker's default: the supervisor \
+                         cannot raise its hard limit (no CAP_SYS_RESOURCE)"
+                    );
+                    (soft, hard) = (soft.min(own_hard), own_hard);
+                }
+            }
+            Some((resource, soft, hard))
         })
         .collect()
+}
+
+/// The `RLIMIT_*` of a `ulimits` name.
+fn resource_of(name: &str) -> Option<libc::c_int> {
+    let resource = match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    };
+    Some(resource as libc::c_int)
 }
 
 #[cfg(test)]
@@ -160,8 +190,18 @@ mod tests {
     }
 
     #[test]
-    fn unlimited_ulimits_become_infinity() {
+    fn ulimits_override_dockers_defaults_by_name_and_unlimited_becomes_infinity() {
+        let (core, nofile, nproc) =
+            (libc::RLIMIT_CORE as libc::c_int, libc::RLIMIT_NOFILE as libc::c_int, libc::RLIMIT_NPROC as libc::c_int);
+        let infinity = libc::RLIM_INFINITY;
+        let core_and_nproc = [(core, infinity, infinity), (nproc, infinity, infinity)];
+        let docker = rlimits("t", &BTreeMap::new(), None);
+        assert_eq!(docker, [core_and_nproc[0], (nofile, 1 << 20, 1 << 20), core_and_nproc[1]]);
         let ulimits = BTreeMap::from([("nofile".to_owned(), Ulimit { soft: 1024, hard: -1 })]);
-        assert_eq!(rlimits(&ulimits), [(libc::RLIMIT_NOFILE as libc::c_int, 1024, libc::RLIM_INFINITY)]);
+        assert_eq!(rlimits("t", &ulimits, None), [core_and_nproc[0], (nofile, 1024, infinity), core_and_nproc[1]]);
+        // A supervisor that cannot raise hard limits caps Docker's defaults, never what the config asks for.
+        let own_hard: &dyn Fn(libc::c_int) -> Option<u64> = &|_| Some(4096);
+        let capped = [(core, 4096, 4096), (nofile, 1024, infinity), (nproc, 4096, 4096)];
+        assert_eq!(rlimits("t", &ulimits, Some(own_hard)), capped);
     }
 }

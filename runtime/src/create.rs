@@ -9,17 +9,20 @@ use std::path::{Path, PathBuf};
 use keel_config::containers::mounts::VolumeSource;
 use keel_config::{ContainerConfig, NetworkMode};
 
-use super::capabilities::{capability_mask, last_capability, own_permitted};
+use super::capabilities::{capability_mask, last_capability, own_permitted, CAP_SYS_RESOURCE};
 use super::cgroup::ContainerCgroup;
 use super::child::ContainerPlan;
 use super::container::{process_plan, rlimits, Container, ContainerPaths, ProcessLimits, RuntimeDirs};
 use super::container_init;
 use super::device_filter::{self, DeviceFilterError};
+use super::etc_files::{container_hostname, etc_files, HostFileError};
 use super::host_devices;
 use super::image_config::ImageRunConfig;
+use super::image_volumes::{anonymous_volumes, depth};
 use super::mounts::{tmpfs_options, MountPlanner, PathNulError, UserMount};
 use super::process_spec::{self, env_value, NoCommandError};
 use super::seccomp::{self, SeccompError};
+use super::sys;
 use super::users::{read_merged, resolve_user, view_of, UserError};
 use super::volumes::{ensure_named_volume, VolumeError};
 
@@ -58,6 +61,8 @@ pub enum CreateError {
         source: io::Error,
     },
     #[error(transparent)]
+    HostFile(#[from] HostFileError),
+    #[error(transparent)]
     DeviceFilter(#[from] DeviceFilterError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
@@ -72,14 +77,6 @@ pub enum CreateError {
         #[source]
         source: PathNulError,
     },
-}
-
-/// Docker's /etc/hosts for a container, with its hostname on the loopback address.
-fn hosts_file(hostname: &str) -> String {
-    format!(
-        "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-    )
 }
 
 impl Container {
@@ -116,7 +113,7 @@ impl Container {
         if config.init && !matches!(container_init::is_static_executable(&dirs.container_init), Ok(true)) {
             return Err(CreateError::NoContainerInit { container: name.to_owned(), path: dirs.container_init.clone() });
         }
-        let hostname = config.hostname.clone().unwrap_or_else(|| name.to_owned());
+        let hostname = container_hostname(name, config);
         let mut spec = process_spec::resolve(name, config, image_config, &hostname)?;
         let view = view_of(&paths.upper, layer_dirs);
         let passwd = read_merged(name, &view, "etc/passwd")?.unwrap_or_default();
@@ -144,24 +141,22 @@ impl Container {
         };
 
         let mut mounts = Vec::new();
-        for (file, contents) in [
-            ("hostname", format!("{hostname}\n")),
-            ("hosts", hosts_file(&hostname)),
-            ("resolv.conf", fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
-        ] {
+        for (file, contents) in etc_files(name, config, &hostname)? {
             let path = paths.etc.join(file);
             fs::write(&path, contents).map_err(|source| CreateError::WriteEtc {
                 container: name.to_owned(),
                 path: path.clone(),
                 source,
             })?;
+            // Read-only with a read-only root, as Docker mounts them.
             mounts.push(UserMount::Bind {
                 host: path,
                 target: format!("/etc/{file}"),
-                read_only: false,
+                read_only: config.read_only,
                 is_file: true,
             });
         }
+        let mut volume_mounts = Vec::new();
         for volume in &config.volumes {
             let host = match &volume.source {
                 VolumeSource::Bind(host) => {
@@ -186,8 +181,29 @@ impl Container {
                 .map_err(|source| CreateError::Volume { container: name.to_owned(), source })?,
             };
             let is_file = host.is_file();
-            mounts.push(UserMount::Bind { host, target: volume.target.clone(), read_only: volume.read_only, is_file });
+            volume_mounts.push((
+                volume.target.clone(),
+                UserMount::Bind { host, target: volume.target.clone(), read_only: volume.read_only, is_file },
+            ));
         }
+        // The image's VOLUMEs: an anonymous volume each, unless the config mounts something there (Docker's rule).
+        let volume_targets = config.volumes.iter().map(|volume| volume.target.as_str());
+        let mounted: Vec<&str> = volume_targets.chain(config.tmpfs.iter().map(|tmpfs| tmpfs.target.as_str())).collect();
+        for volume in anonymous_volumes(name, &image_config.volumes, &mounted) {
+            let host = ensure_named_volume(
+                &dirs.volumes_dir,
+                &volume.name,
+                &volume.target,
+                layer_dirs,
+                &paths.dir.join("volume-scratch"),
+            )
+            .map_err(|source| CreateError::Volume { container: name.to_owned(), source })?;
+            let target = volume.target;
+            volume_mounts.push((target.clone(), UserMount::Bind { host, target, read_only: false, is_file: false }));
+        }
+        // Parents before what goes under them, as Docker sorts mounts; the same depth keeps the config's order.
+        volume_mounts.sort_by_key(|(target, _)| depth(target));
+        mounts.extend(volume_mounts.into_iter().map(|(_, mount)| mount));
         for tmpfs in &config.tmpfs {
             let (flags, data) = tmpfs_options(&tmpfs.options);
             mounts.push(UserMount::Tmpfs { target: tmpfs.target.clone(), flags, data });
@@ -208,11 +224,15 @@ impl Container {
         planner.dir(&spec.workdir, 0o755).map_err(path_error)?;
         planner.finish(config.privileged, config.read_only).map_err(path_error)?;
 
+        let cannot_raise_limits = own_permitted() & (1 << CAP_SYS_RESOURCE) == 0;
+        let own_hard_limit = |resource| sys::get_rlimit(resource).ok().map(|(_, hard)| hard);
+        let own_hard_limit: Option<&dyn Fn(libc::c_int) -> Option<u64>> =
+            if cannot_raise_limits { Some(&own_hard_limit) } else { None };
         let limits = ProcessLimits {
             capabilities,
             last_capability,
-            no_new_privs: !config.privileged,
-            rlimits: rlimits(&config.resources.ulimits),
+            no_new_privs: config.no_new_privileges,
+            rlimits: rlimits(name, &config.resources.ulimits, own_hard_limit),
             seccomp: seccomp_filters,
         };
         let process = process_plan(&spec.argv, &spec.env, &spec.workdir, &user, &limits).map_err(path_error)?;

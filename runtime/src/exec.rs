@@ -48,8 +48,9 @@ const NAMESPACES: libc::c_int =
 
 impl Container {
     /// Runs `argv` in the namespaces and cgroup of the container whose PID 1 is `init`, as the container's
-    /// user with its capabilities and environment; kills it after `timeout`. The namespaces are those of `init`'s
-    /// pidfd: if it has exited (and its pid been reused), joining fails instead of entering another process's.
+    /// user with its capabilities and environment; kills it `timeout` after its exec. The namespaces are those of
+    /// `init`'s pidfd: if it has exited (and its pid been reused), joining fails instead of entering another
+    /// process's.
     pub fn exec(
         &self,
         init: &ContainerProcess,
@@ -77,7 +78,6 @@ impl Container {
             stderr: output_write.as_raw_fd(),
             error: failure_write.as_raw_fd(),
         };
-        let started = Instant::now();
         let mut pidfd = None;
         let (pid, exit) = reaper
             .spawn_with(|| match sys::clone_with_pidfd(0) {
@@ -100,7 +100,8 @@ impl Container {
                 timed_out: false,
             });
         }
-        let deadline = started + timeout;
+        // From the exec on, as Docker times a probe: joining the namespaces and forking is not the probe's time.
+        let deadline = Instant::now() + timeout;
         let (output, finished) = read_until(output_read, deadline);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let status = if finished { exit.recv_timeout(remaining).ok() } else { None };

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 
 /// The image's defaults for a container, as in the config blob's `config` object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -30,6 +31,15 @@ pub struct ImageRunConfig {
     pub stop_signal: String,
     #[serde(default)]
     pub healthcheck: Option<ImageHealthcheck>,
+    /// The `VOLUME` paths: the keys of the config's `Volumes` object (its values are always `{}`).
+    #[serde(default, deserialize_with = "volume_paths")]
+    pub volumes: Vec<String>,
+}
+
+/// `{"/data": {}, …}` (or `null`) as its keys.
+fn volume_paths<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let volumes: Option<BTreeMap<String, IgnoredAny>> = Option::deserialize(deserializer)?;
+    Ok(volumes.map(|volumes| volumes.into_keys().collect()).unwrap_or_default())
 }
 
 /// The image's HEALTHCHECK; durations in nanoseconds, 0 meaning "Docker's default".
@@ -44,6 +54,8 @@ pub struct ImageHealthcheck {
     pub timeout: u64,
     #[serde(default)]
     pub start_period: u64,
+    #[serde(default)]
+    pub start_interval: u64,
     #[serde(default)]
     pub retries: u32,
 }

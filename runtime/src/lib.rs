@@ -12,7 +12,8 @@
 //! PID, UTS and IPC namespaces, and a new network namespace for `network = "none"`. Before exec it joins its
 //! cgroup, mounts the overlay root (image layers plus the container's upper directory) inside its own mount
 //! namespace, pivots into it, builds Docker's `/dev`, `/proc`, `/sys` and the user's mounts, masks Docker's paths,
-//! drops to the container's capabilities and user, and installs its seccomp filter last. All of that is prepared as a plan in the parent and run
+//! drops to the container's capabilities and user, and installs its seccomp filter (last with `no_new_privs`,
+//! before the privilege drop without it, as runc does). All of that is prepared as a plan in the parent and run
 //! by allocation-free code in the child ([`child`], [`sys`]). `docs/containers.md` has the whole picture.
 //!
 //! One operation per file: [`create`](Container::create), [`start`](Container::start),
@@ -32,9 +33,11 @@ pub mod container_init;
 mod container_root;
 pub mod create;
 pub mod device_filter;
+pub mod etc_files;
 pub mod exec;
 pub mod host_devices;
 pub mod image_config;
+pub mod image_volumes;
 pub mod kill;
 pub mod mounts;
 pub mod process_spec;

@@ -350,6 +350,15 @@ pub fn set_capabilities(capabilities: u64) -> SysResult {
     check_long(ret).map(drop)
 }
 
+/// This process's `(soft, hard)` limit of `resource`.
+pub fn get_rlimit(resource: c_int) -> SysResult<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a null new-limit pointer only reads; `limit` is a valid rlimit on this stack frame for the kernel to
+    // fill.
+    check(unsafe { libc::prlimit(0, resource as _, ptr::null(), &mut limit) })?;
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
 pub fn set_rlimit(resource: c_int, soft: u64, hard: u64) -> SysResult {
     let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: `limit` is a valid rlimit on this stack frame; a null old-limit pointer is allowed.
@@ -605,6 +614,20 @@ pub fn fstat(fd: RawFd) -> SysResult<(u64, u64, u32)> {
     // SAFETY: `stat` is a writable `struct stat` that lives across the call.
     check(unsafe { libc::fstat(fd, &mut stat) })?;
     Ok((stat.st_dev as u64, stat.st_ino as u64, stat.st_mode as u32))
+}
+
+/// Whether `path` (symlinks followed) is a regular file this process may execute: what Go's
+/// `exec.LookPath`, which runc runs on the command before it execs, accepts.
+pub fn is_executable_file(path: &CStr) -> bool {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct the kernel fills in.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` a writable `struct stat`, both living across the call.
+    let found = check(unsafe { libc::stat(path.as_ptr(), &mut stat) }).is_ok();
+    // Real ids: the user switch before exec set real and effective alike, and AT_EACCESS would send musl through a
+    // clone to emulate it.
+    // SAFETY: `path` is NUL-terminated and lives across the call; the kernel only reads it.
+    let executable = || check(unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, 0) });
+    found && stat.st_mode & libc::S_IFMT == libc::S_IFREG && executable().is_ok()
 }
 
 #[cfg(test)]

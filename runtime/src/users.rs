@@ -14,7 +14,8 @@ use super::sys;
 pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: every group in `/etc/group` that lists the user by name.
+    /// Supplementary groups: the gid, and every group in `/etc/group` that lists the user by name unless the spec
+    /// names a group.
     pub groups: Vec<u32>,
     /// The passwd home directory, `/` when unknown (for `HOME`).
     pub home: String,
@@ -104,9 +105,13 @@ pub fn resolve_user(container: &str, spec: &str, passwd: &str, group: &str) -> R
                 })?,
             };
     }
-    let mut supplementary: Vec<u32> = match name {
-        Some(name) => groups.iter().filter(|entry| entry.members.contains(&name)).map(|entry| entry.gid).collect(),
-        None => Vec::new(),
+    // Supplementary groups come from /etc/group only in the implicit form `user`: `user:group` names the one group
+    // the process gets, as with runc.
+    let mut supplementary: Vec<u32> = match (name, group_spec) {
+        (Some(name), None) => {
+            groups.iter().filter(|entry| entry.members.contains(&name)).map(|entry| entry.gid).collect()
+        }
+        _ => Vec::new(),
     };
     if !supplementary.contains(&gid) {
         supplementary.insert(0, gid);
@@ -191,5 +196,11 @@ mod tests {
         assert!(matches!(resolve_user("c", "ghost", PASSWD, GROUP), Err(UserError::UnknownUser { .. })));
         assert!(matches!(resolve_user("c", "app:ghosts", PASSWD, GROUP), Err(UserError::UnknownGroup { .. })));
         assert_eq!(resolve_user("c", "app:wheel", PASSWD, GROUP).unwrap().gid, 10);
+    }
+
+    #[test]
+    fn an_explicit_group_brings_no_supplementary_groups() {
+        let user = resolve_user("c", "app:app", PASSWD, GROUP).unwrap();
+        assert_eq!((user.gid, user.groups), (1000, vec![1000]), "not wheel, which lists app");
     }
 }

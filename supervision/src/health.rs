@@ -11,6 +11,8 @@ use keel_runtime::ImageHealthcheck;
 pub const MAX_LOG_ENTRIES: usize = 5;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Docker's `--health-start-interval` default: how often it probes during the start period.
+const DEFAULT_START_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_RETRIES: u32 = 3;
 
 /// `Health.Status`.
@@ -56,50 +58,53 @@ pub struct HealthSettings {
     pub interval: Duration,
     pub timeout: Duration,
     pub start_period: Duration,
+    /// Between probes while the container is within `start_period` and has not been healthy yet.
+    pub start_interval: Duration,
     pub retries: u32,
 }
 
 impl HealthSettings {
-    /// The config's check, else the image's; `None` when there is none or it is disabled (`NONE`). A config
-    /// check without `test` keeps the image's test with the config's timings. The interval is never below
-    /// [`PROBE_INTERVAL_FLOOR`], wherever it came from: an image's `HEALTHCHECK --interval=1ns` would otherwise
-    /// run probes back to back.
+    /// The config's check merged over the image's, as moby merges them: the config's test, else the image's (none
+    /// when either says `NONE`); each timing and `retries` the config leaves at 0 from the image, else Docker's
+    /// default. Intervals are never below [`PROBE_INTERVAL_FLOOR`], wherever they came from: an image's
+    /// `HEALTHCHECK --interval=1ns` would otherwise run probes back to back.
     pub fn resolve(config: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<HealthSettings> {
         let mut settings = HealthSettings::requested(config, image)?;
         settings.interval = settings.interval.max(PROBE_INTERVAL_FLOOR);
+        settings.start_interval = settings.start_interval.max(PROBE_INTERVAL_FLOOR);
         Some(settings)
     }
 
     fn requested(config: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Option<HealthSettings> {
-        let image_argv = image.and_then(|image| image_test(&image.test));
-        let nonzero = |value: Duration, default: Duration| if value.is_zero() { default } else { value };
-        match config {
-            Some(check) => {
-                let argv = match &check.test {
-                    Some(HealthTest::Disabled) => return None,
-                    Some(HealthTest::Command(argv)) => argv.clone(),
-                    Some(HealthTest::Shell(line)) => shell(line),
-                    None => image_argv??,
-                };
-                Some(HealthSettings {
-                    argv,
-                    interval: nonzero(check.interval, DEFAULT_INTERVAL),
-                    timeout: nonzero(check.timeout, DEFAULT_TIMEOUT),
-                    start_period: check.start_period,
-                    retries: if check.retries == 0 { DEFAULT_RETRIES } else { check.retries },
-                })
-            }
-            None => {
-                let image = image?;
-                let nanos = |value: u64| Duration::from_nanos(value);
-                Some(HealthSettings {
-                    argv: image_argv??,
-                    interval: nonzero(nanos(image.interval), DEFAULT_INTERVAL),
-                    timeout: nonzero(nanos(image.timeout), DEFAULT_TIMEOUT),
-                    start_period: nanos(image.start_period),
-                    retries: if image.retries == 0 { DEFAULT_RETRIES } else { image.retries },
-                })
-            }
+        let argv = match config.and_then(|check| check.test.as_ref()) {
+            Some(HealthTest::Disabled) => return None,
+            Some(HealthTest::Command(argv)) => argv.clone(),
+            Some(HealthTest::Shell(line)) => shell(line),
+            None => image.and_then(|image| image_test(&image.test))??,
+        };
+        let timing = |from_config: fn(&Healthcheck) -> Duration, from_image: fn(&ImageHealthcheck) -> u64, default| {
+            let configured = config.map(from_config).unwrap_or_default();
+            let imaged = Duration::from_nanos(image.map(from_image).unwrap_or_default());
+            [configured, imaged].into_iter().find(|value| !value.is_zero()).unwrap_or(default)
+        };
+        let retries = [config.map(|check| check.retries), image.map(|image| image.retries)];
+        Some(HealthSettings {
+            argv,
+            interval: timing(|check| check.interval, |image| image.interval, DEFAULT_INTERVAL),
+            timeout: timing(|check| check.timeout, |image| image.timeout, DEFAULT_TIMEOUT),
+            start_period: timing(|check| check.start_period, |image| image.start_period, Duration::ZERO),
+            start_interval: timing(|check| check.start_interval, |image| image.start_interval, DEFAULT_START_INTERVAL),
+            retries: retries.into_iter().flatten().find(|retries| *retries != 0).unwrap_or(DEFAULT_RETRIES),
+        })
+    }
+
+    /// How long until the next probe, `since_start` after the start: the start interval while the container is
+    /// within its start period and `starting`, else the interval (moby's `getInterval`).
+    pub fn next_wait(&self, since_start: Duration, starting: bool) -> Duration {
+        if since_start < self.start_period && starting {
+            self.start_interval
+        } else {
+            self.interval
         }
     }
 }
@@ -155,6 +160,7 @@ mod tests {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             start_period,
+            start_interval: Duration::from_secs(1),
             retries,
         }
     }
@@ -210,9 +216,47 @@ mod tests {
         let config = Healthcheck { interval: Duration::from_secs(2), ..Healthcheck::default() };
         let mixed = HealthSettings::resolve(Some(&config), Some(&image)).unwrap();
         assert_eq!((mixed.argv.len(), mixed.interval), (3, Duration::from_secs(2)));
+        assert_eq!((mixed.timeout, mixed.start_interval, mixed.retries), (DEFAULT_TIMEOUT, DEFAULT_START_INTERVAL, 3));
         let disabled = Healthcheck { test: Some(HealthTest::Disabled), ..Healthcheck::default() };
         assert_eq!(HealthSettings::resolve(Some(&disabled), Some(&image)), None);
         assert_eq!(HealthSettings::resolve(None, None), None);
+    }
+
+    /// moby's merge: a partial config table keeps the image's timings for what it leaves out.
+    #[test]
+    fn a_partial_config_check_inherits_the_images_timings() {
+        let second = 1_000_000_000;
+        let image = ImageHealthcheck {
+            test: vec!["CMD".into(), "probe".into()],
+            interval: 7 * second,
+            timeout: 3 * second,
+            start_period: 20 * second,
+            start_interval: 2 * second,
+            retries: 9,
+        };
+        let config = Healthcheck { timeout: Duration::from_secs(1), ..Healthcheck::default() };
+        let merged = HealthSettings::resolve(Some(&config), Some(&image)).unwrap();
+        let seconds = |value: Duration| value.as_secs();
+        assert_eq!(merged.argv, ["probe"]);
+        assert_eq!(
+            (seconds(merged.interval), seconds(merged.timeout), seconds(merged.start_period)),
+            (7, 1, 20),
+            "the config's timeout, the image's others"
+        );
+        assert_eq!((seconds(merged.start_interval), merged.retries), (2, 9));
+    }
+
+    /// Docker probes every start interval (5 s by default) during the start period until the first success.
+    #[test]
+    fn probes_come_every_start_interval_while_starting_in_the_start_period() {
+        let image = ImageHealthcheck { test: vec!["CMD".into(), "probe".into()], ..Default::default() };
+        let config = Healthcheck { start_period: Duration::from_secs(60), ..Healthcheck::default() };
+        let settings = HealthSettings::resolve(Some(&config), Some(&image)).unwrap();
+        assert_eq!(settings.next_wait(Duration::ZERO, true), DEFAULT_START_INTERVAL);
+        assert_eq!(settings.next_wait(Duration::from_secs(10), false), DEFAULT_INTERVAL, "healthy once");
+        assert_eq!(settings.next_wait(Duration::from_secs(60), true), DEFAULT_INTERVAL, "after the start period");
+        let no_period = HealthSettings::resolve(None, Some(&image)).unwrap();
+        assert_eq!(no_period.next_wait(Duration::ZERO, true), DEFAULT_INTERVAL);
     }
 
     #[test]

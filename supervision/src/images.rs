@@ -127,7 +127,8 @@ mod tests {
     #[test]
     fn reads_docker_style_config() {
         let json = br#"{"architecture":"amd64","config":{"Env":["PATH=/bin","A=1"],"Cmd":["sh"],
-            "WorkingDir":"/srv","User":"nobody","Healthcheck":{"Test":["CMD","true"],"Interval":1000000000}},
+            "WorkingDir":"/srv","User":"nobody","Healthcheck":{"Test":["CMD","true"],"Interval":1000000000},
+            "Volumes":{"/var/lib/db":{},"/data":{}}},
             "rootfs":{"diff_ids":[]}}"#;
         let config = parse_run_config(json).unwrap();
         assert_eq!(config.env.unwrap(), ["PATH=/bin", "A=1"]);
@@ -135,6 +136,9 @@ mod tests {
         assert_eq!(config.entrypoint, None);
         assert_eq!(config.working_dir, "/srv");
         assert_eq!(config.healthcheck.unwrap().interval, 1_000_000_000);
+        assert_eq!(config.volumes, ["/data", "/var/lib/db"]);
+        let null_volumes = parse_run_config(br#"{"config":{"Volumes":null}}"#).unwrap();
+        assert!(null_volumes.volumes.is_empty());
         assert_eq!(parse_run_config(b"{}").unwrap(), ImageRunConfig::default());
     }
 }

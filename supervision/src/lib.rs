@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use keel_config::containers::dependencies::stop_levels;
+use keel_config::containers::dependencies::{stop_levels, DependencyCondition};
 use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, RegistryTimeouts, StoreError};
 use keel_logs::{LogBuffer, LogRecord, LogSink};
@@ -171,12 +171,18 @@ impl Shared {
         Arc::clone(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Whether container `name` is running and, if it has a health check, healthy.
-    pub(crate) fn is_ready(&self, name: &str) -> bool {
-        self.containers.get(name).is_some_and(|entry| lock(&entry.status).is_ready())
+    /// Whether container `name` meets `condition` for a container that depends on it.
+    pub(crate) fn dependency_met(&self, name: &str, condition: DependencyCondition) -> bool {
+        self.containers.get(name).is_some_and(|entry| lock(&entry.status).meets(condition))
     }
 
-    /// Tells every worker whose container depends on `name` that `name`'s readiness changed. Called after the
+    /// Why container `name` will not meet `condition` unless it changes (it exited, or is unhealthy); `None` while
+    /// it may still get there.
+    pub(crate) fn dependency_failure(&self, name: &str, condition: DependencyCondition) -> Option<String> {
+        self.containers.get(name).and_then(|entry| lock(&entry.status).fails(condition))
+    }
+
+    /// Tells every worker whose container depends on `name` that `name`'s state or health changed. Called after the
     /// change is in `name`'s status, so a dependent registered too late to be told sees the change when it looks.
     pub(crate) fn notify_dependents(&self, name: &str) {
         for entry in self.containers.snapshot().by_name.values() {

@@ -3,9 +3,9 @@
 //! It decides; the worker ([`super::worker`]) does, and reports back what happened as the next event. Restart
 //! decisions follow moby's restart manager: `no` never, `always` on any exit, `unless-stopped` unless the user
 //! stopped it, `on-failure[:N]` on a non-zero exit while fewer than N restarts happened; an exit after a requested
-//! stop never restarts; a manual start resets the count and the backoff. Every start (at boot, through the API, the
-//! second half of a restart) first has the image and then waits for the dependencies; a restart after a crash
-//! does neither, as with Docker.
+//! stop never restarts; every start but a restart by policy (at boot, through the API) resets the count and the
+//! backoff. Every start (at boot, through the API, the second half of a restart) first has the image and then waits
+//! for the dependencies; a restart after a crash does neither, as with Docker.
 
 use std::fmt;
 use std::time::Duration;
@@ -22,7 +22,7 @@ pub enum State {
     Created,
     /// Asked to start; making sure its image is in the store, pulling it if not (Docker: `created`).
     Pulling,
-    /// Has its image; waiting until every `depends_on` container is ready (Docker: `created`).
+    /// Has its image; waiting until every `depends_on` container meets its condition (Docker: `created`).
     Waiting,
     /// Being created and started (Docker: `created`, or `restarting` on a restart).
     Starting,
@@ -74,7 +74,7 @@ pub enum Event {
     PullFailed,
     /// The delay before the next pull passed.
     PullRetryElapsed,
-    /// Every `depends_on` container is running, and healthy if it has a health check.
+    /// Every `depends_on` container meets its condition (started, healthy, completed successfully).
     DependenciesReady,
     /// Its first process exec'd.
     Started,
@@ -219,8 +219,11 @@ impl Machine {
             }
             (S::Created | S::Exited | S::Restarting, E::Start { manual }) => {
                 let cancel = self.state == S::Restarting;
+                // Docker resets the count and the backoff on every start that is not a restart by policy: a
+                // `docker start`, and each container it starts when the daemon starts (a boot here).
+                self.reset_restarts();
                 if manual {
-                    self.reset_for_manual_start();
+                    self.stopped_by_user = false;
                 }
                 let mut actions = if cancel { vec![Action::CancelTimer] } else { vec![] };
                 actions.extend(self.begin_start());
@@ -323,6 +326,8 @@ impl Machine {
             (_, E::DependenciesReady) => vec![],
 
             (S::Starting, E::Started) => {
+                // Docker's ExitCode is the last run's only while it is down: a start sets it back to 0.
+                self.exit_code = 0;
                 self.ran = true;
                 self.state = S::Running;
                 if self.retiring.is_some() {
@@ -333,9 +338,10 @@ impl Machine {
                 }
             }
             (S::Starting, E::StartFailed { exit_code }) => {
-                // Docker does not restart a container whose start failed (a bad command stays down, reported).
+                // Docker does not restart a container whose start failed (a bad command stays down, reported), and
+                // one that never ran stays `created`.
                 self.exit_code = exit_code;
-                self.down(S::Exited)
+                self.down(if self.ran { S::Exited } else { S::Created })
             }
             (_, E::Started | E::StartFailed { .. }) => vec![],
 
@@ -390,9 +396,13 @@ impl Machine {
     }
 
     fn reset_for_manual_start(&mut self) {
+        self.reset_restarts();
+        self.stopped_by_user = false;
+    }
+
+    fn reset_restarts(&mut self) {
         self.restart_count = 0;
         self.last_delay = None;
-        self.stopped_by_user = false;
     }
 
     /// The first step of every start but a restart after a crash: the image.
@@ -591,6 +601,19 @@ mod tests {
 
         let mut always = Machine::resume(RestartPolicy::Always, &persisted);
         assert_eq!(always.handle(Event::Start { manual: false }), [Action::EnsureImage], "Docker starts it");
+        assert_eq!(always.restart_count, 0, "and resets its count");
+    }
+
+    #[test]
+    fn a_boot_start_resets_the_restart_count_as_dockers_daemon_start_does() {
+        let on_failure_2 = RestartPolicy::OnFailure { max_retries: Some(2) };
+        let persisted = PersistedState { restart_count: 2, exit_code: 1, ..PersistedState::default() };
+        let mut machine = Machine::resume(on_failure_2, &persisted);
+        assert_eq!(machine.restart_count, 2, "shown until it starts");
+        assert_eq!(machine.handle(Event::Start { manual: false }), [Action::EnsureImage]);
+        assert_eq!((machine.restart_count, machine.last_delay), (0, None));
+        start_to_running(&mut machine);
+        assert_eq!(exit(&mut machine, 1), [Action::ScheduleRestart(Duration::from_millis(100))], "retries again");
     }
 
     #[test]
@@ -626,13 +649,29 @@ mod tests {
     }
 
     #[test]
+    fn the_exit_code_resets_when_it_starts_again() {
+        let mut machine = running(RestartPolicy::OnFailure { max_retries: None });
+        exit(&mut machine, 3);
+        assert_eq!(machine.exit_code, 3, "shown while it waits to restart");
+        machine.handle(Event::BackoffElapsed);
+        machine.handle(Event::Started);
+        assert_eq!(machine.exit_code, 0);
+    }
+
+    #[test]
     fn failed_starts_are_not_restarted() {
         let mut machine = Machine::new(RestartPolicy::Always, false);
         machine.handle(Event::Start { manual: false });
         machine.handle(Event::ImageReady);
         machine.handle(Event::DependenciesReady);
         assert_eq!(machine.handle(Event::StartFailed { exit_code: 127 }), []);
-        assert_eq!((machine.state, machine.exit_code), (State::Exited, 127));
+        assert_eq!((machine.state, machine.exit_code), (State::Created, 127), "it never ran");
+
+        let mut ran = running(RestartPolicy::Always);
+        exit(&mut ran, 1);
+        ran.handle(Event::BackoffElapsed);
+        assert_eq!(ran.handle(Event::StartFailed { exit_code: 126 }), []);
+        assert_eq!((ran.state, ran.exit_code), (State::Exited, 126));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use keel_logs::error_chain;
 use keel_runtime::{Container, ContainerProcess, Reaper};
@@ -12,7 +12,9 @@ use super::health::{HealthSettings, ProbeRecord};
 use super::worker::Message;
 
 /// Probes until `stop` is dropped (the run ended) or the worker is gone. The first probe comes one interval
-/// after the start, as with Docker.
+/// after the start, or one start interval within the start period, as with Docker (`HealthSettings::next_wait`);
+/// `is_starting` tells whether the container has not been healthy yet.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn_prober(
     container: Arc<Container>,
     init: ContainerProcess,
@@ -21,10 +23,12 @@ pub(crate) fn spawn_prober(
     worker: Sender<Message>,
     run: u64,
     stop: Receiver<()>,
+    is_starting: impl Fn() -> bool + Send + 'static,
 ) {
     let name = container.name.clone();
+    let started = Instant::now();
     let spawned = thread::Builder::new().name(format!("health-{name}")).spawn(move || loop {
-        match stop.recv_timeout(settings.interval) {
+        match stop.recv_timeout(settings.next_wait(started.elapsed(), is_starting())) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }

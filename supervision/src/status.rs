@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use keel_config::containers::dependencies::DependencyCondition;
 use keel_config::containers::restart::RestartPolicy;
 
 use super::health::{Health, HealthState};
@@ -65,5 +66,33 @@ impl ContainerStatus {
     /// Running, and healthy if it has a health check: what `depends_on` waits for and the update gate asks.
     pub fn is_ready(&self) -> bool {
         self.state == State::Running && self.health.as_ref().is_none_or(|health| health.status == HealthState::Healthy)
+    }
+
+    /// Whether a container that depends on this one with `condition` may start (Compose's conditions).
+    pub fn meets(&self, condition: DependencyCondition) -> bool {
+        match condition {
+            DependencyCondition::Started => self.state == State::Running,
+            DependencyCondition::Healthy => self.is_ready(),
+            DependencyCondition::CompletedSuccessfully => {
+                self.state == State::Exited && self.exit_code == 0 && self.finished_at.is_some()
+            }
+        }
+    }
+
+    /// Why `condition` does not hold and will not without a change here (what Compose reports as a failed
+    /// dependency); `None` while this container is on its way.
+    pub fn fails(&self, condition: DependencyCondition) -> Option<String> {
+        let unhealthy = self.health.as_ref().is_some_and(|health| health.status == HealthState::Unhealthy);
+        match (condition, self.state) {
+            (DependencyCondition::Healthy, State::Running) if unhealthy => Some("is unhealthy".to_owned()),
+            (DependencyCondition::CompletedSuccessfully, State::Exited) if self.exit_code != 0 => {
+                Some(format!("exited with {}", self.exit_code))
+            }
+            (DependencyCondition::Started | DependencyCondition::Healthy, State::Exited) => {
+                Some(format!("exited with {}", self.exit_code))
+            }
+            (_, State::Dead) => Some("is dead".to_owned()),
+            _ => None,
+        }
     }
 }

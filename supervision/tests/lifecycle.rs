@@ -41,7 +41,7 @@ fn depends_on_starts_in_order_and_waits_for_health() {
     let host = TestHost::new(Path::new(CACHE));
     let handle = supervise(
         &host,
-        "[containers.dweb]\nimage = \"{image}\"\ndepends_on = [\"dapi\"]\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n\
+        "[containers.dweb]\nimage = \"{image}\"\ndepends_on = { dapi = \"healthy\" }\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n\
          [containers.dapi]\nimage = \"{image}\"\ndepends_on = [\"ddb\"]\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n\
          [containers.dapi.healthcheck]\ntest = [\"CMD\", \"true\"]\ninterval = \"300ms\"\n\
          [containers.ddb]\nimage = \"{image}\"\nstop_timeout = 1\ncommand = [\"sleep\", \"1000\"]\n",

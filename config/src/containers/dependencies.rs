@@ -5,9 +5,42 @@ use std::ops::Range;
 
 use crate::reader::Reader;
 
+/// What a container waits for in a `depends_on` container before it starts (Compose's `condition`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DependencyCondition {
+    /// Running (the short list form, Compose's `service_started`).
+    #[default]
+    Started,
+    /// Running and healthy (Compose's `service_healthy`); one without a health check counts when it runs.
+    Healthy,
+    /// Exited with 0 after running (Compose's `service_completed_successfully`).
+    CompletedSuccessfully,
+}
+
+/// `started`, `healthy`, `completed_successfully`, or Compose's `service_*` spellings of them.
+pub fn parse_condition(text: &str) -> Result<DependencyCondition, String> {
+    match text.strip_prefix("service_").unwrap_or(text) {
+        "started" => Ok(DependencyCondition::Started),
+        "healthy" => Ok(DependencyCondition::Healthy),
+        "completed_successfully" => Ok(DependencyCondition::CompletedSuccessfully),
+        _ => Err(format!("{text:?} is not one of started, healthy, completed_successfully")),
+    }
+}
+
+impl std::fmt::Display for DependencyCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DependencyCondition::Started => "started",
+            DependencyCondition::Healthy => "healthy",
+            DependencyCondition::CompletedSuccessfully => "completed_successfully",
+        })
+    }
+}
+
 /// One `depends_on` item as written: the name, its span and key path.
 pub(crate) struct DependencyRef {
     pub name: String,
+    pub condition: DependencyCondition,
     pub span: Range<usize>,
     pub path: String,
 }

@@ -1,4 +1,5 @@
-//! Reads a container's `healthcheck` table: Docker's test forms, interval, timeout, start period and retries.
+//! Reads a container's `healthcheck` table: Docker's test forms, interval, timeout, start period and interval,
+//! retries.
 
 use std::time::Duration;
 
@@ -7,27 +8,18 @@ use toml::de::DeValue;
 use crate::reader::{Field, Reader};
 use crate::values::duration::parse_duration;
 
-/// `[containers.<name>.healthcheck]`, with Docker's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[containers.<name>.healthcheck]`. As in Docker's API, 0 (or `None`) means "not given": each such field comes
+/// from the image's HEALTHCHECK, else Docker's default (the supervision resolves them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Healthcheck {
     /// `None`: keep the image's HEALTHCHECK test.
     pub test: Option<HealthTest>,
     pub interval: Duration,
     pub timeout: Duration,
     pub start_period: Duration,
+    /// Between probes during `start_period` while the container has not been healthy yet.
+    pub start_interval: Duration,
     pub retries: u32,
-}
-
-impl Default for Healthcheck {
-    fn default() -> Self {
-        Healthcheck {
-            test: None,
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(30),
-            start_period: Duration::ZERO,
-            retries: 3,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +38,7 @@ pub const MIN_DURATION: Duration = Duration::from_millis(1);
 /// and an image's `HEALTHCHECK --interval=1ns` must not turn the supervisor into a fork loop.
 pub const PROBE_INTERVAL_FLOOR: Duration = Duration::from_millis(250);
 
-const KEYS: [&str; 5] = ["test", "interval", "timeout", "start_period", "retries"];
+const KEYS: [&str; 6] = ["test", "interval", "timeout", "start_period", "start_interval", "retries"];
 
 pub(crate) fn read(reader: &mut Reader, field: &Field) -> Option<Healthcheck> {
     let table = reader.table(field, &KEYS)?;
@@ -54,9 +46,12 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> Option<Healthcheck> {
     if let Some(field) = table.get("test") {
         check.test = test(reader, &field);
     }
-    for (key, slot) in
-        [("interval", &mut check.interval), ("timeout", &mut check.timeout), ("start_period", &mut check.start_period)]
-    {
+    for (key, slot) in [
+        ("interval", &mut check.interval),
+        ("timeout", &mut check.timeout),
+        ("start_period", &mut check.start_period),
+        ("start_interval", &mut check.start_interval),
+    ] {
         let Some(field) = table.get(key) else { continue };
         let Some(duration) = reader.parse(&field, parse_duration) else { continue };
         if !duration.is_zero() && duration < MIN_DURATION {
@@ -67,7 +62,7 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> Option<Healthcheck> {
             );
             continue;
         }
-        if key == "interval" && duration < PROBE_INTERVAL_FLOOR && !duration.is_zero() {
+        if matches!(key, "interval" | "start_interval") && duration < PROBE_INTERVAL_FLOOR && !duration.is_zero() {
             reader.warning(
                 field.node.span(),
                 &field.path,

@@ -14,14 +14,14 @@ use crate::hostname::validate_hostname;
 use crate::reader::{Field, Reader, Table};
 use crate::values::capability::{parse_capability, Capability};
 use crate::values::signal::{parse_signal, Signal};
-use dependencies::DependencyRef;
+use dependencies::{DependencyCondition, DependencyRef};
 use healthcheck::Healthcheck;
 use mounts::{Device, Tmpfs, Volume};
 use process::{CommandLine, UserSpec};
 use resources::Resources;
 use restart::{parse_restart_policy, RestartPolicy};
 
-const KEYS: [&str; 30] = [
+const KEYS: [&str; 31] = [
     "image",
     "entrypoint",
     "command",
@@ -43,6 +43,7 @@ const KEYS: [&str; 30] = [
     "cap_add",
     "cap_drop",
     "privileged",
+    "no_new_privileges",
     "seccomp",
     "devices",
     "labels",
@@ -75,11 +76,16 @@ pub struct ContainerConfig {
     pub cap_add: Vec<Capability>,
     pub cap_drop: Vec<Capability>,
     pub privileged: bool,
+    /// Set `no_new_privs` before exec, so setuid binaries and file capabilities grant nothing (Docker's
+    /// `--security-opt no-new-privileges`); off by default as in Docker, the seccomp filter stays on either way.
+    pub no_new_privileges: bool,
     /// The system call filter; `privileged` overrides it with no filter, as Docker does.
     pub seccomp: Seccomp,
     pub devices: Vec<Device>,
     pub labels: BTreeMap<String, String>,
     pub depends_on: Vec<String>,
+    /// What this container waits for in each `depends_on` container; a name without an entry means `Started`.
+    pub dependency_conditions: BTreeMap<String, DependencyCondition>,
     pub healthcheck: Option<Healthcheck>,
     /// `None`: the image's STOPSIGNAL, else SIGTERM.
     pub stop_signal: Option<Signal>,
@@ -92,6 +98,13 @@ pub struct ContainerConfig {
     /// The sha256 of the user's table in canonical form ([`canonical`]): what decides whether the container's files
     /// still belong to this definition, stable across keel releases. Empty for a config not read from user-data.
     pub definition_digest: String,
+}
+
+impl ContainerConfig {
+    /// What this container waits for in `dependency` before it starts.
+    pub fn dependency_condition(&self, dependency: &str) -> DependencyCondition {
+        self.dependency_conditions.get(dependency).copied().unwrap_or_default()
+    }
 }
 
 /// A container's network namespace.
@@ -130,8 +143,10 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> Vec<(String, Container
         let Some(table) = reader.table(&field, &KEYS) else { continue };
         let depends_on = table.get("depends_on").map(|field| depends_on(reader, &field)).unwrap_or_default();
         let names = depends_on.iter().map(|dependency| dependency.name.clone()).collect();
+        let conditions = depends_on.iter().map(|dependency| (dependency.name.clone(), dependency.condition)).collect();
         dependencies.push((name.to_owned(), depends_on));
-        if let Some(container) = container(reader, &table, names) {
+        if let Some(mut container) = container(reader, &table, names) {
+            container.dependency_conditions = conditions;
             containers.push((name.to_owned(), container));
         }
     }
@@ -170,10 +185,12 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
         cap_add: capabilities(reader, "cap_add"),
         cap_drop: capabilities(reader, "cap_drop"),
         privileged: bool(reader, "privileged"),
+        no_new_privileges: bool(reader, "no_new_privileges"),
         seccomp: table.get("seccomp").and_then(|field| reader.parse(&field, parse_seccomp)).unwrap_or_default(),
         devices: table.get("devices").map(|field| reader.parse_array(&field, mounts::parse_device)).unwrap_or_default(),
         labels: table.get("labels").map(|field| labels(reader, &field)).unwrap_or_default(),
         depends_on,
+        dependency_conditions: BTreeMap::new(),
         healthcheck: table.get("healthcheck").and_then(|field| healthcheck::read(reader, &field)),
         stop_signal: table.get("stop_signal").and_then(|field| stop_signal(reader, &field)),
         stop_timeout: table
@@ -188,13 +205,26 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
     Some(ContainerConfig { image: image?, ..container })
 }
 
+/// `["db", …]` (each `started`, Compose's short form) or `{ db = "healthy", … }` (Compose's conditions).
 fn depends_on(reader: &mut Reader, field: &Field) -> Vec<DependencyRef> {
+    if field.node.get_ref().is_table() {
+        let Some(table) = reader.map(field) else { return Vec::new() };
+        return table
+            .entries()
+            .into_iter()
+            .filter_map(|(name, key_span, value)| {
+                let condition = reader.parse(&value, dependencies::parse_condition)?;
+                Some(DependencyRef { name: name.to_owned(), condition, span: key_span, path: value.path.clone() })
+            })
+            .collect();
+    }
     let items = reader.array(field).unwrap_or_default();
     items
         .iter()
         .filter_map(|item| {
             let name = reader.string(item)?;
-            Some(DependencyRef { name: name.to_owned(), span: item.node.span(), path: item.path.clone() })
+            let condition = DependencyCondition::Started;
+            Some(DependencyRef { name: name.to_owned(), condition, span: item.node.span(), path: item.path.clone() })
         })
         .collect()
 }

@@ -45,6 +45,25 @@ pub struct Resources {
     pub ulimits: BTreeMap<String, Ulimit>,
 }
 
+/// The rlimits a container gets where neither its `ulimits` nor `[host] default_ulimits` says otherwise: what a
+/// container inherits from containerd on a Docker host (its unit's `LimitNOFILE`/`LimitNPROC`/`LimitCORE=infinity`,
+/// `nofile` capped by the kernel's `fs.nr_open`, 1048576). Everything else is the kernel's default for PID 1.
+pub const DOCKER_DEFAULT_ULIMITS: [(&str, Ulimit); 3] = [
+    ("core", Ulimit { soft: -1, hard: -1 }),
+    ("nofile", Ulimit { soft: 1_048_576, hard: 1_048_576 }),
+    ("nproc", Ulimit { soft: -1, hard: -1 }),
+];
+
+impl Resources {
+    /// Adds the host-wide defaults for every ulimit this container does not set itself (Docker's
+    /// `default-ulimits`: per name, the container's own wins).
+    pub fn add_default_ulimits(&mut self, defaults: &BTreeMap<String, Ulimit>) {
+        for (name, limit) in defaults {
+            self.ulimits.entry(name.clone()).or_insert(*limit);
+        }
+    }
+}
+
 /// A soft and a hard limit; -1 is unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ulimit {
@@ -93,7 +112,8 @@ pub(crate) fn read(reader: &mut Reader, table: &Table) -> Resources {
     resources
 }
 
-fn ulimits(reader: &mut Reader, field: &Field) -> BTreeMap<String, Ulimit> {
+/// A `ulimits` table (a container's, or `[host] default_ulimits`): each name checked, each value a limit.
+pub(crate) fn ulimits(reader: &mut Reader, field: &Field) -> BTreeMap<String, Ulimit> {
     let mut ulimits = BTreeMap::new();
     let Some(table) = reader.map(field) else { return ulimits };
     for (name, key_span, value) in table.entries() {

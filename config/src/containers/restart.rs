@@ -7,7 +7,8 @@ use std::fmt;
 pub enum RestartPolicy {
     #[default]
     No,
-    /// Restart after a non-zero exit, at most `max_retries` times when given.
+    /// Restart after a non-zero exit, at most `max_retries` times when given (`on-failure:0` is no limit, as in
+    /// Docker).
     OnFailure {
         max_retries: Option<u32>,
     },
@@ -34,8 +35,9 @@ pub fn parse_restart_policy(text: &str) -> Result<RestartPolicy, RestartPolicyEr
             if !count.bytes().all(|byte| byte.is_ascii_digit()) {
                 return Err(error());
             }
+            // Docker's MaximumRetryCount 0 is no limit, not "never".
             let max_retries = count.parse().map_err(|_| error())?;
-            Ok(RestartPolicy::OnFailure { max_retries: Some(max_retries) })
+            Ok(RestartPolicy::OnFailure { max_retries: Some(max_retries).filter(|count| *count > 0) })
         }
     }
 }
@@ -60,6 +62,7 @@ mod tests {
     fn parses_policies() {
         assert_eq!(parse_restart_policy("on-failure:3"), Ok(RestartPolicy::OnFailure { max_retries: Some(3) }));
         assert_eq!(parse_restart_policy("on-failure").unwrap().to_string(), "on-failure");
+        assert_eq!(parse_restart_policy("on-failure:0"), Ok(RestartPolicy::OnFailure { max_retries: None }));
         assert_eq!(parse_restart_policy("unless-stopped"), Ok(RestartPolicy::UnlessStopped));
         for bad in ["sometimes", "on-failure:", "on-failure:-1", "Always"] {
             assert!(parse_restart_policy(bad).is_err(), "{bad}");

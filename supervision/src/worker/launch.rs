@@ -12,7 +12,7 @@ use keel_logs::{error_chain, spawn_reader, LogStream};
 use keel_runtime::{kill_container, remove_container, Container, ContainerProcess, ExitStatus};
 
 use super::{fingerprint, lock, Message, Worker};
-use crate::health::{Health, HealthSettings, ProbeRecord};
+use crate::health::{Health, HealthSettings, HealthState, ProbeRecord};
 use crate::images::image_run_config;
 use crate::machine::{Event, State};
 
@@ -116,6 +116,9 @@ impl Worker {
             HealthSettings::resolve(self.config.healthcheck.as_ref(), image_config.healthcheck.as_ref());
         let health_stop = health_settings.as_ref().map(|settings| {
             let (stop, stopped) = channel();
+            let status = Arc::clone(&self.status);
+            let is_starting =
+                move || lock(&status).health.as_ref().is_none_or(|health| health.status == HealthState::Starting);
             crate::probe::spawn_prober(
                 Arc::clone(&container),
                 running.process.clone(),
@@ -124,6 +127,7 @@ impl Worker {
                 self.sender.clone(),
                 run,
                 stopped,
+                is_starting,
             );
             stop
         });
@@ -182,7 +186,9 @@ impl Worker {
     pub(super) fn health(&mut self, probe: ProbeRecord) {
         let Some(current) = &self.current else { return };
         let Some(settings) = &current.health_settings else { return };
-        let since_start = current.started.elapsed();
+        // Docker measures the start period to when the probe started, not to when its result came in.
+        let since_probe_start = SystemTime::now().duration_since(probe.start).unwrap_or_default();
+        let since_start = current.started.elapsed().saturating_sub(since_probe_start);
         let mut status = lock(&self.status);
         let was_ready = status.is_ready();
         let before = status.health.as_ref().map(|health| health.status);
@@ -194,10 +200,12 @@ impl Worker {
         }
         let ready = status.is_ready();
         drop(status);
+        let health_changed = changed.is_some();
         if let Some(health) = changed {
             self.announce(&format!("health_status: {health}"), &[]);
         }
-        if ready != was_ready {
+        // A change of health may meet or fail a dependent's `healthy` condition.
+        if ready != was_ready || health_changed {
             self.shared.notify_dependents(&self.name);
         }
     }

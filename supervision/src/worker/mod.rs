@@ -250,6 +250,8 @@ impl Worker {
             Message::DependencyChanged => {
                 if self.unready_dependencies().is_empty() {
                     self.apply(Event::DependenciesReady);
+                } else if self.machine.state() == State::Waiting {
+                    self.report_failed_dependencies();
                 }
             }
             Message::Exited { run, status } if run == self.run => self.exited(status),
@@ -343,7 +345,7 @@ impl Worker {
     /// the container ready or no longer so.
     fn publish(&self) {
         let mut status = lock(&self.status);
-        let was_ready = status.is_ready();
+        let was = (status.is_ready(), status.state);
         status.state = self.machine.state();
         status.status = self.machine.state().docker_status(self.machine.restart_count() > 0);
         status.restart_count = self.machine.restart_count();
@@ -361,8 +363,10 @@ impl Worker {
             finished_at_ms: status.finished_at.map(to_millis),
             labels: status.labels.clone(),
         };
+        let state = status.state;
         drop(status);
-        if ready != was_ready {
+        // Any change of state may meet or fail a dependent's condition (`completed_successfully` on an exit).
+        if (ready, state) != was {
             self.shared.notify_dependents(&self.name);
         }
         if std::fs::create_dir_all(&self.paths.dir).is_ok() {

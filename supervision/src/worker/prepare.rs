@@ -43,20 +43,52 @@ impl Worker {
         lock(&self.status).error = error;
     }
 
-    /// `DependenciesReady` at once if every dependency is ready; otherwise their workers tell this one
-    /// (`DependencyChanged`) whenever one of them becomes ready or stops being so.
+    /// `DependenciesReady` at once if every dependency meets its condition; otherwise their workers tell this one
+    /// (`DependencyChanged`) whenever one of them changes state or health.
     pub(super) fn await_dependencies(&self) -> Option<Event> {
         let waiting_for = self.unready_dependencies();
         if waiting_for.is_empty() {
             return Some(Event::DependenciesReady);
         }
-        log::info!("{}: waiting for {}", self.name, waiting_for.join(", "));
+        let waiting: Vec<String> = waiting_for
+            .iter()
+            .map(|dependency| format!("{dependency} ({})", self.config.dependency_condition(dependency)))
+            .collect();
+        log::info!("{}: waiting for {}", self.name, waiting.join(", "));
+        self.report_failed_dependencies();
         None
     }
 
-    /// The `depends_on` containers that are not running, or not healthy if they have a health check.
+    /// The `depends_on` containers whose condition does not hold yet.
     pub(super) fn unready_dependencies(&self) -> Vec<&str> {
         let dependencies = self.config.depends_on.iter();
-        dependencies.filter(|dependency| !self.shared.is_ready(dependency)).map(String::as_str).collect()
+        let unmet = |dependency: &&String| {
+            !self.shared.dependency_met(dependency, self.config.dependency_condition(dependency))
+        };
+        dependencies.filter(unmet).map(String::as_str).collect()
+    }
+
+    /// A dependency that will not get there without a change (it exited, or is unhealthy) is reported in this
+    /// container's status and log, as Compose reports it, rather than waited on silently; the wait goes on, and
+    /// the container starts if the dependency recovers.
+    pub(super) fn report_failed_dependencies(&self) {
+        let failures: Vec<String> = self
+            .config
+            .depends_on
+            .iter()
+            .filter_map(|dependency| {
+                let condition = self.config.dependency_condition(dependency);
+                let why = self.shared.dependency_failure(dependency, condition)?;
+                Some(format!("dependency {dependency} {why} (waiting for {condition})"))
+            })
+            .collect();
+        let message = failures.join("; ");
+        let mut status = lock(&self.status);
+        if status.error != message {
+            if !message.is_empty() {
+                log::warn!("{}: {message}", self.name);
+            }
+            status.error = message;
+        }
     }
 }
