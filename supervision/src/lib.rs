@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 use keel_config::containers::dependencies::stop_levels;
 use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, RegistryTimeouts, StoreError};
-use keel_logs::{LogBuffer, LogRecord, LogSink};
+use keel_logs::json_file::{JsonFileSink, LogFiles, LogLimits, LogQuery};
+use keel_logs::{error_chain, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
 pub use images::{image_run_config, EnsureImageError, ImageConfigError};
@@ -133,6 +134,9 @@ const STOP_MARGIN: Duration = Duration::from_secs(30);
 /// How long a shutdown waits past its deadline for the killed containers' exits to reach their workers.
 const KILL_MARGIN: Duration = Duration::from_secs(5);
 
+/// The longest a reader of the logs waits for the lines read before it to reach the files.
+pub const LOG_FLUSH_BOUND: Duration = Duration::from_millis(500);
+
 /// The longest a caller waits for `config`'s container to stop (or restart).
 fn stop_bound(config: &ContainerConfig) -> Duration {
     Duration::from_secs(u64::from(config.stop_timeout)) + STOP_MARGIN
@@ -144,6 +148,8 @@ pub(crate) struct Shared {
     pub store: Arc<ImageStore>,
     pub reaper: Arc<Reaper>,
     pub sinks: Arc<Vec<Arc<dyn LogSink>>>,
+    /// The json-file sink among `sinks` (none if its writer thread could not start).
+    log_files: Option<Arc<JsonFileSink>>,
     registry: RwLock<Arc<RegistryClient>>,
     registry_timeouts: RegistryTimeouts,
     pub containers: Containers,
@@ -204,6 +210,8 @@ pub struct SupervisorHandle {
     threads: Mutex<BTreeMap<String, JoinHandle<()>>>,
     /// `[host] shutdown_timeout` of the last config applied.
     shutdown_timeout: Mutex<Duration>,
+    /// `[logs]` of the last config applied.
+    log_defaults: Mutex<keel_config::LogsConfig>,
     state_dir: PathBuf,
 }
 
@@ -236,10 +244,22 @@ impl Supervisor {
                 Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), keel_logs::error_chain(&error)),
             }
         }
-        let sinks = options.log_sinks.clone();
+        let mut sinks = options.log_sinks.clone();
+        let containers_dir = options.state_dir.join("containers");
+        let log_files = match JsonFileSink::start(&containers_dir, LogLimits::default()) {
+            Ok(sink) => {
+                let sink = Arc::new(sink);
+                sinks.push(Arc::clone(&sink) as Arc<dyn LogSink>);
+                Some(sink)
+            }
+            Err(error) => {
+                log::warn!("container log files: cannot start their writer: {}", error_chain(&error));
+                None
+            }
+        };
         let dirs = RuntimeDirs {
             layers_root: options.layers_root.clone(),
-            containers_dir: options.state_dir.join("containers"),
+            containers_dir,
             volumes_dir: options.state_dir.join("volumes"),
             cgroup_root: options.cgroup_root.clone(),
             container_init: options.container_init.clone(),
@@ -249,6 +269,7 @@ impl Supervisor {
             store: Arc::new(store),
             reaper,
             sinks: Arc::new(sinks),
+            log_files,
             registry: RwLock::new(Arc::new(RegistryClient::with_timeouts(HashMap::new(), options.registry_timeouts))),
             registry_timeouts: options.registry_timeouts,
             containers: Containers::default(),
@@ -257,6 +278,7 @@ impl Supervisor {
             shared,
             threads: Mutex::new(BTreeMap::new()),
             shutdown_timeout: Mutex::new(Duration::from_secs(u64::from(user_data.host.shutdown_timeout))),
+            log_defaults: Mutex::new(user_data.logs),
             state_dir: options.state_dir.clone(),
         };
         handle.apply(user_data)?;
@@ -271,6 +293,7 @@ impl SupervisorHandle {
     pub fn apply(&self, user_data: &UserData) -> Result<ReconcilePlan, SupervisorError> {
         let mut threads = lock(&self.threads);
         *lock(&self.shutdown_timeout) = Duration::from_secs(u64::from(user_data.host.shutdown_timeout));
+        *lock(&self.log_defaults) = user_data.logs;
         self.shared.set_registries(user_data);
         let registry = self.shared.containers.snapshot();
         let current: BTreeMap<String, Definition> = registry
@@ -323,12 +346,16 @@ impl SupervisorHandle {
     fn spawn_worker(&self, name: &str, definition: Definition) -> Result<JoinHandle<()>, SupervisorError> {
         let config = &definition.config;
         let status = Arc::new(Mutex::new(ContainerStatus::new(name, &config.image, config.restart, config.required)));
-        let logs = Arc::new(LogBuffer::default());
-        let (worker, sender) =
-            Worker::new(name, config.clone(), Arc::clone(&self.shared), Arc::clone(&status), Arc::clone(&logs));
+        if let Some(sink) = &self.shared.log_files {
+            let defaults = *lock(&self.log_defaults);
+            let max_size = config.log_max_size.unwrap_or(defaults.max_size);
+            let max_files = config.log_max_files.unwrap_or(defaults.max_files);
+            sink.set_limits(name, LogLimits { max_size, max_files });
+        }
+        let (worker, sender) = Worker::new(name, config.clone(), Arc::clone(&self.shared), Arc::clone(&status));
         // In the registry before its thread runs, so that no readiness change of a dependency can pass unseen:
         // the dependency either finds this worker to tell, or was ready before the worker first looked.
-        let entry = Arc::new(Entry { sender, status, logs, definition });
+        let entry = Arc::new(Entry { sender, status, definition });
         self.shared.containers.update(|registry| {
             registry.by_name.insert(name.to_owned(), entry);
         });
@@ -413,14 +440,24 @@ impl SupervisorHandle {
         self.shared.containers.get(name).map(|entry| lock(&entry.status).clone())
     }
 
-    /// A container's buffered output, oldest first.
+    /// A container's output in its log files, oldest first (what was read before the call included).
     pub fn logs(&self, name: &str) -> Option<Vec<LogRecord>> {
-        self.shared.containers.get(name).map(|entry| entry.logs.records())
+        Some(self.log_files(name)?.read(&LogQuery::all()).0)
     }
 
-    /// A container's output from position `position` on, and the position after it (see [`LogBuffer::after`]).
-    pub fn logs_after(&self, name: &str, position: u64) -> Option<(Vec<LogRecord>, u64)> {
-        self.shared.containers.get(name).map(|entry| entry.logs.after(position))
+    /// A container's log files to read (`docker logs`), once the lines read before the call are written to them
+    /// (waiting for that at most [`LOG_FLUSH_BOUND`]); `None` for a container not in the config.
+    pub fn log_files(&self, name: &str) -> Option<LogFiles> {
+        self.shared.containers.get(name)?;
+        if let Some(sink) = &self.shared.log_files {
+            sink.flush(LOG_FLUSH_BOUND);
+        }
+        Some(LogFiles::new(&self.shared.dirs.containers_dir, name))
+    }
+
+    /// Lines written to the log files and lines dropped (a full queue or a failed write) since the start.
+    pub fn log_counters(&self) -> keel_logs::json_file::WriterCounters {
+        self.shared.log_files.as_ref().map(|sink| sink.counters()).unwrap_or_default()
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>, SupervisorError> {

@@ -37,7 +37,7 @@
 mod format;
 mod queue;
 mod relay;
-mod timestamp;
+pub(crate) mod timestamp;
 mod transport;
 
 pub use format::{Record, Severity};
