@@ -64,12 +64,14 @@ test: image lint
 # Each bench prints a table with the peer measured side by side in the same run, and one line per side saying
 # exactly what was timed. keel-bench builds the peer host (Debian 12 + systemd + Docker, scripts/make-peer-image.sh:
 # mmdebstrap from Debian's mirror) once per recipe under $(BUILD)/bench/peer/, and boots each side four times under
-# TCG: 10–30 minutes. The start bench times the shipped static binary (`keel run`) against `runc run`.
+# TCG: 10–30 minutes. The start bench times the shipped static binary (`keel run`) against `runc run`; the log bench
+# the json-file writer against `cat` of the same bytes.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-image-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
 		cargo run --locked --release -p keel-qemu-tests --bin keel-start-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-log-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot
