@@ -20,7 +20,7 @@
 //! a margin.
 //!
 //! # Current limitations
-//! No Docker API server yet, no per-container log files (an in-memory buffer only), no events stream.
+//! No Docker API server yet, no events stream.
 
 pub mod backoff;
 pub mod health;
@@ -70,7 +70,7 @@ pub struct SupervisorOptions {
     pub container_init: PathBuf,
     /// Image archives imported at start if not yet in the store (`/usr/share/keel/images` on a keel host).
     pub preloaded_images: Option<PathBuf>,
-    /// Where container output goes besides the buffer: PID 1 and `keel supervise` put their `LogRouter` here
+    /// Where container output goes besides the json-file logs: PID 1 and `keel supervise` put their `LogRouter` here
     /// (console and syslog); later the `docker logs` files plug in too.
     pub log_sinks: Vec<Arc<dyn LogSink>>,
     /// Deadlines and retries of pulls; the defaults everywhere but in tests.
