@@ -210,8 +210,6 @@ pub struct SupervisorHandle {
     threads: Mutex<BTreeMap<String, JoinHandle<()>>>,
     /// `[host] shutdown_timeout` of the last config applied.
     shutdown_timeout: Mutex<Duration>,
-    /// `[logs]` of the last config applied.
-    log_defaults: Mutex<keel_config::LogsConfig>,
     state_dir: PathBuf,
 }
 
@@ -278,7 +276,6 @@ impl Supervisor {
             shared,
             threads: Mutex::new(BTreeMap::new()),
             shutdown_timeout: Mutex::new(Duration::from_secs(u64::from(user_data.host.shutdown_timeout))),
-            log_defaults: Mutex::new(user_data.logs),
             state_dir: options.state_dir.clone(),
         };
         handle.apply(user_data)?;
@@ -293,7 +290,14 @@ impl SupervisorHandle {
     pub fn apply(&self, user_data: &UserData) -> Result<ReconcilePlan, SupervisorError> {
         let mut threads = lock(&self.threads);
         *lock(&self.shutdown_timeout) = Duration::from_secs(u64::from(user_data.host.shutdown_timeout));
-        *lock(&self.log_defaults) = user_data.logs;
+        // Every container's, also those kept running: a changed `[logs]` applies from their next line on.
+        if let Some(sink) = &self.shared.log_files {
+            for (name, config) in &user_data.containers {
+                let max_size = config.log_max_size.unwrap_or(user_data.logs.max_size);
+                let max_files = config.log_max_files.unwrap_or(user_data.logs.max_files);
+                sink.set_limits(name, LogLimits { max_size, max_files });
+            }
+        }
         self.shared.set_registries(user_data);
         let registry = self.shared.containers.snapshot();
         let current: BTreeMap<String, Definition> = registry
@@ -346,12 +350,6 @@ impl SupervisorHandle {
     fn spawn_worker(&self, name: &str, definition: Definition) -> Result<JoinHandle<()>, SupervisorError> {
         let config = &definition.config;
         let status = Arc::new(Mutex::new(ContainerStatus::new(name, &config.image, config.restart, config.required)));
-        if let Some(sink) = &self.shared.log_files {
-            let defaults = *lock(&self.log_defaults);
-            let max_size = config.log_max_size.unwrap_or(defaults.max_size);
-            let max_files = config.log_max_files.unwrap_or(defaults.max_files);
-            sink.set_limits(name, LogLimits { max_size, max_files });
-        }
         let (worker, sender) = Worker::new(name, config.clone(), Arc::clone(&self.shared), Arc::clone(&status));
         // In the registry before its thread runs, so that no readiness change of a dependency can pass unseen:
         // the dependency either finds this worker to tell, or was ready before the worker first looked.
