@@ -137,6 +137,9 @@ const KILL_MARGIN: Duration = Duration::from_secs(5);
 /// The longest a reader of the logs waits for the lines read before it to reach the files.
 pub const LOG_FLUSH_BOUND: Duration = Duration::from_millis(500);
 
+/// The longest a shutdown waits for the containers' last lines to reach their files.
+const LOG_SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
 /// The longest a caller waits for `config`'s container to stop (or restart).
 fn stop_bound(config: &ContainerConfig) -> Duration {
     Duration::from_secs(u64::from(config.stop_timeout)) + STOP_MARGIN
@@ -571,5 +574,12 @@ impl SupervisorHandle {
         let deadline = Instant::now() + *lock(&self.shutdown_timeout);
         let names = self.shared.containers.snapshot().names();
         self.retire(&names, &mut threads, false, Some(deadline));
+        // The containers' last lines into their files before the host unmounts `/var` (bounded: a full or slow
+        // disk does not hold the shutdown up).
+        if let Some(sink) = &self.shared.log_files {
+            if !sink.flush(LOG_SHUTDOWN_FLUSH) {
+                log::warn!("container log files: not all lines written within {LOG_SHUTDOWN_FLUSH:?}");
+            }
+        }
     }
 }
