@@ -98,7 +98,7 @@ fn a_torn_last_line_and_garbage_are_skipped() {
 }
 
 #[test]
-fn a_follower_sees_lines_across_a_rotation_and_a_partial_line_only_once_whole() {
+fn a_follower_sees_lines_across_a_rotation_a_half_written_line_once_whole_and_a_later_file() {
     let dir = tempfile::tempdir().unwrap();
     let sink = JsonFileSink::start(dir.path(), LogLimits { max_size: 4 * ENTRY, max_files: 2 }).unwrap();
     write_numbered(&sink, 0..2);
@@ -117,4 +117,28 @@ fn a_follower_sees_lines_across_a_rotation_and_a_partial_line_only_once_whole() 
     sink.record("db", &record(LogStream::Stderr, 1, "up"));
     assert!(sink.flush(Duration::from_secs(10)));
     assert_eq!(lines(&early.poll()), ["up"]);
+    // A line half written when the follower looks is read once it is whole.
+    let path = dir.path().join("db/db-json.log");
+    let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"{\"log\":\"half").unwrap();
+    assert!(early.poll().is_empty());
+    file.write_all(b" and half\\n\",\"stream\":\"stdout\",\"time\":\"2027-01-15T08:00:09Z\"}\n").unwrap();
+    let whole = early.poll();
+    assert_eq!(lines(&whole), ["half and half"]);
+    assert_eq!(whole[0].time, at(9));
+}
+
+#[test]
+fn one_file_is_truncated_instead_of_rotated_and_a_follower_starts_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = JsonFileSink::start(dir.path(), LogLimits { max_size: 4 * ENTRY, max_files: 1 }).unwrap();
+    write_numbered(&sink, 0..4);
+    let logs = LogFiles::new(dir.path(), "web");
+    let (first, mut follower) = logs.read(&LogQuery::all());
+    assert_eq!(first.len(), 4);
+    write_numbered(&sink, 4..6);
+    assert_eq!(logs.paths().len(), 1);
+    assert_eq!(fs::metadata(&logs.paths()[0]).unwrap().len(), 2 * ENTRY);
+    assert_eq!(lines(&follower.poll()), ["line-04", "line-05"]);
+    assert_eq!(lines(&logs.read(&LogQuery::all()).0), ["line-04", "line-05"]);
 }
