@@ -61,6 +61,7 @@ fn complete_example_parses() {
     assert_eq!(user_data.syslog.facility.0, 16);
     assert_eq!(user_data.api.tcp.unwrap().port(), 2375);
     assert_eq!(user_data.api.socket_mode, 0o660);
+    assert_eq!((user_data.logs.max_size, user_data.logs.max_files), (10 << 20, 3));
     assert_eq!(user_data.update.url.as_deref(), Some("https://updates.example.com/keel/"));
     assert_eq!(user_data.update.health_window, Duration::from_secs(90));
     assert!(user_data.registries["registry.local:5000"].insecure);
@@ -130,7 +131,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         error("[hots]\n"),
-        "user-data:1:2: hots: unknown key; expected one of host, network, syslog, api, update, registries, containers"
+        "user-data:1:2: hots: unknown key; expected one of host, network, syslog, logs, api, update, registries, containers"
     );
     assert_eq!(
         error("[containers.web]\nimage = \"nginx\"\nrestart_policy = \"no\"\n"),
@@ -140,7 +141,7 @@ fn unknown_keys() {
 
 const CONTAINER_KEYS: &str = "image, entrypoint, command, env, workdir, user, hostname, restart, memory, cpus, \
 cpu_shares, cpuset, pids_limit, ulimits, network, volumes, tmpfs, read_only, cap_add, cap_drop, privileged, seccomp, \
-devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required";
+devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required, log_max_size, log_max_files";
 
 #[test]
 fn wrong_types() {
