@@ -14,11 +14,14 @@ use keel_logs::{LogRecord, LogStream};
 use keel_supervision::machine::State;
 
 use super::containers::resolve;
-use super::{error_reply, query, reply, stream_body, Body, Context};
+use super::{error_reply, query, stream_body, Body, Context};
 
 /// Docker's stream numbers in a frame header.
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
+
+/// Lines framed into one chunk of the response body.
+const SEND_CHUNK: usize = 1024;
 
 /// How often a follower looks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
@@ -58,18 +61,24 @@ pub fn logs(context: &Context, reference: &str, query: &HashMap<String, String>)
             Err(_) => return error_reply(StatusCode::BAD_REQUEST, &format!("tail: {text:?} is not a number or all")),
         },
     };
-    let Some(files) = context.supervisor.log_files(&name) else {
-        return error_reply(StatusCode::NOT_FOUND, &format!("No such container: {reference}"));
-    };
-    let (records, mut follower) = files.read(&selection);
-    let first = frames(&records, timestamps);
-    if !query::flag(query, "follow") {
-        return reply(StatusCode::OK, CONTENT_TYPE, first);
-    }
+    let follow = query::flag(query, "follow");
     let (sender, body) = stream_body();
     let supervisor = Arc::clone(&context.supervisor);
+    // The files are read on the blocking pool, never on the runtime's one thread, and sent in chunks as the client
+    // takes them.
     tokio::spawn(async move {
-        if !first.is_empty() && sender.send(Bytes::from(first)).await.is_err() {
+        let reading = {
+            let (supervisor, name) = (Arc::clone(&supervisor), name.clone());
+            tokio::task::spawn_blocking(move || supervisor.log_files(&name).map(|files| files.read(&selection)))
+        };
+        let Ok(Some((records, mut follower))) = reading.await else { return };
+        for chunk in records.chunks(SEND_CHUNK) {
+            if sender.send(Bytes::from(frames(chunk, timestamps))).await.is_err() {
+                return;
+            }
+        }
+        drop(records);
+        if !follow {
             return;
         }
         loop {
@@ -78,13 +87,23 @@ pub fn logs(context: &Context, reference: &str, query: &HashMap<String, String>)
             let running = supervisor
                 .container(&name)
                 .is_some_and(|status| !matches!(status.state, State::Exited | State::Dead | State::Created));
-            if !running {
-                // Down for good: the last lines read from its pipes reach the files first (bounded).
-                let _ = supervisor.log_files(&name);
-            }
-            let records = follower.poll();
-            if !records.is_empty() && sender.send(Bytes::from(frames(&records, timestamps))).await.is_err() {
-                return;
+            let polled = {
+                let (supervisor, name) = (Arc::clone(&supervisor), name.clone());
+                tokio::task::spawn_blocking(move || {
+                    if !running {
+                        // Down for good: the last lines read from its pipes reach the files first (bounded).
+                        let _ = supervisor.log_files(&name);
+                    }
+                    let records = follower.poll();
+                    (follower, records)
+                })
+            };
+            let Ok((back, records)) = polled.await else { return };
+            follower = back;
+            for chunk in records.chunks(SEND_CHUNK) {
+                if sender.send(Bytes::from(frames(chunk, timestamps))).await.is_err() {
+                    return;
+                }
             }
             if !running {
                 return;
