@@ -67,6 +67,7 @@ test: image lint
 # TCG: 10–30 minutes. The start bench times the shipped static binary (`keel run`) against `runc run`; the API bench
 # times `GET /containers/json` with 50 containers beside `GET /_ping` of the same server (`keel supervise`, no VM); the
 # relay bench sends 1,000,000 container lines through `keel supervise` to rsyslogd beside direct socket writes.
+# The log bench times the json-file writer against `cat` of the same bytes.
 bench: image
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-image-bench
@@ -77,6 +78,7 @@ bench: image
 		cargo run --locked --release -p keel-qemu-tests --bin keel-api-bench
 	KEEL_BUILD_DIR=$(abspath $(BUILD)) KEEL_BIN=$(abspath $(KEEL_BIN)) \
 		cargo run --locked --release -p keel-qemu-tests --bin keel-relay-bench
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo run --locked --release -p keel-qemu-tests --bin keel-log-bench
 
 clean:
 	rm -rf $(BUILD)/keel.img $(BUILD)/keel.qcow2 $(BUILD)/boot

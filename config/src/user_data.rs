@@ -9,6 +9,7 @@ use crate::api::{self, ApiConfig};
 use crate::containers::{self, dependencies, ContainerConfig};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::host::{self, HostConfig};
+use crate::logs::{self, LogsConfig};
 use crate::network::NetworkConfig;
 use crate::network_section;
 use crate::reader::{Field, Reader};
@@ -16,7 +17,7 @@ use crate::registries::{self, RegistryConfig};
 use crate::syslog::{self, SyslogConfig};
 use crate::update::{self, UpdateConfig};
 
-const SECTIONS: [&str; 7] = ["host", "network", "syslog", "api", "update", "registries", "containers"];
+const SECTIONS: [&str; 8] = ["host", "network", "syslog", "logs", "api", "update", "registries", "containers"];
 
 /// A valid user-data file. Every section is optional; an empty file is all defaults.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,6 +26,8 @@ pub struct UserData {
     /// Without `[network]`: no entries, meaning DHCPv4 on every ethernet link.
     pub network: NetworkConfig,
     pub syslog: SyslogConfig,
+    /// Container log files: size and count unless a container says otherwise.
+    pub logs: LogsConfig,
     pub api: ApiConfig,
     pub update: UpdateConfig,
     /// By `HOST[:PORT]`.
@@ -78,6 +81,9 @@ fn read(reader: &mut Reader, root: &Field) -> UserData {
     }
     if let Some(field) = table.get("syslog") {
         user_data.syslog = syslog::read(reader, &field);
+    }
+    if let Some(field) = table.get("logs") {
+        user_data.logs = logs::read(reader, &field);
     }
     if let Some(field) = table.get("api") {
         user_data.api = api::read(reader, &field);

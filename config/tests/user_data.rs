@@ -67,6 +67,7 @@ fn complete_example_parses() {
     assert_eq!(user_data.update.url.as_deref(), Some("https://updates.example.com/keel/stable.json"));
     assert_eq!(user_data.update.reboot, keel_config::update::RebootPolicy::Window);
     assert_eq!(user_data.update.window.unwrap().start, 2 * 3600);
+    assert_eq!((user_data.logs.max_size, user_data.logs.max_files), (10 << 20, 3));
     assert_eq!(user_data.update.health_window, Duration::from_secs(90));
     assert!(user_data.registries["registry.local:5000"].insecure);
     assert_eq!(user_data.registries["ghcr.io"].credentials.as_ref().unwrap().username, "keel-bot");
@@ -136,7 +137,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         error("[hots]\n"),
-        "user-data:1:2: hots: unknown key; expected one of host, network, syslog, api, update, registries, containers"
+        "user-data:1:2: hots: unknown key; expected one of host, network, syslog, logs, api, update, registries, containers"
     );
     assert_eq!(
         error("[containers.web]\nimage = \"nginx\"\nrestart_policy = \"no\"\n"),
@@ -146,7 +147,8 @@ fn unknown_keys() {
 
 const CONTAINER_KEYS: &str = "image, entrypoint, command, env, workdir, user, hostname, restart, memory, cpus, \
 cpu_shares, cpuset, pids_limit, ulimits, network, volumes, tmpfs, read_only, cap_add, cap_drop, privileged, \
-no_new_privileges, seccomp, devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required";
+no_new_privileges, seccomp, devices, labels, depends_on, healthcheck, stop_signal, stop_timeout, init, required, \
+log_max_size, log_max_files";
 
 #[test]
 fn wrong_types() {

@@ -220,6 +220,8 @@ fn container_config(arguments: &Arguments) -> ContainerConfig {
         stop_timeout: 10,
         init: arguments.init,
         required: false,
+        log_max_size: None,
+        log_max_files: None,
         // `keel run` removes the container when it exits: nothing is kept to match a definition against.
         definition_digest: String::new(),
     }

@@ -21,6 +21,11 @@ impl<R: BufRead> Pieces<R> {
         Pieces { reader, after_cut: false }
     }
 
+    /// Whether the last piece was cut at [`MAX_LINE`] in the middle of a longer line (Docker's partial message).
+    pub fn was_cut(&self) -> bool {
+        self.after_cut
+    }
+
     /// Fills `piece` with the next piece; false at the end of the stream (or on a read error) with nothing left.
     /// What a stream ends with, without a `\n`, is a piece too.
     pub fn next_into(&mut self, piece: &mut Vec<u8>) -> bool {

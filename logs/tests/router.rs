@@ -20,7 +20,7 @@ fn a_console_nobody_reads_never_blocks_the_callers_and_drops_are_counted_and_rep
     for n in 0..5_000 {
         router.keel(log::Level::Info, format!("keel line {n} {}", "x".repeat(100)));
         let line = format!("container line {n} {}", "y".repeat(100));
-        router.record("web", &LogRecord { stream: LogStream::Stdout, time: SystemTime::now(), line });
+        router.record("web", &LogRecord { stream: LogStream::Stdout, time: SystemTime::now(), line, partial: false });
     }
     let took = started.elapsed();
     let dropped = router.console_dropped();
@@ -65,7 +65,7 @@ fn relay(rsyslog: &Rsyslog) -> SyslogRelay {
 }
 
 fn container_line(router: &LogRouter, container: &str, stream: LogStream, line: &str) {
-    router.record(container, &LogRecord { stream, time: SystemTime::now(), line: line.to_owned() });
+    router.record(container, &LogRecord { stream, time: SystemTime::now(), line: line.to_owned(), partial: false });
 }
 
 #[test]

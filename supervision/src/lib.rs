@@ -20,7 +20,7 @@
 //! a margin.
 //!
 //! # Current limitations
-//! No per-container log files (an in-memory buffer only).
+//! No container logs beyond the json-file files (no other log drivers).
 
 pub mod backoff;
 pub mod events;
@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 use keel_config::containers::dependencies::{stop_levels, DependencyCondition};
 use keel_config::{ContainerConfig, UserData};
 use keel_images::{ImageReference, ImageStore, RegistryClient, RegistrySettings, RegistryTimeouts, StoreError};
-use keel_logs::{LogBuffer, LogRecord, LogSink};
+use keel_logs::json_file::{JsonFileSink, LogFiles, LogLimits, LogQuery};
+use keel_logs::{error_chain, LogRecord, LogSink};
 use keel_runtime::{Reaper, RuntimeDirs};
 
 pub use images::{image_run_config, EnsureImageError, ImageConfigError, PullImageError};
@@ -71,7 +72,7 @@ pub struct SupervisorOptions {
     pub container_init: PathBuf,
     /// Image archives imported at start if not yet in the store (`/usr/share/keel/images` on a keel host).
     pub preloaded_images: Option<PathBuf>,
-    /// Where container output goes besides the buffer: PID 1 and `keel supervise` put their `LogRouter` here
+    /// Where container output goes besides the json-file logs: PID 1 and `keel supervise` put their `LogRouter` here
     /// (console and syslog); later the `docker logs` files plug in too.
     pub log_sinks: Vec<Arc<dyn LogSink>>,
     /// Deadlines and retries of pulls; the defaults everywhere but in tests.
@@ -145,6 +146,12 @@ const STOP_MARGIN: Duration = Duration::from_secs(30);
 /// How long a shutdown waits past its deadline for the killed containers' exits to reach their workers.
 const KILL_MARGIN: Duration = Duration::from_secs(5);
 
+/// The longest a reader of the logs waits for the lines read before it to reach the files.
+pub const LOG_FLUSH_BOUND: Duration = Duration::from_millis(500);
+
+/// The longest a shutdown waits for the containers' last lines to reach their files.
+const LOG_SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
 /// The longest a caller waits for `config`'s container to stop (or restart).
 fn stop_bound(config: &ContainerConfig) -> Duration {
     Duration::from_secs(u64::from(config.stop_timeout)) + STOP_MARGIN
@@ -156,6 +163,8 @@ pub(crate) struct Shared {
     pub store: Arc<ImageStore>,
     pub reaper: Arc<Reaper>,
     pub sinks: Arc<Vec<Arc<dyn LogSink>>>,
+    /// The json-file sink among `sinks` (none if its writer thread could not start).
+    log_files: Option<Arc<JsonFileSink>>,
     registry: RwLock<Arc<RegistryClient>>,
     registry_timeouts: RegistryTimeouts,
     pub containers: Containers,
@@ -255,10 +264,22 @@ impl Supervisor {
                 Err(error) => log::warn!("preloaded images in {}: {}", dir.display(), keel_logs::error_chain(&error)),
             }
         }
-        let sinks = options.log_sinks.clone();
+        let mut sinks = options.log_sinks.clone();
+        let containers_dir = options.state_dir.join("containers");
+        let log_files = match JsonFileSink::start(&containers_dir, LogLimits::default()) {
+            Ok(sink) => {
+                let sink = Arc::new(sink);
+                sinks.push(Arc::clone(&sink) as Arc<dyn LogSink>);
+                Some(sink)
+            }
+            Err(error) => {
+                log::warn!("container log files: cannot start their writer: {}", error_chain(&error));
+                None
+            }
+        };
         let dirs = RuntimeDirs {
             layers_root: options.layers_root.clone(),
-            containers_dir: options.state_dir.join("containers"),
+            containers_dir,
             volumes_dir: options.state_dir.join("volumes"),
             cgroup_root: options.cgroup_root.clone(),
             container_init: options.container_init.clone(),
@@ -268,6 +289,7 @@ impl Supervisor {
             store: Arc::new(store),
             reaper,
             sinks: Arc::new(sinks),
+            log_files,
             registry: RwLock::new(Arc::new(RegistryClient::with_timeouts(HashMap::new(), options.registry_timeouts))),
             registry_timeouts: options.registry_timeouts,
             containers: Containers::default(),
@@ -291,6 +313,14 @@ impl SupervisorHandle {
     pub fn apply(&self, user_data: &UserData) -> Result<ReconcilePlan, SupervisorError> {
         let mut threads = lock(&self.threads);
         *lock(&self.shutdown_timeout) = Duration::from_secs(u64::from(user_data.host.shutdown_timeout));
+        // Every container's, also those kept running: a changed `[logs]` applies from their next line on.
+        if let Some(sink) = &self.shared.log_files {
+            for (name, config) in &user_data.containers {
+                let max_size = config.log_max_size.unwrap_or(user_data.logs.max_size);
+                let max_files = config.log_max_files.unwrap_or(user_data.logs.max_files);
+                sink.set_limits(name, LogLimits { max_size, max_files });
+            }
+        }
         self.shared.set_registries(user_data);
         let registry = self.shared.containers.snapshot();
         let current: BTreeMap<String, Definition> = registry
@@ -343,12 +373,10 @@ impl SupervisorHandle {
     fn spawn_worker(&self, name: &str, definition: Definition) -> Result<JoinHandle<()>, SupervisorError> {
         let config = &definition.config;
         let status = Arc::new(Mutex::new(ContainerStatus::new(name, &config.image, config.restart, config.required)));
-        let logs = Arc::new(LogBuffer::default());
-        let (worker, sender) =
-            Worker::new(name, config.clone(), Arc::clone(&self.shared), Arc::clone(&status), Arc::clone(&logs));
+        let (worker, sender) = Worker::new(name, config.clone(), Arc::clone(&self.shared), Arc::clone(&status));
         // In the registry before its thread runs, so that no readiness change of a dependency can pass unseen:
         // the dependency either finds this worker to tell, or was ready before the worker first looked.
-        let entry = Arc::new(Entry { sender, status, logs, definition });
+        let entry = Arc::new(Entry { sender, status, definition });
         self.shared.containers.update(|registry| {
             registry.by_name.insert(name.to_owned(), entry);
         });
@@ -433,14 +461,24 @@ impl SupervisorHandle {
         self.shared.containers.get(name).map(|entry| lock(&entry.status).clone())
     }
 
-    /// A container's buffered output, oldest first.
+    /// A container's output in its log files, oldest first (what was read before the call included).
     pub fn logs(&self, name: &str) -> Option<Vec<LogRecord>> {
-        self.shared.containers.get(name).map(|entry| entry.logs.records())
+        Some(self.log_files(name)?.read(&LogQuery::all()).0)
     }
 
-    /// A container's output from position `position` on, and the position after it (see [`LogBuffer::after`]).
-    pub fn logs_after(&self, name: &str, position: u64) -> Option<(Vec<LogRecord>, u64)> {
-        self.shared.containers.get(name).map(|entry| entry.logs.after(position))
+    /// A container's log files to read (`docker logs`), once the lines read before the call are written to them
+    /// (waiting for that at most [`LOG_FLUSH_BOUND`]); `None` for a container not in the config.
+    pub fn log_files(&self, name: &str) -> Option<LogFiles> {
+        self.shared.containers.get(name)?;
+        if let Some(sink) = &self.shared.log_files {
+            sink.flush(LOG_FLUSH_BOUND);
+        }
+        Some(LogFiles::new(&self.shared.dirs.containers_dir, name))
+    }
+
+    /// Lines written to the log files and lines dropped (a full queue or a failed write) since the start.
+    pub fn log_counters(&self) -> keel_logs::json_file::WriterCounters {
+        self.shared.log_files.as_ref().map(|sink| sink.counters()).unwrap_or_default()
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>, SupervisorError> {
@@ -586,5 +624,12 @@ impl SupervisorHandle {
         let deadline = Instant::now() + *lock(&self.shutdown_timeout);
         let names = self.shared.containers.snapshot().names();
         self.retire(&names, &mut threads, false, Some(deadline));
+        // The containers' last lines into their files before the host unmounts `/var` (bounded: a full or slow
+        // disk does not hold the shutdown up).
+        if let Some(sink) = &self.shared.log_files {
+            if !sink.flush(LOG_SHUTDOWN_FLUSH) {
+                log::warn!("container log files: not all lines written within {LOG_SHUTDOWN_FLUSH:?}");
+            }
+        }
     }
 }

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use keel_logs::LogBuffer;
-
 use super::lock;
 use super::reconcile::Definition;
 use super::status::ContainerStatus;
@@ -21,7 +19,6 @@ pub(crate) struct Entry {
     pub sender: Sender<Message>,
     /// Written by the worker only, each time for a moment (it never holds it across a wait).
     pub status: Arc<Mutex<ContainerStatus>>,
-    pub logs: Arc<LogBuffer>,
     pub definition: Definition,
 }
 

@@ -1,5 +1,6 @@
-//! `GET /containers/{id}/logs`: the container's buffered output in Docker's multiplexed framing (keel gives
-//! containers no TTY): each line is a frame `[stream, 0, 0, 0, length as big-endian u32]` followed by the line.
+//! `GET /containers/{id}/logs`: the container's log files (`keel_logs::json_file`) in Docker's multiplexed framing
+//! (keel gives containers no TTY): each line is a frame `[stream, 0, 0, 0, length as big-endian u32]` followed by
+//! the line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,48 +8,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
+use keel_logs::json_file::LogQuery;
 use keel_logs::syslog::rfc3339_millis;
 use keel_logs::{LogRecord, LogStream};
 use keel_supervision::machine::State;
 
 use super::containers::resolve;
-use super::{error_reply, query, reply, stream_body, Body, Context};
+use super::{error_reply, query, stream_body, Body, Context};
 
 /// Docker's stream numbers in a frame header.
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 
+/// Lines framed into one chunk of the response body.
+const SEND_CHUNK: usize = 1024;
+
 /// How often a follower looks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What a client asked of the logs.
-struct Selection {
-    stdout: bool,
-    stderr: bool,
-    since: Option<SystemTime>,
-    until: Option<SystemTime>,
-    timestamps: bool,
-}
-
-impl Selection {
-    fn wants(&self, record: &LogRecord) -> bool {
-        let stream = match record.stream {
-            LogStream::Stdout => self.stdout,
-            LogStream::Stderr => self.stderr,
-        };
-        stream
-            && self.since.is_none_or(|since| record.time >= since)
-            && self.until.is_none_or(|until| record.time <= until)
+/// The frames of `records`.
+fn frames(records: &[LogRecord], timestamps: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    for record in records {
+        frame(&mut body, record, timestamps);
     }
-
-    /// The frames of the records of `records` this selection wants.
-    fn frames(&self, records: &[&LogRecord]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for record in records {
-            frame(&mut body, record, self.timestamps);
-        }
-        body
-    }
+    body
 }
 
 /// The logs, filtered as asked: `stdout`, `stderr`, `tail` (a number or `all`), `since`/`until` (Unix seconds, with
@@ -59,46 +43,67 @@ pub fn logs(context: &Context, reference: &str, query: &HashMap<String, String>)
         Ok(name) => name,
         Err(refusal) => return refusal.reply(),
     };
-    let selection = Selection {
+    let mut selection = LogQuery {
         stdout: query::flag(query, "stdout"),
         stderr: query::flag(query, "stderr"),
         since: query.get("since").and_then(|text| unix_time(text)),
         until: query.get("until").and_then(|text| unix_time(text)),
-        timestamps: query::flag(query, "timestamps"),
+        tail: None,
     };
+    let timestamps = query::flag(query, "timestamps");
     if !selection.stdout && !selection.stderr {
         return error_reply(StatusCode::BAD_REQUEST, "you must choose at least one stream");
     }
-    let tail = match query.get("tail").map(String::as_str) {
+    selection.tail = match query.get("tail").map(String::as_str) {
         None | Some("all") | Some("") => None,
         Some(text) => match text.parse::<usize>() {
             Ok(count) => Some(count),
             Err(_) => return error_reply(StatusCode::BAD_REQUEST, &format!("tail: {text:?} is not a number or all")),
         },
     };
-    let (records, mut position) = context.supervisor.logs_after(&name, 0).unwrap_or_default();
-    let chosen: Vec<&LogRecord> = records.iter().filter(|record| selection.wants(record)).collect();
-    let skip = tail.map_or(0, |tail| chosen.len().saturating_sub(tail));
-    let first = selection.frames(&chosen[skip..]);
-    if !query::flag(query, "follow") {
-        return reply(StatusCode::OK, CONTENT_TYPE, first);
-    }
+    let follow = query::flag(query, "follow");
     let (sender, body) = stream_body();
     let supervisor = Arc::clone(&context.supervisor);
+    // The files are read on the blocking pool, never on the runtime's one thread, and sent in chunks as the client
+    // takes them.
     tokio::spawn(async move {
-        if !first.is_empty() && sender.send(Bytes::from(first)).await.is_err() {
+        let reading = {
+            let (supervisor, name) = (Arc::clone(&supervisor), name.clone());
+            tokio::task::spawn_blocking(move || supervisor.log_files(&name).map(|files| files.read(&selection)))
+        };
+        let Ok(Some((records, mut follower))) = reading.await else { return };
+        for chunk in records.chunks(SEND_CHUNK) {
+            if sender.send(Bytes::from(frames(chunk, timestamps))).await.is_err() {
+                return;
+            }
+        }
+        drop(records);
+        if !follow {
             return;
         }
         loop {
-            // Read before looking at the state: lines written before a final exit are still sent.
+            // Looked at before reading: lines written before a final exit are still sent. A restart keeps the same
+            // file, so a follower goes on across it.
             let running = supervisor
                 .container(&name)
                 .is_some_and(|status| !matches!(status.state, State::Exited | State::Dead | State::Created));
-            let Some((records, next)) = supervisor.logs_after(&name, position) else { return };
-            position = next;
-            let wanted: Vec<&LogRecord> = records.iter().filter(|record| selection.wants(record)).collect();
-            if !wanted.is_empty() && sender.send(Bytes::from(selection.frames(&wanted))).await.is_err() {
-                return;
+            let polled = {
+                let (supervisor, name) = (Arc::clone(&supervisor), name.clone());
+                tokio::task::spawn_blocking(move || {
+                    if !running {
+                        // Down for good: the last lines read from its pipes reach the files first (bounded).
+                        let _ = supervisor.log_files(&name);
+                    }
+                    let records = follower.poll();
+                    (follower, records)
+                })
+            };
+            let Ok((back, records)) = polled.await else { return };
+            follower = back;
+            for chunk in records.chunks(SEND_CHUNK) {
+                if sender.send(Bytes::from(frames(chunk, timestamps))).await.is_err() {
+                    return;
+                }
             }
             if !running {
                 return;
@@ -152,7 +157,7 @@ mod tests {
 
     #[test]
     fn frames_carry_the_stream_and_length() {
-        let record = LogRecord { stream: LogStream::Stderr, time: UNIX_EPOCH, line: "boom".to_owned() };
+        let record = LogRecord { stream: LogStream::Stderr, time: UNIX_EPOCH, line: "boom".to_owned(), partial: false };
         let mut body = Vec::new();
         frame(&mut body, &record, false);
         assert_eq!(body, [&[2, 0, 0, 0, 0, 0, 0, 5][..], b"boom\n"].concat());

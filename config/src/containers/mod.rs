@@ -21,7 +21,7 @@ use process::{CommandLine, UserSpec};
 use resources::Resources;
 use restart::{parse_restart_policy, RestartPolicy};
 
-const KEYS: [&str; 31] = [
+const KEYS: [&str; 33] = [
     "image",
     "entrypoint",
     "command",
@@ -53,6 +53,8 @@ const KEYS: [&str; 31] = [
     "stop_timeout",
     "init",
     "required",
+    "log_max_size",
+    "log_max_files",
 ];
 
 /// `[containers.<name>]`: one container, as `docker run` options.
@@ -95,6 +97,9 @@ pub struct ContainerConfig {
     pub init: bool,
     /// Part of the update health gate: must be running and healthy for a trial boot to be kept.
     pub required: bool,
+    /// Its log files' size and count; `None`: `[logs]`'s.
+    pub log_max_size: Option<u64>,
+    pub log_max_files: Option<u32>,
     /// The sha256 of the user's table in canonical form ([`canonical`]): what decides whether the container's files
     /// still belong to this definition, stable across keel releases. Empty for a config not read from user-data.
     pub definition_digest: String,
@@ -166,8 +171,11 @@ fn container(reader: &mut Reader, table: &Table, depends_on: Vec<String>) -> Opt
     let capabilities = |reader: &mut Reader, key: &str| {
         table.get(key).map(|field| reader.parse_array(&field, parse_capability)).unwrap_or_default()
     };
+    let (log_max_size, log_max_files) = crate::logs::limits(reader, table, "log_max_size", "log_max_files");
     let container = ContainerConfig {
         image: String::new(),
+        log_max_size,
+        log_max_files,
         entrypoint: table.get("entrypoint").and_then(|field| process::command_line(reader, &field)),
         command: table.get("command").and_then(|field| process::command_line(reader, &field)),
         env: table.get("env").map(|field| process::env(reader, &field)).unwrap_or_default(),

@@ -40,7 +40,7 @@
 mod format;
 mod queue;
 mod relay;
-mod timestamp;
+pub(crate) mod timestamp;
 mod tls;
 mod transport;
 

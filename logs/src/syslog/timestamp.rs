@@ -52,7 +52,7 @@ fn civil(time: SystemTime) -> Civil {
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31) in the proleptic Gregorian calendar.
 /// Howard Hinnant's `civil_from_days`: count in 400-year eras starting on March 1st, so that the leap day is the
 /// last day of the (shifted) year.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days.saturating_add(719_468);
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097); // [0, 146096]

@@ -87,14 +87,9 @@ impl Worker {
         let run = self.run;
         let sinks = Arc::clone(&self.shared.sinks);
         for (stream, pipe) in [(LogStream::Stdout, running.stdout), (LogStream::Stderr, running.stderr)] {
-            if let Err(error) = spawn_reader(
-                self.name.clone(),
-                stream,
-                pipe,
-                Arc::clone(&self.logs),
-                Arc::clone(&sinks),
-                Arc::clone(&self.first_events),
-            ) {
+            if let Err(error) =
+                spawn_reader(self.name.clone(), stream, pipe, Arc::clone(&sinks), Arc::clone(&self.first_events))
+            {
                 log::warn!("{}: cannot start a log reader: {}", self.name, error_chain(&error));
             }
         }

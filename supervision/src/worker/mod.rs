@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use keel_config::ContainerConfig;
+use keel_logs::error_chain;
 use keel_logs::timeline::FirstEvents;
-use keel_logs::{error_chain, LogBuffer};
 use keel_runtime::{remove_container, ContainerPaths, ExitStatus};
 use sha2::{Digest as _, Sha256};
 
@@ -89,7 +89,6 @@ pub(crate) struct Worker {
     sender: Sender<Message>,
     machine: Machine,
     status: Arc<Mutex<ContainerStatus>>,
-    logs: Arc<LogBuffer>,
     first_events: Arc<FirstEvents>,
     paths: ContainerPaths,
     fingerprint: String,
@@ -131,7 +130,6 @@ impl Worker {
         config: ContainerConfig,
         shared: Arc<Shared>,
         status: Arc<Mutex<ContainerStatus>>,
-        logs: Arc<LogBuffer>,
     ) -> (Worker, Sender<Message>) {
         let (sender, receiver) = channel();
         let paths = ContainerPaths::new(&shared.dirs.containers_dir, name);
@@ -155,7 +153,6 @@ impl Worker {
             sender: sender.clone(),
             machine,
             status,
-            logs,
             first_events: Arc::default(),
             paths,
             fingerprint: persisted.fingerprint,

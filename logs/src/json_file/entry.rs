@@ -1,0 +1,94 @@
+//! One json-file line: a [`LogRecord`] as `{"log":…,"stream":…,"time":…}` and back, bounded before parsing.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::time::{parse_rfc3339, rfc3339_nanos};
+use crate::output::{LogRecord, LogStream};
+use crate::pieces::MAX_LINE;
+
+/// The longest line a reader parses: a [`MAX_LINE`] piece with every byte escaped as `\u00XX` and the fields
+/// around it. Longer lines were not written by keel and are skipped unread.
+pub const MAX_ENTRY: usize = MAX_LINE * 6 + 256;
+
+#[derive(Serialize, Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow)]
+    log: Cow<'a, str>,
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+}
+
+/// Appends `record` to `out` as one line, ending with `\n`. The `log` field carries the line's `\n`, as Docker
+/// writes it; a piece of a longer line (see [`crate::pieces`]) carries none.
+pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
+    let mut log = String::with_capacity(record.line.len() + 1);
+    log.push_str(&record.line);
+    if !record.partial {
+        log.push('\n');
+    }
+    let entry = Entry {
+        log: Cow::Owned(log),
+        stream: Cow::Borrowed(stream_name(record.stream)),
+        time: Cow::Owned(rfc3339_nanos(record.time)),
+    };
+    // Serializing strings into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, &entry).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+/// The record of one line (without its `\n`), or `None` if it is too long, not JSON, or lacks a field.
+pub fn decode(line: &[u8]) -> Option<LogRecord> {
+    if line.len() > MAX_ENTRY {
+        return None;
+    }
+    let entry: Entry = serde_json::from_slice(line).ok()?;
+    let stream = match &*entry.stream {
+        "stdout" => LogStream::Stdout,
+        "stderr" => LogStream::Stderr,
+        _ => return None,
+    };
+    let time = parse_rfc3339(&entry.time)?;
+    let (text, partial) = match entry.log.strip_suffix('\n') {
+        Some(text) => (text.to_owned(), false),
+        None => (entry.log.into_owned(), true),
+    };
+    Some(LogRecord { stream, time, line: text, partial })
+}
+
+fn stream_name(stream: LogStream) -> &'static str {
+    match stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn docker_json_file_lines() {
+        let record = LogRecord {
+            stream: LogStream::Stderr,
+            time: UNIX_EPOCH + Duration::new(1_709_210_096, 5),
+            line: "say \"hi\"\t\u{1b}".to_owned(),
+            partial: false,
+        };
+        let mut out = Vec::new();
+        encode(&record, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "{\"log\":\"say \\\"hi\\\"\\t\\u001b\\n\",\"stream\":\"stderr\",\"time\":\"2024-02-29T12:34:56.000000005Z\"}\n"
+        );
+        assert_eq!(decode(&out[..out.len() - 1]), Some(record));
+        assert_eq!(decode(b"{\"log\":\"x\\n\",\"stream\":\"stdin\",\"time\":\"2024-02-29T12:34:56Z\"}"), None);
+        assert_eq!(decode(b"{\"log\":\"x\\n\",\"stream\":\"stdout\",\"ti"), None);
+        assert_eq!(decode(&vec![b' '; MAX_ENTRY + 1]), None);
+    }
+}
