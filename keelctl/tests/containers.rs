@@ -6,31 +6,18 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
 use keel_fixtures::supervise::{keel_binary, KeelSupervise};
 use serde_json::Value;
 
+mod common;
+
+use common::{keelctl, ok, text, KEELCTL};
+
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
-const KEELCTL: &str = env!("CARGO_BIN_EXE_keelctl");
-
-/// `keelctl --host HOST args` (KEEL_HOST cleared, so only `--host` counts).
-fn keelctl(host: &str, args: &[&str]) -> Output {
-    Command::new(KEELCTL).arg("--host").arg(host).args(args).env_remove("KEEL_HOST").output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs keelctl, asserts exit 0, returns stdout.
-fn ok(host: &str, args: &[&str]) -> String {
-    let output = keelctl(host, args);
-    assert_eq!(output.status.code(), Some(0), "keelctl {args:?}: {}", text(&output.stderr));
-    text(&output.stdout)
-}
 
 fn json(host: &str, args: &[&str]) -> Value {
     let mut all = vec!["--json"];

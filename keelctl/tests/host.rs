@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
@@ -15,22 +15,11 @@ use keel_fixtures::registry::Registry;
 use keel_fixtures::supervise::{keel_binary, KeelSupervise};
 use serde_json::Value;
 
+mod common;
+
+use common::{keelctl, ok, text, KEELCTL};
+
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
-const KEELCTL: &str = env!("CARGO_BIN_EXE_keelctl");
-
-fn keelctl(host: &str, args: &[&str]) -> Output {
-    Command::new(KEELCTL).arg("--host").arg(host).args(args).env_remove("KEEL_HOST").output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(host: &str, args: &[&str]) -> String {
-    let output = keelctl(host, args);
-    assert_eq!(output.status.code(), Some(0), "keelctl {args:?}: {}", text(&output.stderr));
-    text(&output.stdout)
-}
 
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect()

@@ -201,13 +201,7 @@ fn sync_dir(dir: &Path) -> Result<(), EspWriteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|file| file.unwrap().file_name().to_string_lossy().into()).collect();
-        names.sort();
-        names
-    }
+    use crate::update::test_support::names;
 
     #[test]
     fn removes_only_the_inactive_slots_entries() {

@@ -365,6 +365,7 @@ impl Drop for InstallLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::update::test_support::names;
 
     use std::fs;
 
@@ -421,13 +422,6 @@ mod tests {
             Ok(SlotTargets { esp_root: dir.join("esp"), partition: file, device: partition.clone(), _esp: None })
         };
         write_slot(reader, Slot::A, targets, &Progress::default())
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|file| file.unwrap().file_name().to_string_lossy().into()).collect();
-        names.sort();
-        names
     }
 
     #[test]

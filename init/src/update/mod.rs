@@ -24,3 +24,17 @@ pub use record::LAST_INSTALL;
 pub use running::{RunningHost, RunningHostError};
 #[allow(unused_imports)]
 pub use source::UpdateSource;
+
+/// What the update modules' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    /// The names in `dir`, sorted.
+    pub(crate) fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|file| file.unwrap().file_name().to_string_lossy().into()).collect();
+        names.sort();
+        names
+    }
+}

@@ -68,13 +68,7 @@ pub fn rollback_target<'a>(entries: impl Iterator<Item = &'a BootEntryName>, slo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|file| file.unwrap().file_name().to_string_lossy().into()).collect();
-        names.sort();
-        names
-    }
+    use crate::update::test_support::names;
 
     #[test]
     fn picks_a_good_entry_of_the_other_slot_only() {

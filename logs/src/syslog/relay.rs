@@ -93,25 +93,20 @@ impl SyslogRelay {
 
     /// Queues a record for every receiver. Never blocks on a receiver; when a queue is full its oldest record is
     /// dropped and counted.
-    pub fn send(&self, mut record: Record) {
-        if record.message.len() > MESSAGE_MAX {
-            let keep = truncated(&record.message, MESSAGE_MAX).len();
-            record.message.truncate(keep);
-            record.message.shrink_to_fit();
-        }
-        if let Some((last, others)) = self.receivers.split_last() {
-            for receiver in others {
-                receiver.queue.push(record.clone());
-            }
-            last.queue.push(record);
-        }
+    pub fn send(&self, record: Record) {
+        self.fan_out(record, |queue, record| queue.push(record));
     }
 
     /// Like `send`, for a container's line: while a receiver is taking lines but its queue is full, waits (at
     /// most 50 ms per receiver) for room instead of dropping, so that a container printing faster than the relay
     /// sends is slowed to the receiver's pace and loses nothing; a receiver that is away or stuck makes nobody
     /// wait.
-    pub fn send_waiting(&self, mut record: Record) {
+    pub fn send_waiting(&self, record: Record) {
+        self.fan_out(record, |queue, record| queue.push_waiting(record, PUSH_WAIT));
+    }
+
+    /// Cuts `record` to [`MESSAGE_MAX`] and hands it to every receiver's queue with `push`.
+    fn fan_out(&self, mut record: Record, push: impl Fn(&Queue, Record)) {
         if record.message.len() > MESSAGE_MAX {
             let keep = truncated(&record.message, MESSAGE_MAX).len();
             record.message.truncate(keep);
@@ -119,9 +114,9 @@ impl SyslogRelay {
         }
         if let Some((last, others)) = self.receivers.split_last() {
             for receiver in others {
-                receiver.queue.push_waiting(record.clone(), PUSH_WAIT);
+                push(&receiver.queue, record.clone());
             }
-            last.queue.push_waiting(record, PUSH_WAIT);
+            push(&last.queue, record);
         }
     }
 

@@ -9,6 +9,14 @@ pub mod peer;
 pub mod root_files;
 pub mod workload;
 
+/// Where the host-side benches keep what they build and their scratch directories: `<build dir>/bench`, made if
+/// missing.
+pub fn bench_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = crate::artifacts::build_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// The `keel` binary a host-side bench runs: `KEEL_BIN`, else the musl release build `make` ships, else the host
 /// release build.
 pub fn keel_binary() -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {

@@ -10,7 +10,6 @@
 //! Run as root. `KEEL_BIN` names the `keel` binary (default: the musl release build, else the host release build).
 //! Exit codes: 0 done, 111 a step failed (the message says which).
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -59,11 +58,7 @@ fn running(connection: &mut ApiConnection) -> Result<usize> {
 
 fn run() -> Result<()> {
     let keel = keel_qemu_tests::bench::keel_binary().map_err(|error| anyhow::anyhow!("{error}"))?;
-    let cache = std::env::var_os("KEEL_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-        .join("bench");
-    std::fs::create_dir_all(&cache)?;
+    let cache = keel_qemu_tests::bench::bench_dir()?;
     let host = TestHost::new(&cache);
     let supervise = KeelSupervise::start(&keel, &host, &user_data());
 

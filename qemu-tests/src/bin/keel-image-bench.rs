@@ -39,10 +39,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn Error>> {
-    let build = std::env::var_os("KEEL_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-        .join("bench");
+    let build = keel_qemu_tests::bench::bench_dir()?;
     let layout = build_image_once(&build)?;
     let work = build.join(format!("run-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);

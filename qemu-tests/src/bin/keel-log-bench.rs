@@ -11,7 +11,7 @@
 
 use std::error::Error;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,10 +43,7 @@ impl Drop for Scratch {
 
 fn run() -> Result<(), Box<dyn Error>> {
     let lines = std::env::var("KEEL_BENCH_LINES").ok().and_then(|lines| lines.parse().ok()).unwrap_or(DEFAULT_LINES);
-    let build = std::env::var_os("KEEL_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-        .join("bench");
+    let build = keel_qemu_tests::bench::bench_dir()?;
     let scratch = Scratch(build.join(format!("logs-{}", std::process::id())));
     fs::create_dir_all(&scratch.0)?;
     let records: Vec<LogRecord> = (0..lines)

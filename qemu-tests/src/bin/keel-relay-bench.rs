@@ -168,11 +168,7 @@ fn relay_counters(socket: &Path) -> Result<serde_json::Value> {
 
 fn run() -> Result<()> {
     let keel = keel_qemu_tests::bench::keel_binary().map_err(|error| anyhow::anyhow!("{error}"))?;
-    let cache = std::env::var_os("KEEL_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-        .join("bench");
-    std::fs::create_dir_all(&cache)?;
+    let cache = keel_qemu_tests::bench::bench_dir()?;
     let scratch = tempfile::tempdir_in(&cache)?;
     let rsyslog = Rsyslog::start(scratch.path());
     let out = scratch.path().join("out.log");

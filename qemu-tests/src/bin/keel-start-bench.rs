@@ -56,11 +56,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let runs = std::env::var("KEEL_BENCH_RUNS").ok().and_then(|runs| runs.parse().ok()).unwrap_or(DEFAULT_RUNS).max(1);
     let keel_bin = keel_qemu_tests::bench::keel_binary()?;
     let keel_bin = keel_bin.canonicalize().map_err(|error| format!("keel binary {}: {error}", keel_bin.display()))?;
-    let build = std::env::var_os("KEEL_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-        .join("bench");
-    fs::create_dir_all(&build)?;
+    let build = keel_qemu_tests::bench::bench_dir()?;
     let archive = keel_fixtures::containers::build_busybox_archive(&build);
     let dir = build.join(format!("start-{}", std::process::id()));
     let scratch = Scratch { rootfs: dir.join("bundle/rootfs"), dir };
