@@ -1,13 +1,7 @@
 //! Container ids: Docker clients expect 64 hex digits and find containers by name, full id or a unique prefix of
 //! it. A declared container's id is derived from its name, so it is the same across restarts and reboots.
 
-use sha2::{Digest, Sha256};
-
-/// The id of container `name`: the hex sha256 of `keel-container:<name>`.
-pub fn container_id(name: &str) -> String {
-    let digest = Sha256::digest(format!("keel-container:{name}").as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
-}
+pub use keel_config::containers::container_id;
 
 /// What a client's reference matched among `names`.
 #[derive(Debug, PartialEq, Eq)]

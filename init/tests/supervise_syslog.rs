@@ -44,6 +44,13 @@ fn keel_supervise_relays_container_lines_to_rsyslog_as_pid_1_does() {
     assert!(lines.contains(&"local4.err relayed err 1".to_owned()), "{lines:?}");
     let keel_lines = rsyslog.wait_for("keel", 1);
     assert!(keel_lines.iter().all(|line| line.starts_with("local4.")), "{keel_lines:?}");
+    // Each container line carries the container's id (as `docker ps` shows it) and image as structured data.
+    let id = keel_config::containers::container_id("relayed");
+    let labelled = format!(r#"relayed [keel@32473 container_id="{id}" image="{BUSYBOX}"]"#);
+    let structured = rsyslog.structured_data_lines();
+    let relayed: Vec<&String> = structured.iter().filter(|line| line.starts_with("relayed ")).collect();
+    assert!(relayed.len() >= 3 && relayed.iter().all(|line| **line == labelled), "{structured:?}");
+    assert!(structured.iter().filter(|line| line.starts_with("keel ")).all(|line| line == "keel -"), "{structured:?}");
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervise.id() as i32), nix::sys::signal::SIGTERM).unwrap();
     let status = wait_for("keel supervise to exit", Duration::from_secs(60), || supervise.try_wait().unwrap());

@@ -101,6 +101,7 @@ impl BootClock {
             message: record.message,
             timestamp: self.booted_at + record.since_boot,
             facility: Some(record.facility),
+            structured_data: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct LogRecord {
 /// Called on the reader threads; must not block for long.
 pub trait LogSink: Send + Sync {
     fn record(&self, container: &str, record: &LogRecord);
+
+    /// Called before a run of `container` from `image` starts printing, for sinks that label its lines.
+    fn container_starting(&self, _container: &str, _image: &str) {}
 }
 
 /// How a container's line appears on a console: `<container> | <line>`, with control characters escaped.

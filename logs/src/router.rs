@@ -7,13 +7,14 @@
 //! writer thread, the relay a [`SyslogRelay`] queue with its own sender thread. The relay can be replaced when a
 //! new config generation names another receiver.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::console::{Console, Source};
 use crate::output::{console_line_within, LogRecord, LogSink, LogStream};
-use crate::syslog::{Record, Severity, SyslogRelay};
+use crate::syslog::{structured_data, Record, Severity, SyslogRelay};
 
 /// A container line longer than this is cut on the console (the whole line is in the buffer and in syslog): a
 /// 16 KiB line of control characters would be 96 KiB escaped, seconds of a serial console.
@@ -26,11 +27,18 @@ pub struct LogRouter {
     /// Whether container lines go to the console too (always for PID 1; `keel supervise --echo-logs`).
     containers_on_console: AtomicBool,
     relay: RwLock<Option<Arc<SyslogRelay>>>,
+    /// Each container's STRUCTURED-DATA (its id and its current run's image), set as a run starts.
+    labels: RwLock<HashMap<String, Arc<str>>>,
 }
 
 impl LogRouter {
     pub fn new(console: Console, containers_on_console: bool) -> LogRouter {
-        LogRouter { console, containers_on_console: AtomicBool::new(containers_on_console), relay: RwLock::new(None) }
+        LogRouter {
+            console,
+            containers_on_console: AtomicBool::new(containers_on_console),
+            relay: RwLock::new(None),
+            labels: RwLock::default(),
+        }
     }
 
     pub fn set_containers_on_console(&self, show: bool) {
@@ -97,14 +105,21 @@ impl LogSink for LogRouter {
         // A container's line may wait (briefly, and only while the receiver takes lines) for room in the
         // relay's queue; the relay is taken out of the lock first so that a new config's relay never waits on it.
         if let Some(relay) = self.relay() {
+            let labels = self.labels.read().unwrap_or_else(PoisonError::into_inner).get(container).cloned();
             relay.send_waiting(Record {
                 app_name: container.to_owned(),
                 severity,
                 message: record.line.clone(),
                 timestamp: record.time,
                 facility: None,
+                structured_data: labels,
             });
         }
+    }
+
+    fn container_starting(&self, container: &str, image: &str) {
+        let labels = structured_data(&keel_config::containers::container_id(container), image);
+        self.labels.write().unwrap_or_else(PoisonError::into_inner).insert(container.to_owned(), labels.into());
     }
 }
 

@@ -289,3 +289,11 @@ fn parse_network(text: &str) -> Result<NetworkMode, String> {
         _ => Err(format!("{text:?} is not one of host, none")),
     }
 }
+
+/// The id of container `name`, as the API, `docker ps` and the syslog relay show it: 64 hex digits, the sha256 of
+/// `keel-container:<name>`. Derived from the name, so that it is the same across restarts and reboots.
+pub fn container_id(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("keel-container:{name}").as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}

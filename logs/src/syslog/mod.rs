@@ -44,7 +44,7 @@ pub(crate) mod timestamp;
 mod tls;
 mod transport;
 
-pub use format::{Record, Severity};
+pub use format::{structured_data, Record, Severity};
 pub use relay::{RelayError, RelayStats, SyslogRelay, QUEUE_MAX_BYTES};
 pub use timestamp::rfc3339_millis;
 pub use tls::TlsConfigError;

@@ -86,6 +86,9 @@ impl Worker {
         self.run += 1;
         let run = self.run;
         let sinks = Arc::clone(&self.shared.sinks);
+        for sink in sinks.iter() {
+            sink.container_starting(&self.name, &self.config.image);
+        }
         for (stream, pipe) in [(LogStream::Stdout, running.stdout), (LogStream::Stderr, running.stderr)] {
             if let Err(error) =
                 spawn_reader(self.name.clone(), stream, pipe, Arc::clone(&sinks), Arc::clone(&self.first_events))
