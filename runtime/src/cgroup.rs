@@ -76,8 +76,13 @@ impl ContainerCgroup {
 
     /// The `oom_kill` count of `memory.events`; `None` without the memory controller.
     pub fn oom_kills(&self) -> Option<u64> {
-        let events = fs::read_to_string(self.path.join("memory.events")).ok()?;
+        let events = fs::read_to_string(self.memory_events()).ok()?;
         parse_oom_kills(&events)
+    }
+
+    /// `memory.events`, which the kernel marks modified (inotify) whenever one of its counters changes.
+    pub fn memory_events(&self) -> PathBuf {
+        self.path.join("memory.events")
     }
 
     /// Removes the leaf once its processes are gone; the kernel empties it shortly after the container's init
@@ -157,7 +162,8 @@ pub fn cpu_weight_from_shares(shares: u32) -> u64 {
     }
 }
 
-fn parse_oom_kills(events: &str) -> Option<u64> {
+/// The `oom_kill` count in the text of a `memory.events` file.
+pub fn parse_oom_kills(events: &str) -> Option<u64> {
     events.lines().find_map(|line| line.strip_prefix("oom_kill ")).and_then(|count| count.trim().parse().ok())
 }
 

@@ -27,6 +27,7 @@ pub mod events;
 pub mod health;
 mod images;
 pub mod machine;
+mod oom_watch;
 mod probe;
 pub mod reconcile;
 mod registry;

@@ -22,6 +22,8 @@ pub(super) struct CurrentRun {
     started: Instant,
     container: Arc<Container>,
     oom_kills_at_start: Option<u64>,
+    /// Dropped with the run, which ends its OOM watcher.
+    _oom_stop: Option<Sender<()>>,
     /// Dropping it ends the health-check thread.
     _health_stop: Option<Sender<()>>,
     health_settings: Option<HealthSettings>,
@@ -145,15 +147,29 @@ impl Worker {
         if std::mem::take(&mut self.restart_asked) {
             self.announce("restart", &[]);
         }
+        let oom_stop = container.cgroup.as_ref().map(|cgroup| {
+            let (stop, stopped) = channel();
+            let kills_at_start = running.oom_kills_at_start.unwrap_or(0);
+            crate::oom_watch::spawn(&self.name, cgroup, kills_at_start, run, self.sender.clone(), stopped);
+            stop
+        });
         self.current = Some(CurrentRun {
             process: running.process,
             started: Instant::now(),
             container,
             oom_kills_at_start: running.oom_kills_at_start,
+            _oom_stop: oom_stop,
             _health_stop: health_stop,
             health_settings,
         });
         Ok(())
+    }
+
+    /// Docker's `oom` event: `OOMKilled` is set at the kill, while the container may still run.
+    pub(super) fn oom_killed(&mut self) {
+        lock(&self.status).oom_killed = true;
+        log::info!("{}: a process was killed for lack of memory (OOM)", self.name);
+        self.announce("oom", &[]);
     }
 
     pub(super) fn exited(&mut self, exit: ExitStatus) {

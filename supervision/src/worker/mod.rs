@@ -71,6 +71,10 @@ pub(crate) enum Message {
         run: u64,
         probe: ProbeRecord,
     },
+    /// The kernel's OOM killer killed a process of the run (`memory.events` counted it).
+    OomKilled {
+        run: u64,
+    },
 }
 
 /// What a caller is waiting for; each is a question to the machine.
@@ -253,7 +257,8 @@ impl Worker {
             }
             Message::Exited { run, status } if run == self.run => self.exited(status),
             Message::Health { run, probe } if run == self.run => self.health(probe),
-            Message::Exited { .. } | Message::Health { .. } => {}
+            Message::OomKilled { run } if run == self.run => self.oom_killed(),
+            Message::Exited { .. } | Message::Health { .. } | Message::OomKilled { .. } => {}
         }
     }
 
