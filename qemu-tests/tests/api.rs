@@ -69,7 +69,9 @@ fn the_docker_cli_reaches_pid_1s_api_over_a_forwarded_port() -> Result<()> {
     };
     ensure!(listing.lines().any(|line| line == "hello running keel/busybox"), "docker ps: {listing}");
     // The supervisor's events since the boot: hello made and started once.
-    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs().to_string();
+    // Whole seconds, and the guest's clock may run a little ahead of the host's: until two seconds from now, so
+    // that events of this very second are in (docker events waits until then).
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 2).to_string();
     let (ok, out, err) = docker(
         port,
         &docker_config,
