@@ -59,7 +59,7 @@ lint: deps
 
 # QEMU tests boot one TCG VM per test thread; two at once is what a 2-core machine carries.
 test: image lint
-	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo test --locked --workspace -- --test-threads=2
+	KEEL_BUILD_DIR=$(abspath $(BUILD)) cargo test --locked --workspace --no-fail-fast -- --test-threads=2
 
 # Each bench prints a table with the peer measured side by side in the same run, and one line per side saying
 # exactly what was timed. keel-bench builds the peer host (Debian 12 + systemd + Docker, scripts/make-peer-image.sh:
