@@ -31,6 +31,9 @@ const FACILITIES: [(&str, u8); 20] = [
     ("local7", 23),
 ];
 
+/// Receivers one config may name: each holds a queue of its own (up to `queue` lines and 4 MiB) in PID 1.
+pub const MAX_RECEIVERS: usize = 8;
+
 /// `[syslog]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyslogConfig {
@@ -125,7 +128,11 @@ pub(crate) fn read(reader: &mut Reader, field: &Field) -> SyslogConfig {
         syslog.targets = match field.node.get_ref() {
             DeValue::Array(_) => {
                 let items = reader.array(&field).unwrap_or_default();
-                items.iter().filter_map(|item| destination(reader, item, &defaults)).collect()
+                if items.len() > MAX_RECEIVERS {
+                    let message = format!("{} receivers; at most {MAX_RECEIVERS}", items.len());
+                    reader.error(field.node.span(), &field.path, message);
+                }
+                items.iter().take(MAX_RECEIVERS).filter_map(|item| destination(reader, item, &defaults)).collect()
             }
             _ => destination(reader, &field, &defaults).into_iter().collect(),
         };

@@ -448,6 +448,13 @@ MIIB
 }
 
 #[test]
+fn syslog_takes_at_most_eight_receivers() {
+    let targets: Vec<String> = (1..=9).map(|port| format!("\"udp://h:{port}\"")).collect();
+    let text = format!("[syslog]\ntarget = [{}]\n", targets.join(", "));
+    assert_eq!(error(&text), "user-data:2:10: syslog.target: 9 receivers; at most 8");
+}
+
+#[test]
 fn syslog_receivers_are_checked_each_where_it_is_written() {
     let text = "[syslog]\nformat = \"json\"\ntarget = [\"tcp://a:601\", { format = \"rfc3164\" }, { url = \"tls://b:6514\", ca = \"ca.pem\", port = 1 }, \"tls://c\"]\n";
     assert_eq!(

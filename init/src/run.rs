@@ -171,6 +171,7 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
         volumes_dir: state_dir.join("volumes"),
         cgroup_root: arguments.cgroup_root.clone().or_else(keel_runtime::cgroup::detect_mount),
         container_init: keel_runtime::container_init::beside_current_exe(),
+        host_etc: PathBuf::from("/etc"),
     };
     let name = arguments.name.clone().unwrap_or_else(|| format!("run-{}", std::process::id()));
     // A supervised container of that name may be running: its directory is not ours to reuse or remove.

@@ -26,6 +26,8 @@ pub struct RuntimeDirs {
     pub cgroup_root: Option<PathBuf>,
     /// The program `init = true` runs as the container's PID 1 (see [`crate::container_init`]).
     pub container_init: PathBuf,
+    /// The host's `/etc`, whose `hosts` and `resolv.conf` containers get copies of (Docker's rules).
+    pub host_etc: PathBuf,
 }
 
 /// A container's files on the host, under `<containers>/<name>/`.

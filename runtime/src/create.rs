@@ -141,7 +141,7 @@ impl Container {
         };
 
         let mut mounts = Vec::new();
-        for (file, contents) in etc_files(name, config, &hostname)? {
+        for (file, contents) in etc_files(name, config, &hostname, &dirs.host_etc)? {
             let path = paths.etc.join(file);
             fs::write(&path, contents).map_err(|source| CreateError::WriteEtc {
                 container: name.to_owned(),

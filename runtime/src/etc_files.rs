@@ -44,12 +44,13 @@ pub fn etc_files(
     name: &str,
     config: &ContainerConfig,
     hostname: &str,
+    host_etc: &Path,
 ) -> Result<[(&'static str, String); 3], HostFileError> {
     let hosts = match config.network {
-        NetworkMode::Host => host_file(name, Path::new("/etc/hosts"))?.unwrap_or_else(|| generated_hosts(hostname)),
+        NetworkMode::Host => host_file(name, &host_etc.join("hosts"))?.unwrap_or_else(|| generated_hosts(hostname)),
         NetworkMode::None => generated_hosts(hostname),
     };
-    let resolv_conf = host_file(name, Path::new("/etc/resolv.conf"))?.unwrap_or_default();
+    let resolv_conf = host_file(name, &host_etc.join("resolv.conf"))?.unwrap_or_default();
     let resolv_conf = match config.network {
         NetworkMode::Host => resolv_conf,
         NetworkMode::None => without_loopback_name_servers(&resolv_conf),

@@ -284,6 +284,7 @@ impl Supervisor {
             volumes_dir: options.state_dir.join("volumes"),
             cgroup_root: options.cgroup_root.clone(),
             container_init: options.container_init.clone(),
+            host_etc: PathBuf::from("/etc"),
         };
         let shared = Arc::new(Shared {
             dirs,
