@@ -19,7 +19,8 @@ fn make_run_boots_the_demo_to_ready_and_powers_off() -> Result<()> {
     let ready = vm.wait_for_ready(timeouts::OVMF_READY)?;
     ensure!(ready.contains("host keel-demo"), "the example user-data was not applied: {ready}");
     // The demo container, from the image preloaded in the OS image, with no network at all.
-    vm.wait_for("hello | hello from a keel container on hello", timeouts::PVH_READY)?;
+    // With the host's network a container has the host's name, as in Docker: the demo's `[host] hostname`.
+    vm.wait_for("hello | hello from a keel container on keel-demo", timeouts::PVH_READY)?;
     // The ACPI button reaches PID 1 as SIGPWR; each step of its shutdown shows on the console, in order.
     vm.power_down()?;
     vm.wait_for("keel: shutdown: power off (SIGPWR (power button or UPS))", timeouts::SHUTDOWN)?;
