@@ -77,6 +77,8 @@ struct Queue {
     queued: u64,
     done: u64,
     closed: bool,
+    /// Whether the writer sleeps for lines: only then does a new line need to wake it (a wake is a syscall).
+    writer_waiting: bool,
 }
 
 impl JsonFileSink {
@@ -144,8 +146,11 @@ impl LogSink for JsonFileSink {
         queue.bytes += line.len();
         queue.queued += 1;
         queue.lines.push_back((Arc::from(container), line));
+        let wake = queue.writer_waiting;
         drop(queue);
-        self.shared.changed.notify_all();
+        if wake {
+            self.shared.changed.notify_all();
+        }
     }
 }
 
@@ -167,7 +172,9 @@ impl Shared {
             let batch = {
                 let mut queue = lock(&self.queue);
                 while queue.lines.is_empty() && !queue.closed {
+                    queue.writer_waiting = true;
                     queue = self.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                    queue.writer_waiting = false;
                 }
                 if queue.lines.is_empty() {
                     return;
