@@ -48,6 +48,9 @@ fn a_full_filesystem_drops_and_counts_lines_and_never_stops_the_container() {
     });
     let status = handle.container("flood").unwrap();
     assert_eq!((status.state, status.pid, status.restart_count), (State::Running, running.pid, 0));
+    // Read once the writer is done (the shutdown flushes the files): a read while a write is under way could see
+    // the line being written.
+    handle.shutdown();
     // The file holds only whole lines, in order from 1 (with gaps where lines were dropped): nothing half written
     // stays behind.
     let records = LogFiles::new(host.state_dir.join("containers"), "flood").read(&LogQuery::all()).0;
@@ -60,5 +63,4 @@ fn a_full_filesystem_drops_and_counts_lines_and_never_stops_the_container() {
     assert_eq!(file.last(), Some(&b'\n'));
     assert_eq!(file.iter().filter(|&&byte| byte == b'\n').count(), records.len());
     eprintln!("written {}, counters {:?}", records.len(), handle.log_counters());
-    handle.shutdown();
 }
