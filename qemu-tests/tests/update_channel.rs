@@ -179,7 +179,10 @@ fn a_bundle_with_a_broken_initramfs_runs_out_its_counter_and_the_host_falls_back
 /// Where a test stops an install.
 #[derive(Clone, Copy, Debug)]
 enum KillPoint {
-    /// The HTTP server stalls in the middle of the root payload.
+    /// The HTTP server stalls in the middle of the root payload: the root is being read and verified, nothing on
+    /// the disk has changed.
+    WhileRootRead,
+    /// `keel.update_halt=root-half-written`: slot b's entries are gone, half of the root is in its partition.
     DuringRootWrite,
     /// `keel.update_halt=after-kernel`.
     AfterKernel,
@@ -201,24 +204,29 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
     let original_entry = esp::read_entry(&image, entry)?;
     let mut root_progress = None;
     // An older version's entry for slot b, as an earlier update leaves one: the install must remove it before it
-    // writes anything of slot b, so that no entry ever points at a half-written slot.
+    // writes anything of slot b, so that no entry ever points at a half-written slot, and not before the bundle
+    // verified.
     let options = entry_options(&original_entry).context("slot a's entry has no options")?;
     let stale = entry_file_text("0.0.9", Slot::B, &options_for_slot(options, Slot::B));
     esp::write_entry(&image, "keel-0.0.9-b.conf", &stale)?;
     ensure!(esp::entries(&image)? == ["keel-0.0.9-b.conf", entry], "the stale entry was not written");
     match point {
-        KillPoint::DuringRootWrite => {
+        KillPoint::WhileRootRead => {
             let (length, root) = kit.root_span(&bundle)?;
             let stall = length - root / 2;
             server.stall("/keel-0.2.0.bundle", stall);
             // The console's progress steps are 10%: the last one before the stall, past the root's start, says
-            // the guest is writing the root.
+            // the guest is reading the root.
             let step = stall * 10 / length * 10;
             ensure!(step * length / 100 > length - root, "no progress step inside the root payload");
             root_progress = Some(format!("keel: update: {step}%"));
         }
-        KillPoint::AfterKernel | KillPoint::BeforeEntry => {
-            let halt = if matches!(point, KillPoint::AfterKernel) { "after-kernel" } else { "before-entry" };
+        KillPoint::DuringRootWrite | KillPoint::AfterKernel | KillPoint::BeforeEntry => {
+            let halt = match point {
+                KillPoint::DuringRootWrite => "root-half-written",
+                KillPoint::AfterKernel => "after-kernel",
+                _ => "before-entry",
+            };
             let edited = original_entry
                 .lines()
                 .map(|line| {
@@ -237,19 +245,26 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
     let vm = boot(name, scratch.path(), &image, &user_data, None)?;
     vm.wait_for("keel: update channel: installing keel 0.2.0", timeouts::OVMF_READY)?;
     match point {
-        KillPoint::DuringRootWrite => {
+        KillPoint::WhileRootRead => {
             ensure!(server.wait_stalled("/keel-0.2.0.bundle", INSTALL), "the download never reached the root");
             vm.wait_for(root_progress.as_deref().unwrap_or_default(), INSTALL)?;
         }
-        KillPoint::AfterKernel | KillPoint::BeforeEntry => {
+        KillPoint::DuringRootWrite | KillPoint::AfterKernel | KillPoint::BeforeEntry => {
             vm.wait_for("keel: warning: update: halted", INSTALL)?;
         }
     }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(vm.pid() as i32), nix::sys::signal::Signal::SIGKILL)?;
     let _ = vm.wait_for_exit(timeouts::SHUTDOWN);
     drop(vm);
+    // Nothing has changed before every byte verified; from the root's write on, slot b has no entry (a
+    // `.partial` file is none for systemd-boot, which reads `*.conf`).
+    let expected = match point {
+        KillPoint::WhileRootRead => vec!["keel-0.0.9-b.conf", entry],
+        KillPoint::DuringRootWrite => vec![entry],
+        KillPoint::AfterKernel | KillPoint::BeforeEntry => vec![entry, "keel-0.2.0-b+3.conf.partial"],
+    };
     let entries = esp::entries(&image)?;
-    ensure!(entries == [entry], "{point:?}: the interrupted install left ESP entries {entries:?}");
+    ensure!(entries == expected, "{point:?}: the interrupted install left ESP entries {entries:?}");
 
     // The power comes back: the old version boots. The retry runs without the stall or the halt.
     server.release();
@@ -267,6 +282,11 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
         "{point:?}: ESP entries {entries:?} after the retry"
     );
     Ok(())
+}
+
+#[test]
+fn an_install_killed_while_the_root_is_read_changes_nothing_and_a_retry_succeeds() -> Result<()> {
+    killed_install_boots_the_old_version_and_a_retry_succeeds(KillPoint::WhileRootRead, "update_killed_read")
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Installing update bundles through the full chain (OVMF, systemd-boot, PID 1): `keelctl update URL --reboot`
-//! against PID 1's API on a forwarded TCP port, the bundle served over HTTP from the host, the new slot booted as a
-//! trial and blessed; bundles that must be refused are refused before the ESP or the inactive slot change (the
-//! bytes of the disk image are compared after QEMU exits); `keelctl rollback` returns to the previous version.
-//! Every image and bundle is built by the real `keel-build` with a key pair of the test's own
+//! and `POST /keel/v1/update?wait=true` against PID 1's API on a forwarded TCP port, the bundle served over HTTP
+//! from the host, the new slot booted as a trial and blessed; bundles that must be refused (bad signature, any
+//! payload's hash, truncated or longer, wrong `compatible`, lower version) are refused before the ESP or either
+//! slot change (the bytes of the disk image are compared after QEMU exits); `keelctl rollback` returns to the
+//! previous version. Every image and bundle is built by the real `keel-build` with a key pair of the test's own
 //! (`keel_qemu_tests::update_kit`). With `-no-reboot`, each reboot ends QEMU and the test boots the same disk again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use keel_fixtures::supervise::http_request;
 use keel_os_image::bundle::keys::{parse_public_key, parse_secret_key};
 use keel_os_image::bundle::{signed_head, BundleReader, Manifest, TrustPolicy, HEADER_LEN};
 use keel_qemu_tests::artifacts::{self, workspace_dir, Artifacts};
@@ -88,14 +90,43 @@ fn wait_blessed(vm: &Vm, entry: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs `url` with `keelctl update URL --reboot` and waits for QEMU to exit on the reboot.
-fn install_and_reboot(vm: &Vm, port: u16, url: &str, version: &str) -> Result<()> {
+/// `POST /keel/v1/update?wait=true[&reboot=true]` of `url` on the forwarded API port: the status and the body,
+/// once the install ended.
+fn post_update_and_wait(port: u16, url: &str, reboot: bool) -> Result<(u16, String)> {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(INSTALL))?;
+    let path = if reboot { "/keel/v1/update?wait=true&reboot=true" } else { "/keel/v1/update?wait=true" };
+    let body = serde_json::json!({ "source": url }).to_string();
+    Ok(http_request(stream, "POST", path, body.as_bytes()))
+}
+
+/// How a test starts an install.
+#[derive(Clone, Copy)]
+enum Client {
+    /// `keelctl update URL --reboot`, which follows the progress.
+    Keelctl,
+    /// `POST /keel/v1/update?wait=true&reboot=true`, answered once the install ended.
+    ApiWait,
+}
+
+/// Installs `url` through `client` and waits for QEMU to exit on the reboot.
+fn install_and_reboot(vm: &Vm, port: u16, url: &str, version: &str, client: Client) -> Result<()> {
     status(port)?;
-    let output = keelctl(port, &["update", url, "--reboot"])?;
-    ensure!(output.status.success(), "keelctl update {url} failed:\n{}\nconsole:\n{}", text(&output), vm.console());
-    let said = text(&output);
-    ensure!(said.contains(&format!("installing keel {version}")), "keelctl does not name {version}: {said}");
-    ensure!(said.contains(&format!("keel {version} installed")), "keelctl does not say it installed: {said}");
+    match client {
+        Client::Keelctl => {
+            let output = keelctl(port, &["update", url, "--reboot"])?;
+            let said = text(&output);
+            ensure!(output.status.success(), "keelctl update {url} failed:\n{said}\nconsole:\n{}", vm.console());
+            ensure!(said.contains(&format!("installing keel {version}")), "keelctl does not name {version}: {said}");
+            ensure!(said.contains(&format!("keel {version} installed")), "keelctl does not say it installed: {said}");
+        }
+        Client::ApiWait => {
+            let (code, body) = post_update_and_wait(port, url, true)?;
+            ensure!(code == 200, "POST ?wait=true of {url}: {code} {body}\nconsole:\n{}", vm.console());
+            let update: Value = serde_json::from_str(&body)?;
+            ensure!(update["state"] == "installed" && update["version"] == version, "the wait's answer: {body}");
+        }
+    }
     vm.wait_for_exit(INSTALL).context("QEMU should exit when the host reboots into the new slot")?;
     let console = vm.console();
     let progress_lines = console.lines().filter(|line| line.contains("keel: update: ") && line.contains("%: ")).count();
@@ -122,7 +153,7 @@ fn bundles_served_over_http_install_into_alternating_slots_and_stay_after_their_
     let vm = boot("update_a_to_b", scratch.path(), &image, port)?;
     let before = status(port)?;
     ensure!(before["slot"] == "a" && before["boot"]["state"] == "blessed", "status before: {before}");
-    install_and_reboot(&vm, port, &server.guest_url("/b.bundle"), "1.1.0")?;
+    install_and_reboot(&vm, port, &server.guest_url("/b.bundle"), "1.1.0", Client::Keelctl)?;
     ensure!(server.requests("/b.bundle") == 1, "b was downloaded {} times", server.requests("/b.bundle"));
     let entries = esp::entries(&image)?;
     ensure!(entries == ["keel-1.0.0-a.conf", "keel-1.1.0-b+3.conf"], "ESP entries after the install: {entries:?}");
@@ -142,7 +173,7 @@ fn bundles_served_over_http_install_into_alternating_slots_and_stay_after_their_
     let vm = boot("update_b_again", scratch.path(), &image, port)?;
     let now = status(port)?;
     ensure!(now["slot"] == "b" && now["boot"]["state"] == "blessed", "status on b's second boot: {now}");
-    install_and_reboot(&vm, port, &server.guest_url("/c.bundle"), "1.2.0")?;
+    install_and_reboot(&vm, port, &server.guest_url("/c.bundle"), "1.2.0", Client::ApiWait)?;
     let entries = esp::entries(&image)?;
     ensure!(entries == ["keel-1.1.0-b.conf", "keel-1.2.0-a+3.conf"], "ESP entries after c's install: {entries:?}");
 
@@ -211,15 +242,18 @@ fn bundles_that_must_be_refused_change_neither_the_esp_nor_the_inactive_slot() -
         resigned(&kit, &good, |manifest| Manifest::new(&manifest.version, "keel-other", manifest.payloads.clone()))?;
     cases.push(("wrong-compatible", other, "the bundle is for \"keel-other\" hosts"));
     cases.push(("lower-version", older, "older than the running 1.0.0, and downgrades are not allowed"));
+    // Found at the root's end or after it: every byte is verified before the first write.
+    let mut bad_root = good.clone();
+    let last = bad_root.len() - 1;
+    bad_root[last] ^= 0x01;
+    cases.push(("bad-root", bad_root, "the bundle's payload root (bytes"));
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"more");
+    cases.push(("trailing-bytes", trailing, "its signed manifest says"));
     let server = UpdateServer::start()?;
     for (name, bytes, _) in &cases {
         server.put(&format!("/{name}.bundle"), bytes.clone());
     }
-
-    let mut bad_root = good.clone();
-    let last = bad_root.len() - 1;
-    bad_root[last] ^= 0x01;
-    server.put("/bad-root.bundle", bad_root);
     let esp_before = partition_bytes(&image, "esp")?;
     let slot_before = partition_bytes(&image, "keel-root-b")?;
     let running_before = partition_bytes(&image, "keel-root-a")?;
@@ -232,6 +266,9 @@ fn bundles_that_must_be_refused_change_neither_the_esp_nor_the_inactive_slot() -
         ensure!(output.status.code() == Some(1), "{name}: keelctl exit {:?}: {said}", output.status.code());
         ensure!(said.contains(expected), "{name}: the refusal does not say {expected:?}: {said}");
     }
+    // An install that fails after it started, answered to the client that waits for it.
+    let (code, body) = post_update_and_wait(port, &server.guest_url("/bad-root.bundle"), false)?;
+    ensure!(code == 400 && body.contains("the bundle's payload root (bytes"), "the wait's answer: {code} {body}");
     vm.power_down()?;
     vm.wait_for_exit(timeouts::SHUTDOWN)?;
     let console = vm.console();
@@ -239,22 +276,6 @@ fn bundles_that_must_be_refused_change_neither_the_esp_nor_the_inactive_slot() -
     ensure!(partition_bytes(&image, "esp")? == esp_before, "the ESP changed; console:\n{console}");
     ensure!(partition_bytes(&image, "keel-root-b")? == slot_before, "slot b changed; console:\n{console}");
     ensure!(esp::entries(&image)? == ["keel-1.0.0-a.conf"], "entries: {:?}", esp::entries(&image)?);
-
-    // A root image whose hash does not match is found at its end, after it streamed into slot b: the install
-    // fails naming it, and slot b has no entry, so nothing boots it. The ESP and the running slot are untouched.
-    let vm = boot("update_bad_root", scratch.path(), &image, port)?;
-    status(port)?;
-    let output = keelctl(port, &["update", &server.guest_url("/bad-root.bundle")])?;
-    let said = text(&output);
-    ensure!(output.status.code() == Some(1), "bad root: keelctl exit {:?}: {said}", output.status.code());
-    ensure!(said.contains("the bundle's payload root (bytes"), "the failure does not name the root payload: {said}");
-    let now = status(port)?;
-    ensure!(now["update"]["state"] == "failed", "status after the failure: {now}");
-    vm.power_down()?;
-    vm.wait_for_exit(timeouts::SHUTDOWN)?;
-    let console = vm.console();
-    ensure!(esp::entries(&image)? == ["keel-1.0.0-a.conf"], "entries: {:?}", esp::entries(&image)?);
-    ensure!(partition_bytes(&image, "esp")? == esp_before, "the ESP changed; console:\n{console}");
     ensure!(partition_bytes(&image, "keel-root-a")? == running_before, "the running slot changed:\n{console}");
     Ok(())
 }

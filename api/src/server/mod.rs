@@ -27,7 +27,7 @@ mod system;
 mod top;
 mod update;
 
-pub use update::{UpdateControl, UpdateRefusal};
+pub use update::{StartedInstall, UpdateControl, UpdateRefusal};
 
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;

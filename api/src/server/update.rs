@@ -1,8 +1,9 @@
 //! keel's update endpoints: `POST /keel/v1/update` starts an install through PID 1's [`UpdateControl`] and answers
-//! once the bundle's manifest verified; `POST /keel/v1/rollback` makes the other slot boot next and reboots. The
+//! once the bundle's manifest verified, or with `?wait=true` once the install ended; `POST /keel/v1/rollback` makes the other slot boot next and reboots. The
 //! install runs on a thread of PID 1's; the API only starts it and reads its progress (`status.update`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
@@ -24,12 +25,19 @@ pub enum UpdateRefusal {
     Failed(String),
 }
 
+/// An install that started: its bundle's version, and its outcome once it ends.
+pub struct StartedInstall {
+    pub version: String,
+    /// Sent once when the install ends: `Ok` once the new entry is on the ESP.
+    pub outcome: tokio::sync::oneshot::Receiver<Result<(), UpdateRefusal>>,
+}
+
 /// What the API asks of the host about updates; PID 1 implements it, `keel supervise` has none.
 pub trait UpdateControl: Send + Sync {
     /// Opens `source` and verifies the bundle's head; on success the install goes on on a thread of its own
-    /// (rebooting into the new slot afterwards when `reboot`) and this returns the bundle's version. Blocks for
-    /// the download of the head.
-    fn install(&self, source: &str, reboot: bool) -> Result<String, UpdateRefusal>;
+    /// (rebooting into the new slot afterwards when `reboot`) and this returns the bundle's version and the way to
+    /// its outcome. Blocks for the download of the head.
+    fn install(&self, source: &str, reboot: bool) -> Result<StartedInstall, UpdateRefusal>;
     /// Makes the other slot's good entry the one that boots next and asks for the reboot; returns its version.
     fn rollback(&self) -> Result<String, UpdateRefusal>;
     /// The current or last install.
@@ -40,10 +48,12 @@ pub trait UpdateControl: Send + Sync {
     fn boot(&self) -> BootStatus;
 }
 
-/// `POST /keel/v1/update[?reboot=true]`.
+/// `POST /keel/v1/update[?reboot=true][&wait=true]`: 202 once the head verified; with `wait`, 200 with
+/// `status.update` once the install ended, or the failure's status and message.
 pub async fn update(context: &Context, request: ApiRequest, query: &HashMap<String, String>) -> Response<Body> {
     let Some(control) = context.hooks.update.clone() else { return no_slots() };
-    let reboot = query.get("reboot").is_some_and(|value| value == "true" || value == "1");
+    let flag = |name: &str| query.get(name).is_some_and(|value| value == "true" || value == "1");
+    let (reboot, wait) = (flag("reboot"), flag("wait"));
     let body = match read_body(request).await {
         Ok(body) => body,
         Err(reply) => return *reply,
@@ -54,9 +64,15 @@ pub async fn update(context: &Context, request: ApiRequest, query: &HashMap<Stri
             return error_reply(StatusCode::BAD_REQUEST, &format!("the body is not {{\"source\": \"…\"}}: {error}"))
         }
     };
-    let started = tokio::task::spawn_blocking(move || control.install(&request.source, reboot)).await;
+    let starting = Arc::clone(&control);
+    let started = tokio::task::spawn_blocking(move || starting.install(&request.source, reboot)).await;
     match started {
-        Ok(Ok(version)) => json(StatusCode::ACCEPTED, &UpdateAccepted { version }),
+        Ok(Ok(started)) if wait => match started.outcome.await {
+            Ok(Ok(())) => json(StatusCode::OK, &control.progress()),
+            Ok(Err(refusal)) => refusal_reply(refusal),
+            Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the install ended without an outcome"),
+        },
+        Ok(Ok(started)) => json(StatusCode::ACCEPTED, &UpdateAccepted { version: started.version }),
         Ok(Err(refusal)) => refusal_reply(refusal),
         Err(error) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &format!("the install did not start: {error}")),
     }

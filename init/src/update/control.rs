@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_api::server::{UpdateControl, UpdateRefusal};
+use keel_api::server::{StartedInstall, UpdateControl, UpdateRefusal};
 use keel_api::update::{BootStatus, RollbackReport, UpdateStatus};
 use keel_logs::error_chain;
 use keel_os_image::Slot;
@@ -19,7 +19,8 @@ use crate::boot_assessment::BootKind;
 use crate::shutdown::{Action, ShutdownRequest};
 use crate::shutdown_mailbox::ShutdownMailbox;
 
-/// Between a finished install and the reboot asked for with it: clients polling the progress see it finished.
+/// Between a finished install or a rollback and the reboot asked for with it: clients read the reply, or the
+/// finished progress, before the API closes.
 const REBOOT_GRACE: Duration = Duration::from_secs(2);
 
 /// PID 1's updates, as the API reaches them.
@@ -34,7 +35,7 @@ pub struct HostUpdates {
 }
 
 impl UpdateControl for HostUpdates {
-    fn install(&self, source: &str, reboot: bool) -> Result<String, UpdateRefusal> {
+    fn install(&self, source: &str, reboot: bool) -> Result<StartedInstall, UpdateRefusal> {
         let source = UpdateSource::parse(source).map_err(|error| UpdateRefusal::Invalid(error_chain(&error)))?;
         let bundle = match install::open(&source, &self.policy) {
             Ok(bundle) => bundle,
@@ -46,21 +47,25 @@ impl UpdateControl for HostUpdates {
         let version = bundle.version().to_owned();
         let progress = Arc::clone(&self.progress);
         let mailbox = Arc::clone(&self.mailbox);
+        let (outcome_sender, outcome) = tokio::sync::oneshot::channel();
+        bundle.announce(&self.progress);
         let spawned = std::thread::Builder::new().name("update".to_owned()).spawn(move || {
-            let result = bundle.write(&progress);
+            let result = bundle.write_announced(&progress);
+            // Nobody waits unless the request asked to.
+            let _ = outcome_sender.send(result.as_ref().map(|_| ()).map_err(refusal));
             if let (Ok(installed), true) = (result, reboot) {
-                // A client following the install (`keelctl update --reboot`) reads the outcome before the API closes.
                 log::info!("update: rebooting into keel {} in {REBOOT_GRACE:?}", installed.version);
-                std::thread::sleep(REBOOT_GRACE);
                 let reason =
                     format!("keel {} installed in slot {}; rebooting into it", installed.version, installed.slot);
-                mailbox.ask(ShutdownRequest::new(Action::Reboot, reason));
+                reboot_after(&mailbox, REBOOT_GRACE, reason);
             }
         });
         match spawned {
-            Ok(_) => Ok(version),
+            Ok(_) => Ok(StartedInstall { version, outcome }),
             Err(error) => {
-                Err(UpdateRefusal::Failed(format!("cannot start the install's thread: {}", error_chain(&error))))
+                let message = format!("cannot start the install's thread: {}", error_chain(&error));
+                self.progress.fail(message.clone());
+                Err(UpdateRefusal::Failed(message))
             }
         }
     }
@@ -79,7 +84,7 @@ impl UpdateControl for HostUpdates {
                     done.target.slot
                 );
                 let reason = format!("rolling back to keel {} in slot {}", done.target.version, done.target.slot);
-                self.mailbox.ask(ShutdownRequest::new(Action::Reboot, reason));
+                self.reboot_after_grace(reason);
                 Ok(done.target.version)
             }
             Err(error) => {
@@ -112,6 +117,27 @@ impl UpdateControl for HostUpdates {
     }
 }
 
+impl HostUpdates {
+    /// Asks for the reboot [`REBOOT_GRACE`] from now, on a thread of its own, so that the API's reply goes out
+    /// first; asks at once if no thread can be started.
+    fn reboot_after_grace(&self, reason: String) {
+        let mailbox = Arc::clone(&self.mailbox);
+        let spawned = std::thread::Builder::new()
+            .name("reboot-grace".to_owned())
+            .spawn(move || reboot_after(&mailbox, REBOOT_GRACE, reason));
+        if let Err(error) = spawned {
+            log::warn!("update: cannot wait before the reboot: {}", error_chain(&error));
+            self.mailbox.ask(ShutdownRequest::new(Action::Reboot, "rolling back".to_owned()));
+        }
+    }
+}
+
+/// Sleeps `grace` (a client reads the reply or the outcome before the API closes), then asks for the reboot.
+fn reboot_after(mailbox: &ShutdownMailbox, grace: Duration, reason: String) {
+    std::thread::sleep(grace);
+    mailbox.ask(ShutdownRequest::new(Action::Reboot, reason));
+}
+
 /// The API's answer to an install that did not start.
 fn refusal(error: &InstallError) -> UpdateRefusal {
     let message = error_chain(error);
@@ -119,6 +145,9 @@ fn refusal(error: &InstallError) -> UpdateRefusal {
         InstallError::Busy | InstallError::RunningHost(RunningHostError::NoSlot) => UpdateRefusal::Conflict(message),
         InstallError::Refused { .. }
         | InstallError::Length { .. }
+        | InstallError::Payload { .. }
+        | InstallError::BootFileTooLarge { .. }
+        | InstallError::RootTooLarge { .. }
         | InstallError::Source(SourceError::Form { .. } | SourceError::Status { .. } | SourceError::Open { .. }) => {
             UpdateRefusal::Invalid(message)
         }

@@ -1,6 +1,6 @@
 //! The install's writes to the EFI system partition: mounted read-write for the install alone, the inactive
-//! slot's entries removed, files written under a temporary name, synced and renamed, the new entry written last.
-//! Every step syncs the directory it changed, so that a power cut leaves each file old or new, never half.
+//! slot's entries removed, files written under temporary names, synced and renamed, the new entry renamed last.
+//! Every step syncs what it changed before the next, so that a power cut leaves each file old or new, never half.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -147,49 +147,52 @@ pub fn running_options(esp: &Path, running: Slot) -> Result<String, EspWriteErro
     Err(EspWriteError::NoRunningEntry { slot: running })
 }
 
-/// A file being written at `relative` under the ESP: under a temporary name until [`PartialFile::commit`].
-pub struct PartialFile {
-    file: File,
-    partial: PathBuf,
-    target: PathBuf,
+/// Files written at their paths under the ESP through temporary names: all their bytes made durable with one
+/// sync of the ESP, then each renamed over its target when the caller says, with a sync between renames that must
+/// not be reordered.
+pub struct PartialFiles {
+    /// The ESP's root, for `syncfs` and the flush of its directory.
+    esp: File,
+    /// `(relative, temporary, target)` for each file not renamed yet.
+    pending: Vec<(String, PathBuf, PathBuf)>,
 }
 
-impl PartialFile {
-    /// Creates the temporary file (and the directories above it).
-    pub fn create(esp: &Path, relative: &str) -> Result<PartialFile, EspWriteError> {
-        let target = esp.join(relative);
-        let partial = PathBuf::from(format!("{}{PARTIAL_SUFFIX}", target.display()));
-        let write_error = |source| EspWriteError::Write { path: PathBuf::from(relative), source };
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(write_error)?;
+impl PartialFiles {
+    /// Creates and writes each of `files` (relative path, bytes) under its temporary name, then syncs.
+    pub fn write(esp: &Path, files: &[(&str, &[u8])]) -> Result<PartialFiles, EspWriteError> {
+        let esp_dir = File::open(esp).map_err(|source| EspWriteError::Write { path: esp.to_path_buf(), source })?;
+        let mut pending = Vec::new();
+        for (relative, bytes) in files {
+            let target = esp.join(relative);
+            let partial = PathBuf::from(format!("{}{PARTIAL_SUFFIX}", target.display()));
+            let write_error = |source| EspWriteError::Write { path: PathBuf::from(relative), source };
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(write_error)?;
+            }
+            File::create(&partial).and_then(|mut file| file.write_all(bytes)).map_err(write_error)?;
+            pending.push(((*relative).to_owned(), partial, target));
         }
-        let file = File::create(&partial).map_err(write_error)?;
-        Ok(PartialFile { file, partial, target })
+        let files = PartialFiles { esp: esp_dir, pending };
+        files.sync()?;
+        Ok(files)
     }
 
-    /// Writes all of `bytes`.
-    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), EspWriteError> {
-        self.file.write_all(bytes).map_err(|source| EspWriteError::Write { path: self.partial.clone(), source })
+    /// Renames the temporary file of `relative` over its target; durable with the next [`PartialFiles::sync`].
+    pub fn rename(&mut self, relative: &str) -> Result<(), EspWriteError> {
+        let Some(index) = self.pending.iter().position(|(name, _, _)| name == relative) else {
+            return Ok(());
+        };
+        let (_, partial, target) = self.pending.remove(index);
+        fs::rename(&partial, &target).map_err(|source| EspWriteError::Write { path: target, source })
     }
 
-    /// Syncs the file, renames it over the target and syncs the directory.
-    pub fn commit(self) -> Result<(), EspWriteError> {
-        let write_error = |source| EspWriteError::Write { path: self.target.clone(), source };
-        self.file.sync_all().map_err(write_error)?;
-        drop(self.file);
-        fs::rename(&self.partial, &self.target).map_err(write_error)?;
-        match self.target.parent() {
-            Some(dir) => sync_dir(dir),
-            None => Ok(()),
-        }
+    /// Writes back everything on the ESP (`syncfs`), then flushes the disk's cache through an `fsync` of the
+    /// ESP's root directory: vfat's `syncfs` writes the blocks but does not flush.
+    pub fn sync(&self) -> Result<(), EspWriteError> {
+        let sync_error = |source| EspWriteError::Write { path: PathBuf::from("/"), source };
+        nix::unistd::syncfs(&self.esp).map_err(|errno| sync_error(io::Error::from(errno)))?;
+        self.esp.sync_all().map_err(sync_error)
     }
-}
-
-/// Writes `bytes` to `relative` under the ESP through a temporary name.
-pub fn write_file(esp: &Path, relative: &str, bytes: &[u8]) -> Result<(), EspWriteError> {
-    let mut file = PartialFile::create(esp, relative)?;
-    file.write_all(bytes)?;
-    file.commit()
 }
 
 fn sync_dir(dir: &Path) -> Result<(), EspWriteError> {
@@ -219,13 +222,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_appears_under_its_name_only_when_committed() {
+    fn files_appear_under_their_names_only_when_renamed() {
         let esp = tempfile::tempdir().unwrap();
-        let mut file = PartialFile::create(esp.path(), "keel/b/vmlinuz").unwrap();
-        file.write_all(b"kernel").unwrap();
+        let files: [(&str, &[u8]); 2] = [("keel/b/vmlinuz", b"kernel"), ("loader/entries/keel-1-b+3.conf", b"entry")];
+        let mut written = PartialFiles::write(esp.path(), &files).unwrap();
         assert_eq!(names(&esp.path().join("keel/b")), ["vmlinuz.partial"]);
-        file.commit().unwrap();
+        written.rename("keel/b/vmlinuz").unwrap();
+        written.sync().unwrap();
         assert_eq!(names(&esp.path().join("keel/b")), ["vmlinuz"]);
         assert_eq!(fs::read(esp.path().join("keel/b/vmlinuz")).unwrap(), b"kernel");
+        assert_eq!(names(&esp.path().join("loader/entries")), ["keel-1-b+3.conf.partial"]);
+        written.rename("loader/entries/keel-1-b+3.conf").unwrap();
+        assert_eq!(fs::read(esp.path().join("loader/entries/keel-1-b+3.conf")).unwrap(), b"entry");
     }
 }

@@ -12,6 +12,8 @@ pub const HALT_PARAMETER: &str = "keel.update_halt";
 /// Where an install can be halted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HaltPoint {
+    /// The inactive slot's entries are gone and half of the root image is written into its partition.
+    RootHalfWritten,
     /// The kernel is on the ESP under its final name; the initramfs and the entry are not.
     AfterKernel,
     /// Kernel and initramfs are in place; the entry is not written.
@@ -21,6 +23,7 @@ pub enum HaltPoint {
 impl HaltPoint {
     fn name(self) -> &'static str {
         match self {
+            HaltPoint::RootHalfWritten => "root-half-written",
             HaltPoint::AfterKernel => "after-kernel",
             HaltPoint::BeforeEntry => "before-entry",
         }

@@ -14,6 +14,7 @@ mod record;
 mod rollback;
 mod running;
 mod source;
+mod staging;
 
 pub use control::HostUpdates;
 #[allow(unused_imports)]

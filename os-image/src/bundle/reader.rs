@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::{self, Read};
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
+use ring::digest::{Context as Sha256, SHA256};
 
 use super::head::Header;
 use super::manifest::{Manifest, ManifestError, PayloadEntry, PayloadName, Sha256Digest};
@@ -208,7 +208,7 @@ impl<R: Read> BundleReader<R> {
             index: self.next,
             start: self.offset,
             remaining: entry.size,
-            hasher: Sha256::new(),
+            hasher: Sha256::new(&SHA256),
             verified: false,
         });
         self.next += 1;
@@ -303,7 +303,10 @@ impl<R: Read> BundleReader<R> {
 }
 
 fn check_digest(streaming: &mut Streaming, entry: &PayloadEntry, end: u64) -> Result<(), BundleError> {
-    let actual = Sha256Digest(std::mem::take(&mut streaming.hasher).finalize().into());
+    let digest = std::mem::replace(&mut streaming.hasher, Sha256::new(&SHA256)).finish();
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(digest.as_ref());
+    let actual = Sha256Digest(bytes);
     if actual != entry.sha256 {
         return Err(BundleError::PayloadHash {
             name: entry.name,
