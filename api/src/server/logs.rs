@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
+use keel_logs::json_file::rfc3339_nanos;
 use keel_logs::json_file::LogQuery;
-use keel_logs::syslog::rfc3339_millis;
 use keel_logs::{LogRecord, LogStream};
 use keel_supervision::machine::State;
 
@@ -132,7 +132,8 @@ fn frame(body: &mut Vec<u8>, record: &LogRecord, timestamps: bool) {
     };
     let mut line = String::new();
     if timestamps {
-        line.push_str(&rfc3339_millis(record.time));
+        // Docker's `docker logs -t`: RFC 3339 with nine digits of nanoseconds.
+        line.push_str(&rfc3339_nanos(record.time));
         line.push(' ');
     }
     line.push_str(&record.line);
