@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::io::{self, Read};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use ring::digest::{Context as Sha256, SHA256};
@@ -125,6 +126,8 @@ pub struct BundleReader<R> {
     next: usize,
     current: Option<Streaming>,
     failed: bool,
+    /// Time spent hashing so far: what verifying costs beyond reading.
+    hashing: Duration,
 }
 
 /// The payload being read.
@@ -179,7 +182,16 @@ impl<R: Read> BundleReader<R> {
                 running: policy.running_version.to_owned(),
             });
         }
-        Ok(BundleReader { source, manifest, head_len: offset, offset, next: 0, current: None, failed: false })
+        Ok(BundleReader {
+            source,
+            manifest,
+            head_len: offset,
+            offset,
+            next: 0,
+            current: None,
+            failed: false,
+            hashing: Duration::ZERO,
+        })
     }
 
     /// The verified manifest.
@@ -190,6 +202,11 @@ impl<R: Read> BundleReader<R> {
     /// Bytes of the bundle read so far: progress, against [`BundleReader::bundle_len`].
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Time spent hashing payloads so far.
+    pub fn hashing_time(&self) -> Duration {
+        self.hashing
     }
 
     /// The bundle's whole length as its manifest gives it.
@@ -290,7 +307,9 @@ impl<R: Read> BundleReader<R> {
                 }
             }
         };
+        let hashing_from = Instant::now();
         streaming.hasher.update(&buf[..count]);
+        self.hashing += hashing_from.elapsed();
         streaming.remaining -= count as u64;
         self.offset += count as u64;
         if streaming.remaining == 0 {
