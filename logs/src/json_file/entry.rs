@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::time::{parse_rfc3339, rfc3339_nanos};
+use super::time::{parse_rfc3339, write_rfc3339_nanos};
+use crate::batch::LogLine;
 use crate::output::{LogRecord, LogStream};
 use crate::pieces::MAX_LINE;
 
@@ -12,7 +13,7 @@ use crate::pieces::MAX_LINE;
 /// around it. Longer lines were not written by keel and are skipped unread.
 pub const MAX_ENTRY: usize = MAX_LINE * 6 + 256;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Entry<'a> {
     #[serde(borrow)]
     log: Cow<'a, str>,
@@ -25,20 +26,27 @@ struct Entry<'a> {
 /// Appends `record` to `out` as one line, ending with `\n`. The `log` field carries the line's `\n`, as Docker
 /// writes it; a piece of a longer line (see [`crate::pieces`]) carries none.
 pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
-    let mut log = String::with_capacity(record.line.len() + 1);
-    log.push_str(&record.line);
-    if !record.partial {
-        log.push('\n');
+    encode_line(LogLine { stream: record.stream, time: record.time, line: &record.line, partial: record.partial }, out);
+}
+
+/// [`encode`] for a line of a [`LogLines`](crate::LogLines), written straight into `out`: the fields in
+/// [`Entry`]'s order, the text escaped by serde_json, nothing allocated.
+pub(crate) fn encode_line(line: LogLine<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"log\":");
+    // Serializing a string into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, line.line).is_err() {
+        out.extend_from_slice(b"\"\"");
     }
-    let entry = Entry {
-        log: Cow::Owned(log),
-        stream: Cow::Borrowed(stream_name(record.stream)),
-        time: Cow::Owned(rfc3339_nanos(record.time)),
-    };
-    // Serializing strings into a Vec cannot fail.
-    if serde_json::to_writer(&mut *out, &entry).is_ok() {
-        out.push(b'\n');
+    if !line.partial {
+        // Before the closing quote: the line's own newline, escaped.
+        out.pop();
+        out.extend_from_slice(b"\\n\"");
     }
+    out.extend_from_slice(b",\"stream\":\"");
+    out.extend_from_slice(stream_name(line.stream).as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    write_rfc3339_nanos(line.time, out);
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// The record of one line (without its `\n`), or `None` if it is too long, not JSON, or lacks a field.
@@ -86,7 +94,16 @@ mod tests {
             String::from_utf8_lossy(&out),
             "{\"log\":\"say \\\"hi\\\"\\t\\u001b\\n\",\"stream\":\"stderr\",\"time\":\"2024-02-29T12:34:56.000000005Z\"}\n"
         );
-        assert_eq!(decode(&out[..out.len() - 1]), Some(record));
+        assert_eq!(decode(&out[..out.len() - 1]), Some(record.clone()));
+        let piece =
+            LogRecord { stream: LogStream::Stdout, partial: true, line: "\u{e9}\u{2028}".to_owned(), ..record.clone() };
+        let mut out = Vec::new();
+        encode(&piece, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "{\"log\":\"\u{e9}\u{2028}\",\"stream\":\"stdout\",\"time\":\"2024-02-29T12:34:56.000000005Z\"}\n"
+        );
+        assert_eq!(decode(&out[..out.len() - 1]), Some(piece));
         assert_eq!(decode(b"{\"log\":\"x\\n\",\"stream\":\"stdin\",\"time\":\"2024-02-29T12:34:56Z\"}"), None);
         assert_eq!(decode(b"{\"log\":\"x\\n\",\"stream\":\"stdout\",\"ti"), None);
         assert_eq!(decode(&vec![b' '; MAX_ENTRY + 1]), None);

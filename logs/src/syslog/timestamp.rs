@@ -18,8 +18,59 @@ struct Civil {
 
 /// `2024-02-29T12:34:56.789Z`, as RFC 5424 wants it.
 pub fn rfc3339_millis(time: SystemTime) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_millis(time, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`rfc3339_millis`] appended to `out`, digit by digit (the relay writes one per line).
+pub(crate) fn write_rfc3339_millis(time: SystemTime, out: &mut Vec<u8>) {
     let c = civil(time);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis)
+    write_civil(c.year, c.month, c.day, c.hour * 3600 + c.minute * 60 + c.second, out);
+    out.push(b'.');
+    push_digits(out, c.millis.unsigned_abs(), 3);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) of `seconds` since the epoch, appended to `out`.
+pub(crate) fn write_date_time(seconds: i64, out: &mut Vec<u8>) {
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    write_civil(year, month, day, seconds.rem_euclid(86_400), out);
+}
+
+fn write_civil(year: i64, month: u32, day: u32, second_of_day: i64, out: &mut Vec<u8>) {
+    if year < 0 {
+        out.push(b'-');
+    }
+    push_digits(out, year.unsigned_abs(), 4);
+    out.push(b'-');
+    push_digits(out, u64::from(month), 2);
+    out.push(b'-');
+    push_digits(out, u64::from(day), 2);
+    out.push(b'T');
+    let second_of_day = second_of_day.unsigned_abs();
+    push_digits(out, second_of_day / 3600, 2);
+    out.push(b':');
+    push_digits(out, second_of_day / 60 % 60, 2);
+    out.push(b':');
+    push_digits(out, second_of_day % 60, 2);
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits, appended to `out`.
+pub(crate) fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let start = at.min(digits.len().saturating_sub(width));
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// `Feb 29 12:34:56` (UTC), the form local `/dev/log` readers parse (glibc's `syslog(3)` writes it).
@@ -122,6 +173,16 @@ mod tests {
             assert_eq!(next, expected, "day {days}");
             (year, month, day) = next;
         }
+    }
+
+    #[test]
+    fn pads_digits_to_their_width_and_never_cuts_them() {
+        let mut out = Vec::new();
+        for (value, width) in [(0, 1), (7, 3), (42, 2), (12_345, 4), (u64::MAX, 4), (0, 9)] {
+            push_digits(&mut out, value, width);
+            out.push(b' ');
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), format!("0 007 42 12345 {} 000000000 ", u64::MAX));
     }
 
     #[test]
