@@ -20,6 +20,7 @@
 //! # Current limitations
 //! No journald or other non-syslog transports; the json-file reader reads a whole non-`tail` answer into memory.
 
+mod append;
 pub mod batch;
 pub mod console;
 pub mod error_chain;

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::time::{parse_rfc3339, write_rfc3339_nanos};
+use crate::append::push_bytes;
 use crate::batch::LogLine;
 use crate::output::{LogRecord, LogStream};
 use crate::pieces::MAX_LINE;
@@ -30,23 +31,48 @@ pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
 }
 
 /// [`encode`] for a line of a [`LogLines`](crate::LogLines), written straight into `out`: the fields in
-/// [`Entry`]'s order, the text escaped by serde_json, nothing allocated.
+/// [`Entry`]'s order, nothing allocated.
 pub(crate) fn encode_line(line: LogLine<'_>, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"log\":");
-    // Serializing a string into a Vec cannot fail.
-    if serde_json::to_writer(&mut *out, line.line).is_err() {
-        out.extend_from_slice(b"\"\"");
-    }
+    push_bytes(out, b"{\"log\":\"");
+    push_escaped(out, line.line);
     if !line.partial {
-        // Before the closing quote: the line's own newline, escaped.
-        out.pop();
-        out.extend_from_slice(b"\\n\"");
+        push_bytes(out, b"\\n");
     }
-    out.extend_from_slice(b",\"stream\":\"");
-    out.extend_from_slice(stream_name(line.stream).as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
+    push_bytes(out, b"\",\"stream\":\"");
+    push_bytes(out, stream_name(line.stream).as_bytes());
+    push_bytes(out, b"\",\"time\":\"");
     write_rfc3339_nanos(line.time, out);
-    out.extend_from_slice(b"\"}\n");
+    push_bytes(out, b"\"}\n");
+}
+
+/// `text` as the inside of a JSON string, escaped as serde_json escapes (`\"`, `\\`, `\n`-style short forms,
+/// `\u00XX` for the other control characters), so that files read the same as before. Runs that need no escape
+/// are copied whole.
+fn push_escaped(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let short = match byte {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => b'u',
+            _ => continue,
+        };
+        push_bytes(out, &bytes[start..at]);
+        start = at + 1;
+        out.push(b'\\');
+        out.push(short);
+        if short == b'u' {
+            push_bytes(out, &[b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]);
+        }
+    }
+    push_bytes(out, &bytes[start..]);
 }
 
 /// The record of one line (without its `\n`), or `None` if it is too long, not JSON, or lacks a field.
@@ -79,6 +105,16 @@ fn stream_name(stream: LogStream) -> &'static str {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn escapes_every_character_as_serde_json_does() {
+        let mut text: String = (0u8..=0x7f).map(char::from).collect();
+        text.push_str("\u{e9}\u{2028}\u{1F600}");
+        let mut out = Vec::new();
+        push_escaped(&mut out, &text);
+        let expected = serde_json::to_string(&text).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), expected[1..expected.len() - 1]);
+    }
 
     #[test]
     fn docker_json_file_lines() {

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::syslog::timestamp::{push_digits, write_date_time};
+use crate::append::push_digits;
+use crate::syslog::timestamp::write_date_time;
 
 /// `2026-11-29T20:47:07.123456789Z`, as Docker's json-file driver writes it (always nine digits here).
 /// Instants before 1970 are written as 1970-01-01T00:00:00Z: a container's output is never that old.

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use keel_config::{Facility, SyslogDestination, SyslogFormat, SyslogTarget};
 
 use super::timestamp;
+use crate::append::{push_bytes, push_digits};
 
 /// RFC 5424 caps APP-NAME at 48 and HOSTNAME at 255 printable US-ASCII characters.
 const APP_NAME_MAX: usize = 48;
@@ -122,39 +123,39 @@ impl Formatter {
         let facility = record.facility.unwrap_or(self.facility);
         let priority = u16::from(facility.0) * 8 + u16::from(record.severity.code());
         out.push(b'<');
-        timestamp::push_digits(out, u64::from(priority), 1);
+        push_digits(out, u64::from(priority), 1);
         out.push(b'>');
         match self.style {
             Style::Rfc5424 => {
-                out.extend_from_slice(b"1 ");
+                push_bytes(out, b"1 ");
                 timestamp::write_rfc3339_millis(record.timestamp, out);
                 out.push(b' ');
-                out.extend_from_slice(self.hostname.as_bytes());
+                push_bytes(out, self.hostname.as_bytes());
                 out.push(b' ');
                 push_printable(out, &record.app_name, APP_NAME_MAX, &[]);
-                out.extend_from_slice(b" - - ");
-                out.extend_from_slice(record.structured_data.as_deref().unwrap_or("-").as_bytes());
+                push_bytes(out, b" - - ");
+                push_bytes(out, record.structured_data.as_deref().unwrap_or("-").as_bytes());
                 out.push(b' ');
             }
             // The tag ends at the first `:` or `[`, so neither may appear inside it.
             Style::Rfc3164 => {
-                out.extend_from_slice(timestamp::bsd(record.timestamp).as_bytes());
+                push_bytes(out, timestamp::bsd(record.timestamp).as_bytes());
                 out.push(b' ');
-                out.extend_from_slice(self.hostname.as_bytes());
+                push_bytes(out, self.hostname.as_bytes());
                 out.push(b' ');
                 push_printable(out, &record.app_name, APP_NAME_MAX, &[':', '[', ']']);
-                out.extend_from_slice(b": ");
+                push_bytes(out, b": ");
             }
             Style::Local => {
-                out.extend_from_slice(timestamp::bsd(record.timestamp).as_bytes());
+                push_bytes(out, timestamp::bsd(record.timestamp).as_bytes());
                 out.push(b' ');
                 push_printable(out, &record.app_name, APP_NAME_MAX, &[':', '[', ']']);
-                out.extend_from_slice(b": ");
+                push_bytes(out, b": ");
             }
         }
         let message = record.message.trim_end_matches(['\n', '\r']);
         let room = self.max_line.saturating_sub(out.len() - start);
-        out.extend_from_slice(truncated(message, room).as_bytes());
+        push_bytes(out, truncated(message, room).as_bytes());
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::append::push_digits;
+
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// A UTC calendar instant, to the millisecond.
@@ -54,23 +56,6 @@ fn write_civil(year: i64, month: u32, day: u32, second_of_day: i64, out: &mut Ve
     push_digits(out, second_of_day / 60 % 60, 2);
     out.push(b':');
     push_digits(out, second_of_day % 60, 2);
-}
-
-/// `value` in decimal, zero-padded to at least `width` digits, appended to `out`.
-pub(crate) fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let start = at.min(digits.len().saturating_sub(width));
-    out.extend_from_slice(&digits[start..]);
 }
 
 /// `Feb 29 12:34:56` (UTC), the form local `/dev/log` readers parse (glibc's `syslog(3)` writes it).
@@ -173,16 +158,6 @@ mod tests {
             assert_eq!(next, expected, "day {days}");
             (year, month, day) = next;
         }
-    }
-
-    #[test]
-    fn pads_digits_to_their_width_and_never_cuts_them() {
-        let mut out = Vec::new();
-        for (value, width) in [(0, 1), (7, 3), (42, 2), (12_345, 4), (u64::MAX, 4), (0, 9)] {
-            push_digits(&mut out, value, width);
-            out.push(b' ');
-        }
-        assert_eq!(String::from_utf8(out).unwrap(), format!("0 007 42 12345 {} 000000000 ", u64::MAX));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
 use super::tls::TlsTrust;
+use crate::append::{push_bytes, push_digits};
 
 /// Bounds every blocking step, so the relay thread notices a flush deadline and a wedged receiver.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -155,9 +156,9 @@ impl Frames {
         if self.counted {
             self.line.clear();
             write(&mut self.line);
-            super::timestamp::push_digits(&mut self.bytes, self.line.len() as u64, 1);
+            push_digits(&mut self.bytes, self.line.len() as u64, 1);
             self.bytes.push(b' ');
-            self.bytes.extend_from_slice(&self.line);
+            push_bytes(&mut self.bytes, &self.line);
         } else {
             write(&mut self.bytes);
             self.ends.push(self.bytes.len());
