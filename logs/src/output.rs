@@ -119,6 +119,51 @@ pub fn spawn_reader(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<(String, bool)>>);
+
+    impl LogSink for Collect {
+        fn lines(&self, _container: &str, lines: &LogLines) {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend(lines.iter().map(|line| (line.line.to_owned(), line.partial)));
+        }
+    }
+
+    fn seen(sink: &Collect) -> Vec<String> {
+        sink.0.lock().unwrap().iter().map(|(line, _)| line.clone()).collect()
+    }
+
+    #[test]
+    fn complete_lines_go_on_at_once_even_when_an_incomplete_one_follows_them() {
+        let (reading, mut writing) = UnixStream::pair().unwrap();
+        let sink = Arc::new(Collect::default());
+        let reader = spawn_reader(
+            "web".into(),
+            LogStream::Stdout,
+            File::from(OwnedFd::from(reading)),
+            Arc::new(vec![sink.clone() as Arc<dyn LogSink>]),
+            Arc::new(FirstEvents::default()),
+        )
+        .unwrap();
+        writing.write_all(b"one\ntwo\nthr").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen(&sink).len() < 2 {
+            assert!(Instant::now() < deadline, "complete lines held back behind an incomplete one: {:?}", seen(&sink));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(seen(&sink), ["one", "two"]);
+        writing.write_all(b"ee\nlast").unwrap();
+        drop(writing);
+        reader.join().unwrap();
+        assert_eq!(seen(&sink), ["one", "two", "three", "last"]);
+        assert!(sink.0.lock().unwrap().iter().all(|(_, partial)| !partial));
+    }
 
     #[test]
     fn console_lines_cannot_pass_for_keel_or_drive_the_terminal() {

@@ -364,3 +364,20 @@ impl ContainerFile {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nearly_full_queue_takes_the_first_lines_that_fit() {
+        let encoded = b"{1}\n{22}\n{333}\n";
+        assert_eq!(fitting_lines(encoded, 3, 100), 3);
+        assert_eq!(fitting_lines(encoded, 2, 100), 2);
+        assert_eq!(fitting_lines(encoded, 3, 9), 2);
+        assert_eq!(fitting_lines(encoded, 3, 8), 1);
+        assert_eq!(fitting_lines(encoded, 3, 3), 0);
+        assert_eq!(end_of_lines(encoded, 2), 9);
+        assert_eq!(end_of_lines(encoded, 0), 0);
+    }
+}

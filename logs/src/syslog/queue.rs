@@ -362,6 +362,23 @@ mod tests {
     }
 
     #[test]
+    fn lines_read_together_wait_for_room_one_by_one_and_none_is_lost_while_the_receiver_drains() {
+        // A queue of 2 and a read of 50 lines: the relay thread, asleep on an empty queue, has to be woken by the
+        // first records before the later ones can find room.
+        let queue = std::sync::Arc::new(Queue::new(2, usize::MAX));
+        queue.set_draining(true);
+        let taker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || (0..50).map(|_| message(queue.next(false))).collect::<Vec<_>>())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        queue.push_all_waiting((0..50).map(|n| record(&n.to_string())), Duration::from_secs(30));
+        let taken = taker.join().unwrap();
+        assert_eq!(taken, (0..50).map(|n| n.to_string()).collect::<Vec<_>>());
+        assert_eq!(queue.dropped(), 0);
+    }
+
+    #[test]
     fn a_batch_put_back_is_taken_again_first_and_keeps_the_bound() {
         let queue = Queue::new(3, usize::MAX);
         for text in ["a", "b", "c"] {
