@@ -9,6 +9,7 @@ use crate::append::push_bytes;
 use crate::batch::LogLine;
 use crate::output::{LogRecord, LogStream};
 use crate::pieces::MAX_LINE;
+use crate::syslog::timestamp::SecondStamp;
 
 /// The longest line a reader parses: a [`MAX_LINE`] piece with every byte escaped as `\u00XX` and the fields
 /// around it. Longer lines were not written by keel and are skipped unread.
@@ -27,12 +28,13 @@ struct Entry<'a> {
 /// Appends `record` to `out` as one line, ending with `\n`. The `log` field carries the line's `\n`, as Docker
 /// writes it; a piece of a longer line (see [`crate::pieces`]) carries none.
 pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
-    encode_line(LogLine { stream: record.stream, time: record.time, line: &record.line, partial: record.partial }, out);
+    let line = LogLine { stream: record.stream, time: record.time, line: &record.line, partial: record.partial };
+    encode_line(line, &mut SecondStamp::default(), out);
 }
 
 /// [`encode`] for a line of a [`LogLines`](crate::LogLines), written straight into `out`: the fields in
-/// [`Entry`]'s order, nothing allocated.
-pub(crate) fn encode_line(line: LogLine<'_>, out: &mut Vec<u8>) {
+/// [`Entry`]'s order, nothing allocated, the time's second from `stamp`.
+pub(crate) fn encode_line(line: LogLine<'_>, stamp: &mut SecondStamp, out: &mut Vec<u8>) {
     push_bytes(out, b"{\"log\":\"");
     push_escaped(out, line.line);
     if !line.partial {
@@ -41,7 +43,7 @@ pub(crate) fn encode_line(line: LogLine<'_>, out: &mut Vec<u8>) {
     push_bytes(out, b"\",\"stream\":\"");
     push_bytes(out, stream_name(line.stream).as_bytes());
     push_bytes(out, b"\",\"time\":\"");
-    write_rfc3339_nanos(line.time, out);
+    write_rfc3339_nanos(stamp, line.time, out);
     push_bytes(out, b"\"}\n");
 }
 

@@ -20,6 +20,7 @@ use super::entry::encode_line;
 use super::{current_file, rotated_file};
 use crate::batch::LogLines;
 use crate::output::LogSink;
+use crate::syslog::timestamp::SecondStamp;
 
 /// At most this many lines wait for the writer…
 const QUEUE_LINES: usize = 16_384;
@@ -150,14 +151,15 @@ impl LogSink for JsonFileSink {
             return;
         }
         let mut encoded = Vec::with_capacity(lines.text_len() + lines.len() * 80);
+        let mut stamp = SecondStamp::default();
         for line in lines.iter() {
-            encode_line(line, &mut encoded);
+            encode_line(line, &mut stamp, &mut encoded);
         }
         let mut queue = lock(&self.shared.queue);
         // As many lines as there is room for, oldest first; the rest are dropped and counted.
         let room = if queue.closed {
             0
-        } else if queue.lines + lines.len() <= QUEUE_LINES && queue.bytes + encoded.len() <= QUEUE_BYTES {
+        } else if queue.lines + lines.len() <= QUEUE_LINES && queue.bytes + encoded.capacity() <= QUEUE_BYTES {
             lines.len()
         } else {
             fitting_lines(&encoded, QUEUE_LINES.saturating_sub(queue.lines), QUEUE_BYTES.saturating_sub(queue.bytes))
@@ -169,8 +171,13 @@ impl LogSink for JsonFileSink {
             }
             encoded.truncate(end_of_lines(&encoded, room));
         }
+        if queue.bytes + encoded.capacity() > QUEUE_BYTES {
+            // The lines fit; the room reserved for them beyond that does not.
+            encoded.shrink_to_fit();
+        }
         queue.lines += room;
-        queue.bytes += encoded.len();
+        // What the entry holds, not only what it says: the bound is on memory.
+        queue.bytes += encoded.capacity();
         queue.queued += room as u64;
         queue.entries.push_back(Entry { container: Arc::from(container), encoded, lines: room });
         let wake = queue.writer_waiting;

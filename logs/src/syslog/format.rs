@@ -113,12 +113,13 @@ impl Formatter {
     #[cfg(test)]
     pub(crate) fn line(&self, record: &Record) -> Vec<u8> {
         let mut line = Vec::new();
-        self.write_line(record, &mut line);
+        self.write_line(record, &mut timestamp::SecondStamp::default(), &mut line);
         line
     }
 
     /// [`line`](Self::line) appended to `out`, written piece by piece: the relay thread writes one per line.
-    pub(crate) fn write_line(&self, record: &Record, out: &mut Vec<u8>) {
+    /// `stamp` keeps the last second's date and time for the next line.
+    pub(crate) fn write_line(&self, record: &Record, stamp: &mut timestamp::SecondStamp, out: &mut Vec<u8>) {
         let start = out.len();
         let facility = record.facility.unwrap_or(self.facility);
         let priority = u16::from(facility.0) * 8 + u16::from(record.severity.code());
@@ -128,7 +129,7 @@ impl Formatter {
         match self.style {
             Style::Rfc5424 => {
                 push_bytes(out, b"1 ");
-                timestamp::write_rfc3339_millis(record.timestamp, out);
+                timestamp::write_rfc3339_millis(stamp, record.timestamp, out);
                 out.push(b' ');
                 push_bytes(out, self.hostname.as_bytes());
                 out.push(b' ');

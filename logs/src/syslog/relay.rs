@@ -10,6 +10,7 @@ use keel_config::{SyslogConfig, SyslogDestination, SyslogTarget};
 
 use super::format::{truncated, Formatter, Record, Severity};
 use super::queue::{Next, Queue};
+use super::timestamp::SecondStamp;
 use super::tls::TlsTrust;
 use super::transport::{describe, Frames, Transport};
 use crate::batch::LogLines;
@@ -240,6 +241,7 @@ impl Worker {
         // front, so that the queue stays the one bound on what waits.
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH_LINES);
         let mut frames = Frames::for_target(&self.target);
+        let mut stamp = SecondStamp::default();
         let mut retry_at: Option<Instant> = None;
         let mut backoff = Backoff::default();
         let mut failed = false;
@@ -261,7 +263,7 @@ impl Worker {
             }
             frames.clear(FRAMES_KEEP);
             for record in &batch {
-                frames.push(|out| self.formatter.write_line(record, out));
+                frames.push(|out| self.formatter.write_line(record, &mut stamp, out));
             }
             let sent = match transport.as_mut() {
                 Some(open) => open.send_all(&frames),
