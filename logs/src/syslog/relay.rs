@@ -106,9 +106,9 @@ impl SyslogRelay {
     }
 
     /// Like `send`, for a container's line: while a receiver is taking lines but its queue is full, waits (at
-    /// most 500 ms per line and receiver) for room instead of dropping, so that a container printing faster than the relay
-    /// sends is slowed to the receiver's pace and loses nothing; a receiver that is away or stuck makes nobody
-    /// wait.
+    /// most 500 ms per line and receiver) for room instead of dropping, so that a container printing faster than
+    /// the relay sends is slowed to the receiver's pace and loses nothing; a receiver that is away makes nobody
+    /// wait, and one that is stuck only until the relay's write to it times out (2 s).
     pub fn send_waiting(&self, record: Record) {
         self.fan_out(record, |queue, record| queue.push_all_waiting(std::iter::once(record), PUSH_WAIT));
     }
