@@ -96,7 +96,7 @@ impl BootClock {
     /// `record` as a syslog record in its own facility.
     pub fn record(&self, record: KernelRecord) -> Record {
         Record {
-            app_name: KERNEL_APP_NAME.to_owned(),
+            app_name: KERNEL_APP_NAME.into(),
             severity: record.severity,
             message: record.message,
             timestamp: self.booted_at + record.since_boot,
@@ -140,6 +140,6 @@ mod tests {
         let clock = BootClock::at(UNIX_EPOCH + Duration::from_secs(1000), Duration::from_secs(100));
         let record = clock.record(parse(b"6,1,2500000,-;up\n").unwrap());
         assert_eq!(record.timestamp, UNIX_EPOCH + Duration::from_millis(902_500));
-        assert_eq!((record.app_name.as_str(), record.facility), ("kernel", Some(Facility(0))));
+        assert_eq!((&*record.app_name, record.facility), ("kernel", Some(Facility(0))));
     }
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::SystemTime;
 
-use crate::timeline::FirstEvents;
-
+use crate::batch::LogLines;
 use crate::pieces::Pieces;
 pub use crate::pieces::MAX_LINE;
+use crate::timeline::FirstEvents;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStream {
@@ -31,7 +31,16 @@ pub struct LogRecord {
 /// Where container lines go: the `docker logs` files, the console and the syslog relay plug in here.
 /// Called on the reader threads; must not block for long.
 pub trait LogSink: Send + Sync {
-    fn record(&self, container: &str, record: &LogRecord);
+    /// Lines read together from one of `container`'s streams, oldest first: a reader hands on at once what one
+    /// read of the pipe brought, so that a sink takes its lock and wakes its thread once for all of them.
+    fn lines(&self, container: &str, lines: &LogLines);
+
+    /// One line alone (tests, benches, and callers that have only one).
+    fn record(&self, container: &str, record: &LogRecord) {
+        let mut lines = LogLines::new(record.stream);
+        lines.push(record.time, record.line.as_bytes(), record.partial);
+        self.lines(container, &lines);
+    }
 
     /// Called before a run of `container` from `image` starts printing, for sinks that label its lines.
     fn container_starting(&self, _container: &str, _image: &str) {}
@@ -66,8 +75,17 @@ pub fn console_line_within(container: &str, line: &str, max: usize) -> String {
     out
 }
 
-/// Reads `pipe` line by line until its end, into every sink; `first` marks the first line. A line
-/// longer than [`MAX_LINE`] is passed on in pieces as they fill (see [`Pieces`]): a reader never holds more.
+/// A reader hands on at most this many lines at once…
+const BATCH_LINES: usize = 1024;
+/// …and stops adding lines once they hold this much text.
+const BATCH_TEXT: usize = 32 << 10;
+/// What a reader's buffer of lines keeps between reads (a batch ends within a [`MAX_LINE`] piece of its bound).
+const BATCH_KEEP: usize = BATCH_TEXT + MAX_LINE;
+
+/// Reads `pipe` line by line until its end, into every sink; `first` marks the first line. The lines one read
+/// brought are handed on together, as soon as the next line is not complete in the buffer yet: a line never
+/// waits for the next one. A line longer than [`MAX_LINE`] is passed on in pieces as they fill (see [`Pieces`]):
+/// a reader never holds more.
 pub fn spawn_reader(
     container: String,
     stream: LogStream,
@@ -78,17 +96,22 @@ pub fn spawn_reader(
     thread::Builder::new().name(format!("log-{container}")).spawn(move || {
         let mut pieces = Pieces::new(BufReader::new(pipe));
         let mut piece = Vec::with_capacity(MAX_LINE);
-        while pieces.next_into(&mut piece) {
+        let mut lines = LogLines::new(stream);
+        let hand_on = |lines: &mut LogLines| {
             first.output(&container);
-            let record = LogRecord {
-                stream,
-                time: SystemTime::now(),
-                line: String::from_utf8_lossy(&piece).into_owned(),
-                partial: pieces.was_cut(),
-            };
             for sink in sinks.iter() {
-                sink.record(&container, &record);
+                sink.lines(&container, lines);
             }
+            lines.clear(BATCH_KEEP);
+        };
+        while pieces.next_into(&mut piece) {
+            lines.push(SystemTime::now(), &piece, pieces.was_cut());
+            if lines.len() >= BATCH_LINES || lines.text_len() >= BATCH_TEXT || !pieces.next_is_buffered() {
+                hand_on(&mut lines);
+            }
+        }
+        if !lines.is_empty() {
+            hand_on(&mut lines);
         }
     })
 }
@@ -96,6 +119,51 @@ pub fn spawn_reader(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<(String, bool)>>);
+
+    impl LogSink for Collect {
+        fn lines(&self, _container: &str, lines: &LogLines) {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend(lines.iter().map(|line| (line.line.to_owned(), line.partial)));
+        }
+    }
+
+    fn seen(sink: &Collect) -> Vec<String> {
+        sink.0.lock().unwrap().iter().map(|(line, _)| line.clone()).collect()
+    }
+
+    #[test]
+    fn complete_lines_go_on_at_once_even_when_an_incomplete_one_follows_them() {
+        let (reading, mut writing) = UnixStream::pair().unwrap();
+        let sink = Arc::new(Collect::default());
+        let reader = spawn_reader(
+            "web".into(),
+            LogStream::Stdout,
+            File::from(OwnedFd::from(reading)),
+            Arc::new(vec![sink.clone() as Arc<dyn LogSink>]),
+            Arc::new(FirstEvents::default()),
+        )
+        .unwrap();
+        writing.write_all(b"one\ntwo\nthr").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen(&sink).len() < 2 {
+            assert!(Instant::now() < deadline, "complete lines held back behind an incomplete one: {:?}", seen(&sink));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(seen(&sink), ["one", "two"]);
+        writing.write_all(b"ee\nlast").unwrap();
+        drop(writing);
+        reader.join().unwrap();
+        assert_eq!(seen(&sink), ["one", "two", "three", "last"]);
+        assert!(sink.0.lock().unwrap().iter().all(|(_, partial)| !partial));
+    }
 
     #[test]
     fn console_lines_cannot_pass_for_keel_or_drive_the_terminal() {

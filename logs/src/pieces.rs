@@ -4,21 +4,31 @@
 //! is handed on in [`MAX_LINE`] pieces as each one fills, as Docker does, so the memory a reader holds is one piece
 //! and the reader's buffer, whatever the container writes.
 
-use std::io::{BufRead, ErrorKind};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 
 /// Longer lines are split, as Docker splits at 16 KiB.
 pub const MAX_LINE: usize = 16 << 10;
 
 /// Reads pieces from `reader`: each a line without its `\n`, or the next [`MAX_LINE`] bytes of a longer line.
 pub struct Pieces<R> {
-    reader: R,
+    reader: BufReader<R>,
     /// The last piece was a full [`MAX_LINE`] cut: a `\n` right after it ends that line, not an empty one.
     after_cut: bool,
 }
 
-impl<R: BufRead> Pieces<R> {
-    pub fn new(reader: R) -> Pieces<R> {
+impl<R: Read> Pieces<R> {
+    pub fn new(reader: BufReader<R>) -> Pieces<R> {
         Pieces { reader, after_cut: false }
+    }
+
+    /// Whether the next piece is already in the buffer, so that [`next_into`](Self::next_into) returns it
+    /// without reading (and so without waiting for the container to write more).
+    pub fn next_is_buffered(&self) -> bool {
+        let mut buffered = self.reader.buffer();
+        if self.after_cut && buffered.first() == Some(&b'\n') {
+            buffered = &buffered[1..];
+        }
+        buffered.len() >= MAX_LINE || buffered.contains(&b'\n')
     }
 
     /// Whether the last piece was cut at [`MAX_LINE`] in the middle of a longer line (Docker's partial message).
@@ -73,6 +83,18 @@ mod tests {
             out.push(piece.clone());
         }
         out
+    }
+
+    #[test]
+    fn knows_whether_the_next_piece_is_buffered() {
+        let mut pieces = Pieces::new(BufReader::with_capacity(8, &b"a\nb\ncd"[..]));
+        let mut piece = Vec::new();
+        assert!(!pieces.next_is_buffered(), "nothing read yet");
+        assert!(pieces.next_into(&mut piece) && pieces.next_is_buffered(), "b is in the buffer");
+        assert!(pieces.next_into(&mut piece) && !pieces.next_is_buffered(), "cd has no newline yet");
+        let cut_line = [&[b'x'; MAX_LINE][..], b"\n"].concat();
+        let mut cut = Pieces::new(BufReader::with_capacity(MAX_LINE * 2, &cut_line[..]));
+        assert!(cut.next_into(&mut piece) && cut.was_cut() && !cut.next_is_buffered(), "the newline after a cut");
     }
 
     #[test]

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::batch::LogLines;
 use crate::console::{Console, Source};
-use crate::output::{console_line_within, LogRecord, LogSink, LogStream};
+use crate::output::{console_line_within, LogSink, LogStream};
 use crate::syslog::{structured_data, Record, Severity, SyslogRelay};
 
 /// A container line longer than this is cut on the console (the whole line is in the buffer and in syslog): a
@@ -93,27 +94,22 @@ impl LogRouter {
 }
 
 impl LogSink for LogRouter {
-    fn record(&self, container: &str, record: &LogRecord) {
+    fn lines(&self, container: &str, lines: &LogLines) {
         if self.containers_on_console.load(Ordering::Relaxed) {
-            let line = console_line_within(container, &record.line, CONSOLE_LINE_MAX);
-            self.console.line(Source::Container(container), line);
+            for line in lines.iter() {
+                let line = console_line_within(container, line.line, CONSOLE_LINE_MAX);
+                self.console.line(Source::Container(container), line);
+            }
         }
-        let severity = match record.stream {
+        let severity = match lines.stream() {
             LogStream::Stdout => Severity::Informational,
             LogStream::Stderr => Severity::Error,
         };
-        // A container's line may wait (briefly, and only while the receiver takes lines) for room in the
+        // A container's lines may wait (briefly, and only while the receiver takes lines) for room in the
         // relay's queue; the relay is taken out of the lock first so that a new config's relay never waits on it.
         if let Some(relay) = self.relay() {
             let labels = self.labels.read().unwrap_or_else(PoisonError::into_inner).get(container).cloned();
-            relay.send_waiting(Record {
-                app_name: container.to_owned(),
-                severity,
-                message: record.line.clone(),
-                timestamp: record.time,
-                facility: None,
-                structured_data: labels,
-            });
+            relay.send_lines_waiting(container, severity, labels, lines);
         }
     }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_logs::json_file::{JsonFileSink, LogFiles, LogLimits, LogQuery};
-use keel_logs::{LogRecord, LogSink, LogStream};
+use keel_logs::{LogLines, LogRecord, LogSink, LogStream};
 
 fn at(second: u64) -> SystemTime {
     UNIX_EPOCH + Duration::new(1_800_000_000 + second, 0)
@@ -51,6 +51,26 @@ fn rotation_keeps_max_files_of_at_most_max_size_and_removes_the_oldest() {
     );
     let (all, _) = logs.read(&LogQuery::all());
     assert_eq!(lines(&all), (4..14).map(|n| format!("line-{n:02}")).collect::<Vec<_>>());
+    assert_eq!(sink.counters().written, 14);
+}
+
+#[test]
+fn lines_read_together_rotate_between_the_same_lines_as_lines_read_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = JsonFileSink::start(dir.path(), LogLimits { max_size: 4 * ENTRY, max_files: 3 }).unwrap();
+    // One read of 14 lines: the rotations fall inside it, after lines 3, 7 and 11.
+    let mut batch = LogLines::new(LogStream::Stdout);
+    for n in 0..14 {
+        batch.push(at(n), format!("line-{n:02}").as_bytes(), false);
+    }
+    sink.lines("web", &batch);
+    assert!(sink.flush(Duration::from_secs(10)));
+    let logs = LogFiles::new(dir.path(), "web");
+    let sizes: Vec<u64> = logs.paths().iter().map(|path| fs::metadata(path).unwrap().len()).collect();
+    assert_eq!(sizes, [4 * ENTRY, 4 * ENTRY, 2 * ENTRY]);
+    let (all, _) = logs.read(&LogQuery::all());
+    assert_eq!(lines(&all), (4..14).map(|n| format!("line-{n:02}")).collect::<Vec<_>>());
+    assert_eq!(all.iter().map(|record| record.time).collect::<Vec<_>>(), (4..14).map(at).collect::<Vec<_>>());
     assert_eq!(sink.counters().written, 14);
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use keel_logs::timeline::FirstEvents;
-use keel_logs::{spawn_reader, LogRecord, LogSink, LogStream};
+use keel_logs::{spawn_reader, LogLines, LogSink, LogStream};
 
 const FLOOD: usize = 256 << 20;
 const MAX_LINE: usize = 16 << 10;
@@ -25,12 +25,14 @@ struct Counting {
 }
 
 impl LogSink for Counting {
-    fn record(&self, _container: &str, record: &LogRecord) {
-        self.records.fetch_add(1, Ordering::SeqCst);
-        self.bytes.fetch_add(record.line.len() as u64, Ordering::SeqCst);
-        self.longest.fetch_max(record.line.len(), Ordering::SeqCst);
-        if !record.partial {
-            self.whole_lines.fetch_add(1, Ordering::SeqCst);
+    fn lines(&self, _container: &str, lines: &LogLines) {
+        for record in lines.iter() {
+            self.records.fetch_add(1, Ordering::SeqCst);
+            self.bytes.fetch_add(record.line.len() as u64, Ordering::SeqCst);
+            self.longest.fetch_max(record.line.len(), Ordering::SeqCst);
+            if !record.partial {
+                self.whole_lines.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 }

@@ -2,22 +2,25 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::syslog::timestamp::civil_from_days;
+use crate::append::push_digits;
+use crate::syslog::timestamp::SecondStamp;
 
 /// `2026-11-29T20:47:07.123456789Z`, as Docker's json-file driver writes it (always nine digits here).
 /// Instants before 1970 are written as 1970-01-01T00:00:00Z: a container's output is never that old.
 pub fn rfc3339_nanos(time: SystemTime) -> String {
+    let mut out = Vec::with_capacity(30);
+    write_rfc3339_nanos(&mut SecondStamp::default(), time, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`rfc3339_nanos`] appended to `out`, the second taken from `stamp` (a json-file line is written per container
+/// line).
+pub(crate) fn write_rfc3339_nanos(stamp: &mut SecondStamp, time: SystemTime, out: &mut Vec<u8>) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-    let of_day = seconds.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_nanos()
-    )
+    stamp.push(i64::try_from(since.as_secs()).unwrap_or(i64::MAX), out);
+    out.push(b'.');
+    push_digits(out, u64::from(since.subsec_nanos()), 9);
+    out.push(b'Z');
 }
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `None` for anything else.

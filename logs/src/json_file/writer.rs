@@ -16,9 +16,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::entry::encode;
+use super::entry::encode_line;
 use super::{current_file, rotated_file};
-use crate::output::{LogRecord, LogSink};
+use crate::batch::LogLines;
+use crate::output::LogSink;
+use crate::syslog::timestamp::SecondStamp;
 
 /// At most this many lines wait for the writer…
 const QUEUE_LINES: usize = 16_384;
@@ -71,7 +73,10 @@ struct Shared {
 
 #[derive(Default)]
 struct Queue {
-    lines: VecDeque<(Arc<str>, Vec<u8>)>,
+    /// Encoded lines, several to an entry (what one read of a container's pipe brought).
+    entries: VecDeque<Entry>,
+    /// Lines and bytes in `entries`.
+    lines: usize,
     bytes: usize,
     /// Lines ever queued, and lines the writer has finished with (written or dropped).
     queued: u64,
@@ -79,6 +84,13 @@ struct Queue {
     closed: bool,
     /// Whether the writer sleeps for lines: only then does a new line need to wake it (a wake is a syscall).
     writer_waiting: bool,
+}
+
+/// Complete json-file lines of one container, each ending with its `\n`.
+struct Entry {
+    container: Arc<str>,
+    encoded: Vec<u8>,
+    lines: usize,
 }
 
 impl JsonFileSink {
@@ -134,24 +146,61 @@ impl JsonFileSink {
 }
 
 impl LogSink for JsonFileSink {
-    fn record(&self, container: &str, record: &LogRecord) {
-        let mut line = Vec::with_capacity(record.line.len() + 96);
-        encode(record, &mut line);
-        let mut queue = lock(&self.shared.queue);
-        if queue.closed || queue.lines.len() >= QUEUE_LINES || queue.bytes + line.len() > QUEUE_BYTES {
-            drop(queue);
-            self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+    fn lines(&self, container: &str, lines: &LogLines) {
+        if lines.is_empty() {
             return;
         }
-        queue.bytes += line.len();
-        queue.queued += 1;
-        queue.lines.push_back((Arc::from(container), line));
+        let mut encoded = Vec::with_capacity(lines.text_len() + lines.len() * 80);
+        let mut stamp = SecondStamp::default();
+        for line in lines.iter() {
+            encode_line(line, &mut stamp, &mut encoded);
+        }
+        let mut queue = lock(&self.shared.queue);
+        // As many lines as there is room for, oldest first; the rest are dropped and counted.
+        let room = if queue.closed {
+            0
+        } else if queue.lines + lines.len() <= QUEUE_LINES && queue.bytes + encoded.capacity() <= QUEUE_BYTES {
+            lines.len()
+        } else {
+            fitting_lines(&encoded, QUEUE_LINES.saturating_sub(queue.lines), QUEUE_BYTES.saturating_sub(queue.bytes))
+        };
+        if room < lines.len() {
+            self.shared.dropped_queue_full.fetch_add((lines.len() - room) as u64, Ordering::Relaxed);
+            if room == 0 {
+                return;
+            }
+            encoded.truncate(end_of_lines(&encoded, room));
+        }
+        if queue.bytes + encoded.capacity() > QUEUE_BYTES {
+            // The lines fit; the room reserved for them beyond that does not.
+            encoded.shrink_to_fit();
+        }
+        queue.lines += room;
+        // What the entry holds, not only what it says: the bound is on memory.
+        queue.bytes += encoded.capacity();
+        queue.queued += room as u64;
+        queue.entries.push_back(Entry { container: Arc::from(container), encoded, lines: room });
         let wake = queue.writer_waiting;
         drop(queue);
         if wake {
             self.shared.changed.notify_all();
         }
     }
+}
+
+/// How many of the first `max_lines` lines of `encoded` fit in `max_bytes`.
+fn fitting_lines(encoded: &[u8], max_lines: usize, max_bytes: usize) -> usize {
+    newline_ends(encoded).take(max_lines).take_while(|&end| end <= max_bytes).count()
+}
+
+/// The offsets just after each `\n` of `encoded`.
+fn newline_ends(encoded: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    encoded.iter().enumerate().filter(|(_, &byte)| byte == b'\n').map(|(at, _)| at + 1)
+}
+
+/// The length of the first `lines` lines of `encoded`.
+fn end_of_lines(encoded: &[u8], lines: usize) -> usize {
+    lines.checked_sub(1).and_then(|last| newline_ends(encoded).nth(last)).unwrap_or(0)
 }
 
 impl Drop for JsonFileSink {
@@ -169,35 +218,34 @@ impl Shared {
     fn run(&self) {
         let mut files: HashMap<Arc<str>, ContainerFile> = HashMap::new();
         loop {
-            let batch = {
+            let (batch, count) = {
                 let mut queue = lock(&self.queue);
-                while queue.lines.is_empty() && !queue.closed {
+                while queue.entries.is_empty() && !queue.closed {
                     queue.writer_waiting = true;
                     queue = self.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
                     queue.writer_waiting = false;
                 }
-                if queue.lines.is_empty() {
+                if queue.entries.is_empty() {
                     return;
                 }
                 queue.bytes = 0;
-                std::mem::take(&mut queue.lines)
+                (std::mem::take(&mut queue.entries), std::mem::take(&mut queue.lines))
             };
-            let count = batch.len() as u64;
             self.write_batch(&mut files, batch);
-            lock(&self.queue).done += count;
+            lock(&self.queue).done += count as u64;
             self.changed.notify_all();
         }
     }
 
-    fn write_batch(&self, files: &mut HashMap<Arc<str>, ContainerFile>, batch: VecDeque<(Arc<str>, Vec<u8>)>) {
-        let mut by_container: Vec<(Arc<str>, Vec<Vec<u8>>)> = Vec::new();
-        for (name, line) in batch {
-            match by_container.iter_mut().find(|(other, _)| *other == name) {
-                Some((_, lines)) => lines.push(line),
-                None => by_container.push((name, vec![line])),
+    fn write_batch(&self, files: &mut HashMap<Arc<str>, ContainerFile>, batch: VecDeque<Entry>) {
+        let mut by_container: Vec<(Arc<str>, Vec<Entry>)> = Vec::new();
+        for entry in batch {
+            match by_container.iter_mut().find(|(other, _)| *other == entry.container) {
+                Some((_, entries)) => entries.push(entry),
+                None => by_container.push((entry.container.clone(), vec![entry])),
             }
         }
-        for (name, lines) in by_container {
+        for (name, entries) in by_container {
             let limits = lock(&self.limits).get(&*name).copied().unwrap_or(self.default_limits);
             let file = match files.get_mut(&name) {
                 Some(file) if file.still_linked() => file,
@@ -205,12 +253,13 @@ impl Shared {
                     Ok(file) => files.entry(name.clone()).insert_entry(file).into_mut(),
                     Err(_) => {
                         files.remove(&name);
-                        self.dropped_write_failed.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                        let lines: usize = entries.iter().map(|entry| entry.lines).sum();
+                        self.dropped_write_failed.fetch_add(lines as u64, Ordering::Relaxed);
                         continue;
                     }
                 },
             };
-            let (written, lost) = file.append(&lines, limits);
+            let (written, lost) = file.append(&entries, limits);
             self.written.fetch_add(written, Ordering::Relaxed);
             self.dropped_write_failed.fetch_add(lost, Ordering::Relaxed);
         }
@@ -241,25 +290,33 @@ impl ContainerFile {
         self.file.metadata().is_ok_and(|metadata| metadata.nlink() > 0)
     }
 
-    /// Appends `lines`, rotating before a line that would pass `limits.max_size` (a line longer than that alone
-    /// gets a file of its own). Returns (lines written, lines lost).
-    fn append(&mut self, lines: &[Vec<u8>], limits: LogLimits) -> (u64, u64) {
+    /// Appends the entries' lines, rotating before a line that would pass `limits.max_size` (a line longer than
+    /// that alone gets a file of its own). Returns (lines written, lines lost).
+    fn append(&mut self, entries: &[Entry], limits: LogLimits) -> (u64, u64) {
         let (mut written, mut lost) = (0, 0);
         let mut pending: Vec<u8> = Vec::new();
         let mut pending_lines = 0u64;
-        for line in lines {
-            let after = self.size + pending.len() as u64 + line.len() as u64;
-            if after > limits.max_size && self.size + pending.len() as u64 > 0 {
-                let (ok, failed) = self.write(&pending, pending_lines);
-                (written, lost) = (written + ok, lost + failed);
-                pending.clear();
-                pending_lines = 0;
-                if self.rotate(limits.max_files).is_err() {
-                    // Keep appending to the file we have rather than lose lines.
-                }
+        for entry in entries {
+            if self.size + (pending.len() + entry.encoded.len()) as u64 <= limits.max_size {
+                pending.extend_from_slice(&entry.encoded);
+                pending_lines += entry.lines as u64;
+                continue;
             }
-            pending.extend_from_slice(line);
-            pending_lines += 1;
+            // A rotation falls inside this entry: line by line.
+            for line in entry.encoded.split_inclusive(|&byte| byte == b'\n') {
+                let after = self.size + pending.len() as u64 + line.len() as u64;
+                if after > limits.max_size && self.size + pending.len() as u64 > 0 {
+                    let (ok, failed) = self.write(&pending, pending_lines);
+                    (written, lost) = (written + ok, lost + failed);
+                    pending.clear();
+                    pending_lines = 0;
+                    if self.rotate(limits.max_files).is_err() {
+                        // Keep appending to the file we have rather than lose lines.
+                    }
+                }
+                pending.extend_from_slice(line);
+                pending_lines += 1;
+            }
         }
         let (ok, failed) = self.write(&pending, pending_lines);
         (written + ok, lost + failed)
@@ -313,4 +370,21 @@ impl ContainerFile {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nearly_full_queue_takes_the_first_lines_that_fit() {
+        let encoded = b"{1}\n{22}\n{333}\n";
+        assert_eq!(fitting_lines(encoded, 3, 100), 3);
+        assert_eq!(fitting_lines(encoded, 2, 100), 2);
+        assert_eq!(fitting_lines(encoded, 3, 9), 2);
+        assert_eq!(fitting_lines(encoded, 3, 8), 1);
+        assert_eq!(fitting_lines(encoded, 3, 3), 0);
+        assert_eq!(end_of_lines(encoded, 2), 9);
+        assert_eq!(end_of_lines(encoded, 0), 0);
+    }
 }

@@ -1,10 +1,12 @@
 //! Renders a record as one syslog line: RFC 5424 for the network, the BSD local form for a unix socket.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use keel_config::{Facility, SyslogDestination, SyslogFormat, SyslogTarget};
 
 use super::timestamp;
+use crate::append::{push_bytes, push_digits};
 
 /// RFC 5424 caps APP-NAME at 48 and HOSTNAME at 255 printable US-ASCII characters.
 const APP_NAME_MAX: usize = 48;
@@ -47,20 +49,20 @@ impl From<log::Level> for Severity {
 /// One log line to relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// Who said it: `keel`, or a container's name.
-    pub app_name: String,
+    /// Who said it: `keel`, or a container's name (shared by the lines of one read).
+    pub app_name: Arc<str>,
     pub severity: Severity,
     pub message: String,
     pub timestamp: SystemTime,
     /// The record's own facility (the kernel's `kern`); `None` takes `[syslog] facility`.
     pub facility: Option<Facility>,
     /// RFC 5424 STRUCTURED-DATA, whole (`[keel@32473 container_id="…" image="…"]`); `None` is the nil value `-`.
-    pub structured_data: Option<std::sync::Arc<str>>,
+    pub structured_data: Option<Arc<str>>,
 }
 
 impl Record {
     /// A record stamped now, in the configured facility.
-    pub fn now(app_name: impl Into<String>, severity: Severity, message: impl Into<String>) -> Record {
+    pub fn now(app_name: impl Into<Arc<str>>, severity: Severity, message: impl Into<String>) -> Record {
         Record {
             app_name: app_name.into(),
             severity,
@@ -108,36 +110,53 @@ impl Formatter {
     }
 
     /// The record as one line, without framing, cut to what the target takes.
+    #[cfg(test)]
     pub(crate) fn line(&self, record: &Record) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.write_line(record, &mut timestamp::SecondStamp::default(), &mut line);
+        line
+    }
+
+    /// [`line`](Self::line) appended to `out`, written piece by piece: the relay thread writes one per line.
+    /// `stamp` keeps the last second's date and time for the next line.
+    pub(crate) fn write_line(&self, record: &Record, stamp: &mut timestamp::SecondStamp, out: &mut Vec<u8>) {
+        let start = out.len();
         let facility = record.facility.unwrap_or(self.facility);
         let priority = u16::from(facility.0) * 8 + u16::from(record.severity.code());
-        let header = match self.style {
-            Style::Rfc5424 => format!(
-                "<{priority}>1 {} {} {} - - {} ",
-                timestamp::rfc3339_millis(record.timestamp),
-                self.hostname,
-                printable(&record.app_name, APP_NAME_MAX, &[]),
-                record.structured_data.as_deref().unwrap_or("-")
-            ),
+        out.push(b'<');
+        push_digits(out, u64::from(priority), 1);
+        out.push(b'>');
+        match self.style {
+            Style::Rfc5424 => {
+                push_bytes(out, b"1 ");
+                timestamp::write_rfc3339_millis(stamp, record.timestamp, out);
+                out.push(b' ');
+                push_bytes(out, self.hostname.as_bytes());
+                out.push(b' ');
+                push_printable(out, &record.app_name, APP_NAME_MAX, &[]);
+                push_bytes(out, b" - - ");
+                push_bytes(out, record.structured_data.as_deref().unwrap_or("-").as_bytes());
+                out.push(b' ');
+            }
             // The tag ends at the first `:` or `[`, so neither may appear inside it.
-            Style::Rfc3164 => format!(
-                "<{priority}>{} {} {}: ",
-                timestamp::bsd(record.timestamp),
-                self.hostname,
-                printable(&record.app_name, APP_NAME_MAX, &[':', '[', ']'])
-            ),
-            Style::Local => format!(
-                "<{priority}>{} {}: ",
-                timestamp::bsd(record.timestamp),
-                printable(&record.app_name, APP_NAME_MAX, &[':', '[', ']'])
-            ),
-        };
+            Style::Rfc3164 => {
+                push_bytes(out, timestamp::bsd(record.timestamp).as_bytes());
+                out.push(b' ');
+                push_bytes(out, self.hostname.as_bytes());
+                out.push(b' ');
+                push_printable(out, &record.app_name, APP_NAME_MAX, &[':', '[', ']']);
+                push_bytes(out, b": ");
+            }
+            Style::Local => {
+                push_bytes(out, timestamp::bsd(record.timestamp).as_bytes());
+                out.push(b' ');
+                push_printable(out, &record.app_name, APP_NAME_MAX, &[':', '[', ']']);
+                push_bytes(out, b": ");
+            }
+        }
         let message = record.message.trim_end_matches(['\n', '\r']);
-        let room = self.max_line.saturating_sub(header.len());
-        let mut line = Vec::with_capacity(header.len() + message.len().min(room));
-        line.extend_from_slice(header.as_bytes());
-        line.extend_from_slice(truncated(message, room).as_bytes());
-        line
+        let room = self.max_line.saturating_sub(out.len() - start);
+        push_bytes(out, truncated(message, room).as_bytes());
     }
 }
 
@@ -173,12 +192,19 @@ pub(crate) fn truncated(text: &str, max: usize) -> &str {
 /// `text` as printable US-ASCII (33..=126) without `forbidden`, others replaced by `_`, at most `max` characters;
 /// `-` (the RFC 5424 nil value) when empty.
 fn printable(text: &str, max: usize, forbidden: &[char]) -> String {
-    let clean: String =
-        text.chars().take(max).map(|c| if c.is_ascii_graphic() && !forbidden.contains(&c) { c } else { '_' }).collect();
-    if clean.is_empty() {
-        "-".to_owned()
-    } else {
-        clean
+    let mut out = Vec::with_capacity(text.len().min(max));
+    push_printable(&mut out, text, max, forbidden);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`printable`] appended to `out`.
+fn push_printable(out: &mut Vec<u8>, text: &str, max: usize, forbidden: &[char]) {
+    if text.is_empty() || max == 0 {
+        out.push(b'-');
+        return;
+    }
+    for c in text.chars().take(max) {
+        out.push(if c.is_ascii_graphic() && !forbidden.contains(&c) { c as u8 } else { b'_' });
     }
 }
 

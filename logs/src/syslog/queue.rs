@@ -3,7 +3,7 @@
 //! output pushes out its own lines, not the others'. With one APP-NAME that is simply the oldest record.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::format::Record;
@@ -34,7 +34,7 @@ struct State {
     /// What the queued records hold, as [`cost`] counts it.
     bytes: usize,
     /// Records and bytes queued per APP-NAME.
-    per_app: HashMap<String, (usize, usize)>,
+    per_app: HashMap<Arc<str>, (usize, usize)>,
     dropped: u64,
     unreported: u64,
     /// Set by `close`: take what is left until this instant, then stop.
@@ -63,38 +63,53 @@ impl Queue {
     /// for room: a container that prints faster than the relay sends is slowed to the receiver's pace instead of
     /// losing lines, as with Docker's blocking log mode. A receiver that is away or stuck takes nothing, and then
     /// nobody waits: the oldest lines are dropped and counted, and the container never stops.
+    #[cfg(test)]
     pub(crate) fn push_waiting(&self, record: Record, max_wait: Duration) {
-        let size = cost(&record);
+        self.push_all_waiting(std::iter::once(record), max_wait);
+    }
+
+    /// [`push_waiting`](Self::push_waiting) for each of `records` in turn (each waits up to `max_wait`), under one
+    /// lock and with at most one wake of the relay thread unless a record has to wait.
+    pub(crate) fn push_all_waiting(&self, records: impl Iterator<Item = Record>, max_wait: Duration) {
         let mut state = self.lock();
-        let deadline = Instant::now() + max_wait;
-        while state.draining
-            && state.closing.is_none()
-            && !state.records.is_empty()
-            && (state.records.len() >= self.bound || state.bytes.saturating_add(size) > self.max_bytes)
-        {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
+        for record in records {
+            let size = cost(&record);
+            let mut deadline = None;
+            while state.draining
+                && state.closing.is_none()
+                && !state.records.is_empty()
+                && (state.records.len() >= self.bound || state.bytes.saturating_add(size) > self.max_bytes)
+            {
+                let now = Instant::now();
+                let until = *deadline.get_or_insert(now + max_wait);
+                if now >= until {
+                    break;
+                }
+                // The relay thread may sleep on what was pushed so far: it has to run to make room.
+                self.wake_worker(&state);
+                state.waiting_for_space += 1;
+                state =
+                    self.space.wait_timeout(state, until - now).map(|(state, _)| state).unwrap_or_else(|poisoned| {
+                        let (state, _) = poisoned.into_inner();
+                        state
+                    });
+                state.waiting_for_space -= 1;
             }
-            state.waiting_for_space += 1;
-            state = self.space.wait_timeout(state, deadline - now).map(|(state, _)| state).unwrap_or_else(|poisoned| {
-                let (state, _) = poisoned.into_inner();
-                state
-            });
-            state.waiting_for_space -= 1;
+            self.add(&mut state, record);
         }
-        self.push_locked(state, record);
+        self.wake_worker(&state);
     }
 
     /// Adds a record; when full (in records or bytes), drops the oldest of the APP-NAME holding the most until it
     /// fits. After `close` the record itself is dropped. Never blocks beyond the short lock the relay thread also
     /// takes, and never holds more than `bound` records or `max_bytes` (but always the newest record).
     pub(crate) fn push(&self, record: Record) {
-        let state = self.lock();
-        self.push_locked(state, record);
+        let mut state = self.lock();
+        self.add(&mut state, record);
+        self.wake_worker(&state);
     }
 
-    fn push_locked(&self, mut state: MutexGuard<'_, State>, record: Record) {
+    fn add(&self, state: &mut State, record: Record) {
         if state.closing.is_some() {
             state.dropped += 1;
             return;
@@ -118,9 +133,11 @@ impl Queue {
         }
         state.remember(&record);
         state.records.push_back(record);
-        let wake = state.worker_waiting;
-        drop(state);
-        if wake {
+    }
+
+    /// Wakes the relay thread if it sleeps for records and there are some.
+    fn wake_worker(&self, state: &State) {
+        if state.worker_waiting && !state.records.is_empty() {
             self.changed.notify_one();
         }
     }
@@ -342,6 +359,23 @@ mod tests {
         waiter.join().unwrap();
         assert!(released.elapsed() < Duration::from_secs(10));
         assert_eq!(queue.dropped(), 3);
+    }
+
+    #[test]
+    fn lines_read_together_wait_for_room_one_by_one_and_none_is_lost_while_the_receiver_drains() {
+        // A queue of 2 and a read of 50 lines: the relay thread, asleep on an empty queue, has to be woken by the
+        // first records before the later ones can find room.
+        let queue = std::sync::Arc::new(Queue::new(2, usize::MAX));
+        queue.set_draining(true);
+        let taker = {
+            let queue = queue.clone();
+            std::thread::spawn(move || (0..50).map(|_| message(queue.next(false))).collect::<Vec<_>>())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        queue.push_all_waiting((0..50).map(|n| record(&n.to_string())), Duration::from_secs(30));
+        let taken = taker.join().unwrap();
+        assert_eq!(taken, (0..50).map(|n| n.to_string()).collect::<Vec<_>>());
+        assert_eq!(queue.dropped(), 0);
     }
 
     #[test]

@@ -10,8 +10,10 @@ use keel_config::{SyslogConfig, SyslogDestination, SyslogTarget};
 
 use super::format::{truncated, Formatter, Record, Severity};
 use super::queue::{Next, Queue};
+use super::timestamp::SecondStamp;
 use super::tls::TlsTrust;
-use super::transport::{describe, Transport};
+use super::transport::{describe, Frames, Transport};
+use crate::batch::LogLines;
 use crate::error_chain;
 
 /// Longer messages are cut before they are queued.
@@ -21,8 +23,14 @@ const MESSAGE_MAX: usize = 8192;
 pub const QUEUE_MAX_BYTES: usize = 4 << 20;
 /// The relay thread takes up to this many queued lines at once and writes them to a stream with one write.
 const BATCH_LINES: usize = 256;
-/// How long a container's line waits for room in a full queue while the receiver is taking lines.
-const PUSH_WAIT: Duration = Duration::from_millis(50);
+/// What the relay thread's buffer of formatted lines keeps between batches: a batch of short lines fits.
+const FRAMES_KEEP: usize = 64 << 10;
+/// How long a container's line waits for room in a full queue while the receiver is taking lines. Room comes
+/// every batch the relay thread sends, so this is only reached when the relay thread made none for that long:
+/// 50 ms was reached by a relay thread that was merely not scheduled on a loaded two-core machine, or by a
+/// receiver's short pause, and lost lines (one in a million in the relay bench under perf) although the receiver
+/// kept up. A receiver that is stuck is found by the write timeout (2 s), after which nobody waits.
+const PUSH_WAIT: Duration = Duration::from_millis(500);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -98,11 +106,34 @@ impl SyslogRelay {
     }
 
     /// Like `send`, for a container's line: while a receiver is taking lines but its queue is full, waits (at
-    /// most 50 ms per receiver) for room instead of dropping, so that a container printing faster than the relay
-    /// sends is slowed to the receiver's pace and loses nothing; a receiver that is away or stuck makes nobody
-    /// wait.
+    /// most 500 ms per line and receiver) for room instead of dropping, so that a container printing faster than
+    /// the relay sends is slowed to the receiver's pace and loses nothing; a receiver that is away makes nobody
+    /// wait, and one that is stuck only until the relay's write to it times out (2 s).
     pub fn send_waiting(&self, record: Record) {
-        self.fan_out(record, |queue, record| queue.push_waiting(record, PUSH_WAIT));
+        self.fan_out(record, |queue, record| queue.push_all_waiting(std::iter::once(record), PUSH_WAIT));
+    }
+
+    /// Like `send_waiting`, for lines read together from one of a container's streams: each a record of
+    /// `app_name` with `severity` and `structured_data`, queued under one lock per receiver.
+    pub fn send_lines_waiting(
+        &self,
+        app_name: &str,
+        severity: Severity,
+        structured_data: Option<Arc<str>>,
+        lines: &LogLines,
+    ) {
+        let app_name: Arc<str> = Arc::from(app_name);
+        for receiver in &self.receivers {
+            let records = lines.iter().map(|line| Record {
+                app_name: Arc::clone(&app_name),
+                severity,
+                message: truncated(line.line, MESSAGE_MAX).to_owned(),
+                timestamp: line.time,
+                facility: None,
+                structured_data: structured_data.clone(),
+            });
+            receiver.queue.push_all_waiting(records, PUSH_WAIT);
+        }
     }
 
     /// Cuts `record` to [`MESSAGE_MAX`] and hands it to every receiver's queue with `push`.
@@ -209,6 +240,8 @@ impl Worker {
         // Records taken from the queue for one write; a batch that could not be sent goes back to the queue's
         // front, so that the queue stays the one bound on what waits.
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH_LINES);
+        let mut frames = Frames::for_target(&self.target);
+        let mut stamp = SecondStamp::default();
         let mut retry_at: Option<Instant> = None;
         let mut backoff = Backoff::default();
         let mut failed = false;
@@ -228,21 +261,24 @@ impl Worker {
                 }
                 Next::Closed => return true,
             }
-            let lines: Vec<Vec<u8>> = batch.iter().map(|record| self.formatter.line(record)).collect();
+            frames.clear(FRAMES_KEEP);
+            for record in &batch {
+                frames.push(|out| self.formatter.write_line(record, &mut stamp, out));
+            }
             let sent = match transport.as_mut() {
-                Some(open) => open.send_all(&lines),
+                Some(open) => open.send_all(&frames),
                 None => Transport::connect(&self.target, &mut self.trust).and_then(|mut open| {
                     if std::mem::take(&mut failed) {
                         self.status.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
-                    let sent = open.send_all(&lines);
+                    let sent = open.send_all(&frames);
                     transport = Some(open);
                     sent
                 }),
             };
             match sent {
                 Ok(()) => {
-                    self.status.sent.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                    self.status.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     self.status.connected.store(true, Ordering::Relaxed);
                     self.queue.set_draining(true);
                     batch.clear();

@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::append::{push_bytes, push_digits};
+
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// A UTC calendar instant, to the millisecond.
@@ -18,8 +20,57 @@ struct Civil {
 
 /// `2024-02-29T12:34:56.789Z`, as RFC 5424 wants it.
 pub fn rfc3339_millis(time: SystemTime) -> String {
-    let c = civil(time);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis)
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_millis(&mut SecondStamp::default(), time, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`rfc3339_millis`] appended to `out`, the second taken from `stamp` (the relay writes one per line).
+pub(crate) fn write_rfc3339_millis(stamp: &mut SecondStamp, time: SystemTime, out: &mut Vec<u8>) {
+    let millis = millis_since_epoch(time);
+    stamp.push(millis.div_euclid(1000), out);
+    out.push(b'.');
+    push_digits(out, millis.rem_euclid(1000).unsigned_abs(), 3);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) of the last second asked for: lines come many to a second, so the calendar is
+/// worked out once a second rather than once a line.
+#[derive(Debug, Default)]
+pub(crate) struct SecondStamp {
+    second: Option<i64>,
+    text: Vec<u8>,
+}
+
+impl SecondStamp {
+    /// `seconds` since the epoch as `YYYY-MM-DDTHH:MM:SS`, appended to `out`.
+    pub(crate) fn push(&mut self, seconds: i64, out: &mut Vec<u8>) {
+        if self.second != Some(seconds) {
+            self.text.clear();
+            let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+            write_civil(year, month, day, seconds.rem_euclid(86_400), &mut self.text);
+            self.second = Some(seconds);
+        }
+        push_bytes(out, &self.text);
+    }
+}
+
+fn write_civil(year: i64, month: u32, day: u32, second_of_day: i64, out: &mut Vec<u8>) {
+    if year < 0 {
+        out.push(b'-');
+    }
+    push_digits(out, year.unsigned_abs(), 4);
+    out.push(b'-');
+    push_digits(out, u64::from(month), 2);
+    out.push(b'-');
+    push_digits(out, u64::from(day), 2);
+    out.push(b'T');
+    let second_of_day = second_of_day.unsigned_abs();
+    push_digits(out, second_of_day / 3600, 2);
+    out.push(b':');
+    push_digits(out, second_of_day / 60 % 60, 2);
+    out.push(b':');
+    push_digits(out, second_of_day % 60, 2);
 }
 
 /// `Feb 29 12:34:56` (UTC), the form local `/dev/log` readers parse (glibc's `syslog(3)` writes it).
@@ -29,12 +80,16 @@ pub(crate) fn bsd(time: SystemTime) -> String {
     format!("{month} {:>2} {:02}:{:02}:{:02}", c.day, c.hour, c.minute, c.second)
 }
 
-fn civil(time: SystemTime) -> Civil {
+fn millis_since_epoch(time: SystemTime) -> i64 {
     // Before 1970 `duration_since` fails with the distance the other way; both saturate far beyond year 9999.
-    let millis = match time.duration_since(UNIX_EPOCH) {
+    match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_millis()).map(|millis| -millis).unwrap_or(i64::MIN),
-    };
+    }
+}
+
+fn civil(time: SystemTime) -> Civil {
+    let millis = millis_since_epoch(time);
     let days = millis.div_euclid(86_400_000);
     let of_day = millis.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
@@ -122,6 +177,27 @@ mod tests {
             assert_eq!(next, expected, "day {days}");
             (year, month, day) = next;
         }
+    }
+
+    #[test]
+    fn one_stamp_serves_lines_of_many_seconds_in_any_order() {
+        let mut stamp = SecondStamp::default();
+        let mut out = Vec::new();
+        for millis in [1_709_210_096_789, 1_709_210_096_001, 1_709_210_097_000, 0, 1_709_210_096_789, -1] {
+            out.clear();
+            write_rfc3339_millis(&mut stamp, at(millis), &mut out);
+            assert_eq!(String::from_utf8_lossy(&out), rfc3339_millis(at(millis)), "{millis}");
+            assert_eq!(String::from_utf8_lossy(&out), civil_millis(millis), "{millis}");
+        }
+    }
+
+    /// The same instant through `civil`, the other road.
+    fn civil_millis(millis: i64) -> String {
+        let c = civil(at(millis));
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
+        )
     }
 
     #[test]

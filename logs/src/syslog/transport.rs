@@ -11,6 +11,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
 use super::tls::TlsTrust;
+use crate::append::{push_bytes, push_digits};
 
 /// Bounds every blocking step, so the relay thread notices a flush deadline and a wedged receiver.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -109,26 +110,79 @@ impl Transport {
         Ok(Transport { socket, target: name })
     }
 
-    /// Sends lines: each a datagram of its own, or on a stream all of them with one write, each `LEN SP LINE`
-    /// (RFC 6587 octet counting, which RFC 5425 uses over TLS too).
-    pub(crate) fn send_all(&mut self, lines: &[Vec<u8>]) -> Result<(), TransportError> {
+    /// Sends `frames`: each line a datagram of its own, or on a stream all of them with one write.
+    pub(crate) fn send_all(&mut self, frames: &Frames) -> Result<(), TransportError> {
         let result = match &mut self.socket {
-            Socket::Udp(socket) => lines.iter().try_for_each(|line| socket.send(line).map(drop)),
-            Socket::Unix(socket) => lines.iter().try_for_each(|line| socket.send(line).map(drop)),
+            Socket::Udp(socket) => frames.lines().try_for_each(|line| socket.send(line).map(drop)),
+            Socket::Unix(socket) => frames.lines().try_for_each(|line| socket.send(line).map(drop)),
             Socket::Tcp(stream) => {
                 if peer_closed(stream) {
                     return Err(TransportError::Closed { target: self.target.clone() });
                 }
-                stream.write_all(&octet_counted(lines))
+                stream.write_all(&frames.bytes)
             }
             Socket::Tls(stream) => {
                 if tls_peer_closed(stream) {
                     return Err(TransportError::Closed { target: self.target.clone() });
                 }
-                stream.write_all(&octet_counted(lines)).and_then(|()| stream.flush())
+                stream.write_all(&frames.bytes).and_then(|()| stream.flush())
             }
         };
         result.map_err(|source| TransportError::Send { target: self.target.clone(), source })
+    }
+}
+
+/// Lines ready to send to one target, in one buffer that the relay thread reuses: on a stream each framed as
+/// `LEN SP LINE` (RFC 6587 octet counting, which RFC 5425 uses over TLS too), for datagrams as they are.
+#[derive(Debug)]
+pub(crate) struct Frames {
+    counted: bool,
+    bytes: Vec<u8>,
+    /// Where each line ends in `bytes` (datagrams only).
+    ends: Vec<usize>,
+    /// The line being added, before its length is known.
+    line: Vec<u8>,
+}
+
+impl Frames {
+    /// Frames for `target`'s kind of socket.
+    pub(crate) fn for_target(target: &SyslogTarget) -> Frames {
+        let counted = matches!(target, SyslogTarget::Tcp { .. } | SyslogTarget::Tls { .. });
+        Frames { counted, bytes: Vec::new(), ends: Vec::new(), line: Vec::new() }
+    }
+
+    /// Adds the line `write` appends to the buffer it is given.
+    pub(crate) fn push(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.counted {
+            self.line.clear();
+            write(&mut self.line);
+            push_digits(&mut self.bytes, self.line.len() as u64, 1);
+            self.bytes.push(b' ');
+            push_bytes(&mut self.bytes, &self.line);
+        } else {
+            write(&mut self.bytes);
+            self.ends.push(self.bytes.len());
+        }
+    }
+
+    /// Empties it, keeping at most `keep` bytes of buffer for the next batch.
+    pub(crate) fn clear(&mut self, keep: usize) {
+        self.bytes.clear();
+        self.ends.clear();
+        if self.bytes.capacity() > keep {
+            self.bytes.shrink_to(keep);
+        }
+        if self.line.capacity() > keep {
+            self.line.shrink_to(keep);
+        }
+    }
+
+    fn lines(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.ends.iter().scan(0, |start, &end| {
+            let line = self.bytes.get(*start..end).unwrap_or_default();
+            *start = end;
+            Some(line)
+        })
     }
 }
 
@@ -140,17 +194,6 @@ pub(crate) fn describe(target: &SyslogTarget) -> String {
         SyslogTarget::Tls { host, port } => format!("tls://{}:{port}", bracketed(host)),
         SyslogTarget::Unix(path) => format!("unix://{}", path.display()),
     }
-}
-
-/// The lines framed one after the other for a stream.
-fn octet_counted(lines: &[Vec<u8>]) -> Vec<u8> {
-    let mut frames = Vec::with_capacity(lines.iter().map(|line| line.len() + 6).sum());
-    for line in lines {
-        frames.extend_from_slice(line.len().to_string().as_bytes());
-        frames.push(b' ');
-        frames.extend_from_slice(line);
-    }
-    frames
 }
 
 fn bracketed(host: &str) -> String {
@@ -252,6 +295,20 @@ mod tests {
     use std::io::Read;
     use std::net::TcpListener;
 
+    fn frames_of(target: SyslogTarget, lines: &[&str]) -> Frames {
+        let mut frames = Frames::for_target(&target);
+        for line in lines {
+            frames.push(|out| out.extend_from_slice(line.as_bytes()));
+        }
+        frames
+    }
+
+    #[test]
+    fn datagram_frames_keep_each_line_apart() {
+        let frames = frames_of(SyslogTarget::Udp { host: "h".into(), port: 514 }, &["a", "", "bc"]);
+        assert_eq!(frames.lines().collect::<Vec<_>>(), [&b"a"[..], b"", b"bc"]);
+    }
+
     #[test]
     fn frames_tcp_lines_with_their_length() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -260,12 +317,12 @@ mod tests {
             Transport::connect(&SyslogTarget::Tcp { host: "127.0.0.1".into(), port }, &mut TlsTrust::new(None))
                 .unwrap();
         let (mut accepted, _) = listener.accept().unwrap();
-        transport.send_all(&[b"<13>1 hello".to_vec()]).unwrap();
-        transport.send_all(&[b"two".to_vec()]).unwrap();
+        transport.send_all(&frames_of(SyslogTarget::Tcp { host: "h".into(), port }, &["<13>1 hello"])).unwrap();
+        transport.send_all(&frames_of(SyslogTarget::Tcp { host: "h".into(), port }, &["two", "", "3"])).unwrap();
         drop(transport);
         let mut received = String::new();
         accepted.read_to_string(&mut received).unwrap();
-        assert_eq!(received, "11 <13>1 hello3 two");
+        assert_eq!(received, "11 <13>1 hello3 two0 1 3");
     }
 
     #[test]
@@ -278,7 +335,8 @@ mod tests {
         let (accepted, _) = listener.accept().unwrap();
         drop(accepted);
         std::thread::sleep(Duration::from_millis(50));
-        assert!(matches!(transport.send_all(&[b"lost?".to_vec()]), Err(TransportError::Closed { .. })));
+        let frames = frames_of(SyslogTarget::Tcp { host: "h".into(), port }, &["lost?"]);
+        assert!(matches!(transport.send_all(&frames), Err(TransportError::Closed { .. })));
     }
 
     #[test]
