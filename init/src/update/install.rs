@@ -480,7 +480,24 @@ mod tests {
         partition
     }
 
+    /// The ESP's entries and files and the slot-b "partition" of [`disk`] are as they were.
+    fn assert_nothing_changed(dir: &Path, partition: &Path) {
+        assert_eq!(names(&dir.join("esp").join(ESP_ENTRIES_DIR)), ["keel-0.9.0-b+0-3.conf", RUNNING]);
+        assert!(!dir.join("esp/keel/b").exists());
+        assert_eq!(fs::read(partition).unwrap(), vec![0u8; 64]);
+    }
+
     fn install_from(bytes: &[u8], key: ed25519_dalek::VerifyingKey, dir: &Path) -> Result<Installed, InstallError> {
+        install_staging_in(bytes, key, dir, dir.join("staging"))
+    }
+
+    /// [`install_from`] with the root staged in `staging`.
+    fn install_staging_in(
+        bytes: &[u8],
+        key: ed25519_dalek::VerifyingKey,
+        dir: &Path,
+        staging: PathBuf,
+    ) -> Result<Installed, InstallError> {
         let keys = [key];
         let policy =
             TrustPolicy { keys: &keys, compatible: "keel-test", running_version: "1.0.0", allow_downgrade: false };
@@ -492,7 +509,7 @@ mod tests {
                 esp_root: dir.join("esp"),
                 partition: file,
                 device: partition.clone(),
-                staging: vec![StagingPlace::Disk(dir.join("staging"))],
+                staging: vec![StagingPlace::Disk(staging.clone())],
                 _esp: None,
             })
         };
@@ -535,10 +552,7 @@ mod tests {
         bytes[last] ^= 1;
         let error = install_from(&bytes, key, dir.path()).unwrap_err();
         assert!(matches!(error, InstallError::Payload { name: PayloadName::Root, .. }), "{error:?}");
-        let esp = dir.path().join("esp");
-        assert_eq!(names(&esp.join(ESP_ENTRIES_DIR)), ["keel-0.9.0-b+0-3.conf", RUNNING]);
-        assert!(!esp.join("keel/b").exists());
-        assert_eq!(fs::read(partition).unwrap(), vec![0u8; 64]);
+        assert_nothing_changed(dir.path(), &partition);
         assert!(names(&dir.path().join("staging")).is_empty());
     }
 
@@ -550,8 +564,7 @@ mod tests {
         bytes.push(0);
         let error = install_from(&bytes, key, dir.path()).unwrap_err();
         assert!(matches!(error, InstallError::Payload { source: BundleError::TrailingData { .. }, .. }), "{error:?}");
-        assert_eq!(names(&dir.path().join("esp").join(ESP_ENTRIES_DIR)), ["keel-0.9.0-b+0-3.conf", RUNNING]);
-        assert_eq!(fs::read(partition).unwrap(), vec![0u8; 64]);
+        assert_nothing_changed(dir.path(), &partition);
     }
 
     #[test]
@@ -559,24 +572,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let partition = disk(dir.path());
         let (bytes, key) = bundle();
-        let keys = [key];
-        let policy =
-            TrustPolicy { keys: &keys, compatible: "keel-test", running_version: "1.0.0", allow_downgrade: false };
-        let reader = BundleReader::open(&bytes[..], &policy).unwrap();
-        let targets = |_| {
-            let file = OpenOptions::new().write(true).open(&partition).unwrap();
-            Ok(SlotTargets {
-                esp_root: dir.path().join("esp"),
-                partition: file,
-                device: partition.clone(),
-                staging: vec![StagingPlace::Disk("/proc/no-room".into())],
-                _esp: None,
-            })
-        };
-        let error = write_slot(reader, Slot::A, targets, &Progress::default()).unwrap_err();
+        let error = install_staging_in(&bytes, key, dir.path(), "/proc/no-room".into()).unwrap_err();
         assert!(matches!(error, InstallError::Staging(_)), "{error:?}");
-        assert_eq!(names(&dir.path().join("esp").join(ESP_ENTRIES_DIR)), ["keel-0.9.0-b+0-3.conf", RUNNING]);
-        assert_eq!(fs::read(partition).unwrap(), vec![0u8; 64]);
+        assert_nothing_changed(dir.path(), &partition);
     }
 
     #[test]
@@ -588,8 +586,7 @@ mod tests {
         bytes[kernel_start] ^= 1;
         let error = install_from(&bytes, key, dir.path()).unwrap_err();
         assert!(matches!(error, InstallError::Payload { name: PayloadName::Kernel, .. }), "{error:?}");
-        assert_eq!(names(&dir.path().join("esp").join(ESP_ENTRIES_DIR)), ["keel-0.9.0-b+0-3.conf", RUNNING]);
-        assert_eq!(fs::read(partition).unwrap(), vec![0u8; 64]);
+        assert_nothing_changed(dir.path(), &partition);
     }
 
     #[test]
