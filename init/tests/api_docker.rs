@@ -105,7 +105,10 @@ fn the_docker_cli_lists_inspects_logs_and_controls_declared_containers() {
     assert!(out.lines().count() <= 3 && out.lines().all(|line| line.starts_with("out ")), "stdout: {out:?}");
     assert!(err.lines().count() <= 3 && err.lines().all(|line| line.starts_with("err ")), "stderr: {err:?}");
     assert_eq!(out.lines().count() + err.lines().count(), 3, "--tail 3 gives three lines in all");
-    let stamped = ok(&socket, &docker_config, &["logs", "--timestamps", "--tail", "1", "web"]);
+    // The last line is stdout's or stderr's, on the CLI's stream of the same name.
+    let logs = docker(&socket, &docker_config, &["logs", "--timestamps", "--tail", "1", "web"]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    let stamped = format!("{}{}", text(&logs.stdout), text(&logs.stderr));
     // `2026-11-29T23:48:52.123456789Z out …`: nanoseconds, as Docker's json-file keeps them.
     let (stamp, line) = stamped.split_once(' ').unwrap_or_default();
     let shape = stamp.len() == 30 && &stamp[10..11] == "T" && &stamp[19..20] == "." && stamp.ends_with('Z');
