@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use keel_fixtures::containers::{cgroup_root, reaper, user_data, wait_for, wait_status, TestHost};
+use keel_fixtures::containers::{reaper, user_data, wait_for, wait_status, TestHost};
 use keel_fixtures::images::Layout;
 use keel_fixtures::registry::Registry;
 use keel_fixtures::stalling_proxy::{Misbehaviour, StallingProxy};
@@ -47,7 +47,7 @@ fn stop_and_shutdown_return_while_a_pull_stalls() {
         host = proxy.host()
     );
     let mut options = SupervisorOptions::new(&host.state_dir);
-    options.cgroup_root = cgroup_root();
+    options.cgroup_root = host.cgroup_root();
     options.registry_timeouts = RegistryTimeouts {
         idle: Duration::from_secs(10),
         attempts: 2,
