@@ -122,12 +122,13 @@ impl HostUpdates {
     /// first; asks at once if no thread can be started.
     fn reboot_after_grace(&self, reason: String) {
         let mailbox = Arc::clone(&self.mailbox);
+        let asked = reason.clone();
         let spawned = std::thread::Builder::new()
             .name("reboot-grace".to_owned())
-            .spawn(move || reboot_after(&mailbox, REBOOT_GRACE, reason));
+            .spawn(move || reboot_after(&mailbox, REBOOT_GRACE, asked));
         if let Err(error) = spawned {
             log::warn!("update: cannot wait before the reboot: {}", error_chain(&error));
-            self.mailbox.ask(ShutdownRequest::new(Action::Reboot, "rolling back".to_owned()));
+            self.mailbox.ask(ShutdownRequest::new(Action::Reboot, reason));
         }
     }
 }

@@ -105,16 +105,11 @@ impl SyslogRelay {
         self.fan_out(record, |queue, record| queue.push(record));
     }
 
-    /// Like `send`, for a container's line: while a receiver is taking lines but its queue is full, waits (at
-    /// most 500 ms per line and receiver) for room instead of dropping, so that a container printing faster than
-    /// the relay sends is slowed to the receiver's pace and loses nothing; a receiver that is away makes nobody
-    /// wait, and one that is stuck only until the relay's write to it times out (2 s).
-    pub fn send_waiting(&self, record: Record) {
-        self.fan_out(record, |queue, record| queue.push_all_waiting(std::iter::once(record), PUSH_WAIT));
-    }
-
-    /// Like `send_waiting`, for lines read together from one of a container's streams: each a record of
-    /// `app_name` with `severity` and `structured_data`, queued under one lock per receiver.
+    /// Like `send`, for lines read together from one of a container's streams, each a record of `app_name` with
+    /// `severity` and `structured_data`, queued under one lock per receiver: while a receiver is taking lines but
+    /// its queue is full, each line waits (at most 500 ms) for room instead of being dropped, so that a container
+    /// printing faster than the relay sends is slowed to the receiver's pace and loses nothing; a receiver that is
+    /// away makes nobody wait, and one that is stuck only until the relay's write to it times out (2 s).
     pub fn send_lines_waiting(
         &self,
         app_name: &str,
