@@ -47,6 +47,25 @@ pub struct EspFile<'a> {
     pub source: EspSource<'a>,
 }
 
+/// The smallest ESP that holds 65,525 clusters of 512 bytes, FAT32's minimum.
+pub const MIN_MIB: u64 = 33;
+
+/// From this size up the ESP gets 4 KiB clusters, else 512-byte ones. FAT32 needs at least 65,525 clusters: with
+/// fewer, firmware that counts them (as the FAT specification says to) reads the volume as FAT16, and mkfs.fat
+/// makes such a volume without a word. 4 KiB clusters have enough from about 258 MiB; 260 MiB is the size
+/// Microsoft documents for FAT32 ESPs with 4 KiB clusters.
+pub const FOUR_KIB_CLUSTERS_FROM_MIB: u64 = 260;
+
+/// Sectors of 512 bytes per cluster for an ESP of `size_mib`. A file written during an update takes one cluster
+/// allocation per 4 KiB page rather than eight: under TCG that halved the ESP's part of an install.
+fn sectors_per_cluster(size_mib: u64) -> u32 {
+    if size_mib >= FOUR_KIB_CLUSTERS_FROM_MIB {
+        8
+    } else {
+        1
+    }
+}
+
 /// Writes the FAT32 image `image` of `size_mib` MiB holding `files`; `staging` is an empty scratch directory.
 pub fn make(
     image: &Path,
@@ -59,7 +78,7 @@ pub fn make(
     stage(staging, files, epoch).map_err(|source| EspError::Stage { dir: staging.into(), source })?;
     // No `-n` label: mkfs.fat stamps the label's directory entry with the current time.
     Tool::new("mkfs.fat")
-        .args(["-F", "32", "-i"])
+        .args(["-F", "32", "-S", "4096", "-s", "1", "-i"])
         .arg(format!("{volume_id:08x}"))
         .arg("-C")
         .arg(image)

@@ -149,6 +149,10 @@ fn check(path: &Path, recipe: &Recipe) -> Result<(), RecipeError> {
             return Err(invalid(key, "must be a size in MiB between 1 and 1048576"));
         }
     }
+    if sizes.esp < crate::esp::MIN_MIB {
+        let why = format!("must be at least {} MiB: FAT32 needs 65525 clusters", crate::esp::MIN_MIB);
+        return Err(invalid("partitions.esp", &why));
+    }
     for (index, file) in recipe.files.iter().enumerate() {
         let key = |field: &str| format!("files[{index}].{field}");
         if !is_clean_absolute(&file.path) {
@@ -230,6 +234,7 @@ mode = 0o644
             (GOOD.replace("path = \"/etc/passwd\"", "path = \"/etc/hostname\""), "files[0].path"),
             (GOOD.replace("mode = 0o644", "mode = 0o10644"), "files[0].mode"),
             (GOOD.replace("root = 64", "root = 0"), "partitions.root"),
+            (GOOD.replace("esp = 64", "esp = 32"), "partitions.esp"),
             (GOOD.replace("linux-image-amd64", "Linux Image"), "kernel.package"),
         ];
         for (text, key) in cases {

@@ -33,8 +33,8 @@ use crate::boot_disk;
 
 /// Boot attempts a new entry gets before systemd-boot falls back to the other slot.
 pub const TRIES: u32 = 3;
-/// The kernel and the initramfs are held in memory until every hash before the root matched; the ESP they go to
-/// is 64 MiB.
+/// The kernel and the initramfs are held in memory until every byte of the bundle verified; a Debian kernel is about
+/// 8 MiB, keel's initramfs less.
 const MAX_BOOT_FILE: u64 = 64 << 20;
 /// The partition is on the boot disk, which is long there.
 const PARTITION_WAIT: Duration = Duration::from_secs(2);
