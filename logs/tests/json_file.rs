@@ -1,5 +1,5 @@
 //! The json-file sink and reader together on real files: rotation, every `docker logs` option, a torn last line,
-//! following across a rotation.
+//! following across one rotation and several.
 
 use std::fs;
 use std::io::Write;
@@ -146,6 +146,40 @@ fn a_follower_sees_lines_across_a_rotation_a_half_written_line_once_whole_and_a_
     let whole = early.poll();
     assert_eq!(lines(&whole), ["half and half"]);
     assert_eq!(whole[0].time, at(9));
+}
+
+#[test]
+fn a_follower_reads_every_file_rotated_between_two_polls_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = JsonFileSink::start(dir.path(), LogLimits { max_size: 4 * ENTRY, max_files: 5 }).unwrap();
+    write_numbered(&sink, 0..2);
+    let logs = LogFiles::new(dir.path(), "web");
+    let (first, mut follower) = logs.read(&LogQuery::all());
+    assert_eq!(first.len(), 2);
+    // Three rotations before the next poll: 2-3 end the first file, 4-7 and 8-11 fill two more, 12-13 start a fourth.
+    write_numbered(&sink, 2..14);
+    assert_eq!(logs.paths().len(), 4);
+    let numbered = |range: std::ops::Range<u64>| range.map(|n| format!("line-{n:02}")).collect::<Vec<_>>();
+    assert_eq!(lines(&follower.poll()), numbered(2..14));
+    assert!(follower.poll().is_empty());
+    write_numbered(&sink, 14..19);
+    assert_eq!(lines(&follower.poll()), numbered(14..19));
+}
+
+#[test]
+fn a_follower_whose_file_was_rotated_away_goes_on_with_the_files_left_without_repeating_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = JsonFileSink::start(dir.path(), LogLimits { max_size: 4 * ENTRY, max_files: 2 }).unwrap();
+    write_numbered(&sink, 0..2);
+    let logs = LogFiles::new(dir.path(), "web");
+    let (_, mut follower) = logs.read(&LogQuery::all());
+    // The follower's file gets 2-3 and is removed two rotations later with the next file (4-7): those four lines
+    // are gone for every reader. 8-11 are in `.1`, 12-13 in the current file.
+    write_numbered(&sink, 2..14);
+    let expected = ["line-02", "line-03", "line-08", "line-09", "line-10", "line-11", "line-12", "line-13"];
+    assert_eq!(lines(&follower.poll()), expected);
+    assert_eq!(lines(&logs.read(&LogQuery::all()).0), expected[2..]);
+    assert!(follower.poll().is_empty());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! Every line read is treated as hostile: bounded to [`super::MAX_ENTRY`] before it is parsed, and a line that
 //! is not a well-formed entry (a torn last line after a power cut) is skipped, not an error.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -64,19 +65,47 @@ impl LogFiles {
 
     /// The files that exist, oldest first (`…log.2`, `…log.1`, `…log`).
     pub fn paths(&self) -> Vec<PathBuf> {
-        let mut paths = Vec::new();
-        for index in 0..=MAX_ROTATED {
-            let path = rotated_file(&self.containers_dir, &self.name, index);
-            if fs::symlink_metadata(&path).is_err() {
-                if index > 0 {
-                    break;
-                }
-                continue;
-            }
-            paths.push(path);
-        }
+        let mut paths: Vec<PathBuf> = self.newest_first().map(|(path, _)| path).collect();
         paths.reverse();
         paths
+    }
+
+    /// The files that exist with their inodes, newest first: the current file (if any), `.1`, `.2`, … up to the
+    /// first missing one.
+    fn newest_first(&self) -> impl Iterator<Item = (PathBuf, u64)> + '_ {
+        (0..=MAX_ROTATED)
+            .map(|index| (index, rotated_file(&self.containers_dir, &self.name, index)))
+            .map(|(index, path)| (index, fs::symlink_metadata(&path).map(|metadata| metadata.ino()), path))
+            .take_while(|(index, inode, _)| *index == 0 || inode.is_ok())
+            .filter_map(|(_, inode, path)| Some((path, inode.ok()?)))
+    }
+
+    /// The inodes of the files newer than `known` (the newest file a follower knows of), oldest first. Without
+    /// `known`, only the current file; when `known` is gone (rotated past `max_files`), every file.
+    fn newer_than(&self, known: Option<u64>) -> Vec<u64> {
+        let mut newer: Vec<u64> = Vec::new();
+        for (_, inode) in self.newest_first() {
+            if Some(inode) == known {
+                break;
+            }
+            // A rotation while the names are looked at shows a file twice.
+            if !newer.contains(&inode) {
+                newer.push(inode);
+            }
+            if known.is_none() {
+                break;
+            }
+        }
+        newer.reverse();
+        newer
+    }
+
+    /// The file with `inode` under whichever of the names it has now, if it still exists.
+    fn open_inode(&self, inode: u64) -> Option<File> {
+        self.newest_first().filter(|(_, found)| *found == inode).find_map(|(path, _)| {
+            let file = File::open(path).ok()?;
+            file.metadata().is_ok_and(|metadata| metadata.ino() == inode).then_some(file)
+        })
     }
 
     /// The lines `query` selects, oldest first, and a [`Follower`] for the lines written after them. A file that
@@ -140,8 +169,8 @@ impl LogFiles {
             }
             Err(_) => (None, None, 0),
         };
-        let follower =
-            Follower { path: current, file, inode, offset, query: LogQuery { since: None, tail: None, ..*query } };
+        let query = LogQuery { since: None, tail: None, ..*query };
+        let follower = Follower { files: self.clone(), file, inode, offset, newer: VecDeque::new(), query };
         (records, follower)
     }
 }
@@ -161,13 +190,17 @@ fn last_newline_end(file: &mut File, length: u64) -> io::Result<u64> {
     })
 }
 
-/// The lines written to a container's current file after a [`LogFiles::read`], across rotations (the path
-/// names a new inode: the old file is read to its end first) and truncation (`max_files = 1`).
+/// The lines written to a container's current file after a [`LogFiles::read`], across rotations, however many
+/// happen between two polls (each file in between is read whole, in order), and truncation (`max_files = 1`).
 pub struct Follower {
-    path: PathBuf,
+    files: LogFiles,
+    /// The file being read, its inode and how far.
     file: Option<File>,
     inode: Option<u64>,
     offset: u64,
+    /// Files newer than the one being read, by inode, oldest first: the ones rotated after it and the current file
+    /// when they were looked for. Kept by inode, since every rotation renames them.
+    newer: VecDeque<u64>,
     query: LogQuery,
 }
 
@@ -175,39 +208,51 @@ impl Follower {
     /// The complete lines written since the last poll (up to about 4 MiB; the rest next time).
     pub fn poll(&mut self) -> Vec<LogRecord> {
         let mut records = Vec::new();
+        // Looked for before the file is read to its end: a file with newer ones is final once read to its end.
+        let known = self.newer.back().copied().or(self.inode);
+        let found = self.files.newer_than(known);
+        self.newer.extend(found);
         let mut bytes = 0;
-        // Looked at before the old file is read to its end: if the path has moved on, the old file is final.
-        let now = fs::metadata(&self.path).ok().map(|metadata| metadata.ino());
-        bytes += self.read_into(&mut records, bytes);
-        if bytes < POLL_BYTES && now.is_some() && now != self.inode {
-            if let Ok(file) = File::open(&self.path) {
-                self.inode = file.metadata().ok().map(|metadata| metadata.ino());
-                self.file = Some(file);
-                self.offset = 0;
-                self.read_into(&mut records, bytes);
+        loop {
+            let (read, whole) = self.read_into(&mut records, bytes);
+            bytes += read;
+            if !whole {
+                break;
             }
+            // A newer file that is gone was rotated past `max_files`: its lines are lost to every reader.
+            let Some((inode, file)) = std::iter::from_fn(|| self.newer.pop_front())
+                .find_map(|inode| Some((inode, self.files.open_inode(inode)?)))
+            else {
+                break;
+            };
+            self.file = Some(file);
+            self.inode = Some(inode);
+            self.offset = 0;
         }
         records
     }
 
-    /// Reads the open file from the follower's offset on into `records`; returns the bytes read.
-    fn read_into(&mut self, records: &mut Vec<LogRecord>, already: usize) -> usize {
-        let Some(file) = &mut self.file else { return 0 };
+    /// Reads the open file from the follower's offset on into `records`; returns the bytes read and whether every
+    /// complete line was (rather than the poll's [`POLL_BYTES`] ending it). A torn last line stays unread.
+    fn read_into(&mut self, records: &mut Vec<LogRecord>, already: usize) -> (usize, bool) {
+        let Some(file) = &mut self.file else { return (0, true) };
         let length = file.metadata().map_or(0, |metadata| metadata.len());
         if length < self.offset {
             self.offset = 0;
         }
         let mut bytes = 0;
+        let mut whole = true;
         let query = self.query;
         if let Ok(end) = forward(file, self.offset, length, |line| {
             bytes += line.len() + 1;
             if let Some(record) = decode(line).filter(|record| query.wants(record)) {
                 records.push(record);
             }
-            already + bytes < POLL_BYTES
+            whole = already + bytes < POLL_BYTES;
+            whole
         }) {
             self.offset = end;
         }
-        bytes
+        (bytes, whole)
     }
 }
