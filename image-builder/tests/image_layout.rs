@@ -10,6 +10,7 @@ use std::io::Read;
 use std::process::Command;
 
 use common::{build_env, extract, mtools, partitions, run_ok};
+use keel_image_builder::esp::{FatGeometry, FAT32_MIN_CLUSTERS};
 use keel_os_image::initramfs::parse_module_load_list;
 use keel_os_image::layout::{DATA_TYPE_GUID, ESP_TYPE_GUID, ROOT_TYPE_GUID};
 
@@ -39,10 +40,9 @@ fn image_has_the_keel_layout() {
     // ESP: FAT32 with 4 KiB clusters and enough of them to be FAT32 by the specification's count; boot loader,
     // loader.conf, the slot-a entry, kernel and initramfs.
     let esp = partitions[0].start;
-    let boot_sector = read_at(&image, esp, 512);
-    let (cluster_bytes, clusters) = fat_geometry(&boot_sector);
-    assert_eq!(cluster_bytes, 4096, "ESP cluster size");
-    assert!(clusters >= 65525, "the ESP has {clusters} clusters, too few for FAT32");
+    let geometry = FatGeometry::read(&extract(&image, &partitions[0], dir.path().join("esp.fat"))).unwrap();
+    assert_eq!((geometry.bytes_per_sector, geometry.cluster_bytes()), (512, 4096), "{geometry:?}");
+    assert!(geometry.clusters >= FAT32_MIN_CLUSTERS, "too few clusters for FAT32: {geometry:?}");
     let listing = mtools("mdir", &image, esp, &["-/", "-b", "::"]);
     for path in ["::/EFI/BOOT/BOOTX64.EFI", "::/loader/loader.conf", "::/keel/a/vmlinuz", "::/keel/a/initrd.img"] {
         assert!(listing.lines().any(|line| line == path), "{path} missing from the ESP:\n{listing}");
@@ -115,24 +115,4 @@ fn image_has_the_keel_layout() {
     let mut magic = [0u8; 4];
     std::fs::File::open(boot_dir.join("vmlinux")).unwrap().read_exact(&mut magic).unwrap();
     assert_eq!(&magic, b"\x7fELF");
-}
-
-/// `len` bytes of `image` from `offset`.
-fn read_at(image: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(image).unwrap();
-    file.seek(SeekFrom::Start(offset)).unwrap();
-    let mut bytes = vec![0u8; len];
-    file.read_exact(&mut bytes).unwrap();
-    bytes
-}
-
-/// Bytes per cluster and data clusters of a FAT32 volume, from its boot sector (the FAT specification's count).
-fn fat_geometry(boot_sector: &[u8]) -> (u64, u64) {
-    let u16_at = |at: usize| u64::from(u16::from_le_bytes([boot_sector[at], boot_sector[at + 1]]));
-    let u32_at = |at: usize| u64::from(u32::from_le_bytes(boot_sector[at..at + 4].try_into().unwrap()));
-    let (bytes_per_sector, sectors_per_cluster) = (u16_at(11), u64::from(boot_sector[13]));
-    let (reserved, fats, total, fat_sectors) = (u16_at(14), u64::from(boot_sector[16]), u32_at(32), u32_at(36));
-    let data_sectors = total - reserved - fats * fat_sectors;
-    (bytes_per_sector * sectors_per_cluster, data_sectors / sectors_per_cluster)
 }
