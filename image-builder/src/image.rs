@@ -174,7 +174,7 @@ pub fn build(request: &ImageRequest) -> Result<ImageSummary, ImageError> {
         EspFile {
             path: format!("{ESP_ENTRIES_DIR}/{entry}"),
             source: EspSource::Bytes(
-                keel_os_image::boot_entry::entry_file_text(version, Slot::A, &cmdline).into_bytes(),
+                keel_os_image::boot_entry::entry_file_text(version, Slot::A, &cmdline, 0).into_bytes(),
             ),
         },
         EspFile { path: layout::esp_kernel_path(Slot::A), source: EspSource::File(&kernel.vmlinuz()) },

@@ -118,14 +118,33 @@ fn parse_counter(name: &str, counter: &str) -> Result<BootCounter, BootEntryErro
     }
 }
 
-/// The text of a slot's Type #1 entry file: what `keel-build image` writes for slot a and an install writes for the
-/// slot it filled, so that both boot the same way.
-pub fn entry_file_text(version: &str, slot: Slot, options: &str) -> String {
+/// The `sort-key` of every entry keel writes. systemd-boot orders entries that have one by their `version` line,
+/// highest first, and puts them before entries without one (what keel wrote before generations).
+pub const SORT_KEY: &str = "keel";
+
+/// The text of a slot's Type #1 entry file: what `keel-build image` writes for slot a (generation 0) and an install
+/// writes for the slot it filled (one more than the running entry's), so that both boot the same way.
+///
+/// The `version` line starts with the generation: systemd-boot boots the good entry of the highest, which is the
+/// slot installed last whatever its version (an allowed downgrade too), and the running slot once the new entry is
+/// marked bad. Without it, systemd-boot would order by the entries' names and prefer the higher version.
+pub fn entry_file_text(version: &str, slot: Slot, options: &str, generation: u64) -> String {
     format!(
-        "title keel {version} (slot {slot})\nversion {version}-{slot}\nlinux /{}\ninitrd /{}\noptions {options}\n",
+        "title keel {version} (slot {slot})\nsort-key {SORT_KEY}\nversion {generation}-{version}-{slot}\nlinux /{}\n\
+         initrd /{}\noptions {options}\n",
         esp_kernel_path(slot),
         esp_initramfs_path(slot)
     )
+}
+
+/// The generation of an entry file's text (see [`entry_file_text`]); 0 for an entry without keel's `sort-key`.
+pub fn entry_generation(text: &str) -> u64 {
+    let sort_key = format!("sort-key {SORT_KEY}");
+    if !text.lines().any(|line| line.trim_end() == sort_key) {
+        return 0;
+    }
+    let version = text.lines().find_map(|line| line.strip_prefix("version "));
+    version.and_then(|version| version.split('-').next()).and_then(|number| number.trim().parse().ok()).unwrap_or(0)
 }
 
 /// The `options` line of an entry file's text; `None` without one.
@@ -212,14 +231,24 @@ mod tests {
 
     #[test]
     fn writes_an_entry_file_for_a_slot() {
-        let text = entry_file_text("0.2.0", Slot::B, "console=ttyS0 panic=-1 keel.slot=b");
+        let text = entry_file_text("0.2.0", Slot::B, "console=ttyS0 panic=-1 keel.slot=b", 7);
         assert_eq!(
             text,
-            "title keel 0.2.0 (slot b)\nversion 0.2.0-b\nlinux /keel/b/vmlinuz\ninitrd /keel/b/initrd.img\n\
-             options console=ttyS0 panic=-1 keel.slot=b\n"
+            "title keel 0.2.0 (slot b)\nsort-key keel\nversion 7-0.2.0-b\nlinux /keel/b/vmlinuz\n\
+             initrd /keel/b/initrd.img\noptions console=ttyS0 panic=-1 keel.slot=b\n"
         );
         assert_eq!(entry_options(&text), Some("console=ttyS0 panic=-1 keel.slot=b"));
         assert_eq!(entry_options("title x\n"), None);
+        assert_eq!(entry_generation(&text), 7);
+    }
+
+    #[test]
+    fn an_entry_without_keels_sort_key_is_generation_0() {
+        let before_generations = "title keel 0.2.0 (slot b)\nversion 0.2.0-b\nlinux /keel/b/vmlinuz\n";
+        assert_eq!(entry_generation(before_generations), 0);
+        assert_eq!(entry_generation("sort-key keel\nversion x-1.0-a\n"), 0);
+        assert_eq!(entry_generation("sort-key other\nversion 5-1.0-a\n"), 0);
+        assert_eq!(entry_generation("sort-key keel\nversion 12-1.0-a\n"), 12);
     }
 
     #[test]

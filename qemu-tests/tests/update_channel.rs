@@ -207,7 +207,7 @@ fn killed_install_boots_the_old_version_and_a_retry_succeeds(point: KillPoint, n
     // writes anything of slot b, so that no entry ever points at a half-written slot, and not before the bundle
     // verified.
     let options = entry_options(&original_entry).context("slot a's entry has no options")?;
-    let stale = entry_file_text("0.0.9", Slot::B, &options_for_slot(options, Slot::B));
+    let stale = entry_file_text("0.0.9", Slot::B, &options_for_slot(options, Slot::B), 0);
     esp::write_entry(&image, "keel-0.0.9-b.conf", &stale)?;
     ensure!(esp::entries(&image)? == ["keel-0.0.9-b.conf", entry], "the stale entry was not written");
     match point {

@@ -3,7 +3,7 @@
 //! from the host, the new slot booted as a trial and blessed; bundles that must be refused (bad signature, any
 //! payload's hash, truncated or longer, wrong `compatible`, lower version) are refused before the ESP or either
 //! slot change (the bytes of the disk image are compared after QEMU exits); `keelctl rollback` returns to the
-//! previous version. Every image and bundle is built by the real `keel-build` with a key pair of the test's own
+//! previous version; an allowed downgrade boots next like any install. Every image and bundle is built by the real `keel-build` with a key pair of the test's own
 //! (`keel_qemu_tests::update_kit`). With `-no-reboot`, each reboot ends QEMU and the test boots the same disk again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,7 +39,12 @@ fn artifacts() -> Artifacts {
 
 /// One boot of `image` with the API forwarded to `port`; QEMU exits on the guest's reboot.
 fn boot(name: &str, scratch: &Path, image: &Path, port: u16) -> Result<Vm> {
-    let spec = DriveSpec { user_data: USER_DATA, meta_data: None, format: "vfat", layout: "nocloud" };
+    boot_with(name, scratch, image, port, USER_DATA)
+}
+
+/// [`boot`] with `user_data` as the config drive's.
+fn boot_with(name: &str, scratch: &Path, image: &Path, port: u16, user_data: &str) -> Result<Vm> {
+    let spec = DriveSpec { user_data, meta_data: None, format: "vfat", layout: "nocloud" };
     let drive = config_drive::build(scratch, name, &spec)?;
     let config = VmConfig::ovmf(name, &artifacts())
         .no_disks()
@@ -184,6 +189,45 @@ fn bundles_served_over_http_install_into_alternating_slots_and_stay_after_their_
     vm.wait_for_exit(timeouts::SHUTDOWN)?;
     let entries = esp::entries(&image)?;
     ensure!(entries == ["keel-1.1.0-b.conf", "keel-1.2.0-a.conf"], "ESP entries after c's trial: {entries:?}");
+    Ok(())
+}
+
+#[test]
+fn an_allowed_downgrade_boots_next_as_a_trial_and_stays_once_blessed() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let kit = UpdateKit::new(scratch.path(), &artifacts())?;
+    let image = kit.image("1.0.0")?;
+    let server = UpdateServer::start()?;
+    server.put_file("/up.bundle", &kit.bundle("1.1.0")?)?;
+    server.put_file("/down.bundle", &kit.bundle("0.9.0")?)?;
+    let port = free_port()?;
+    let user_data = format!("{USER_DATA}allow_downgrade = true\n");
+    let boot = |name: &str| boot_with(name, scratch.path(), &image, port, &user_data);
+
+    // 1.0.0 (the image's entry) → 1.1.0 in slot b, blessed.
+    let vm = boot("downgrade_1_0_0")?;
+    install_and_reboot(&vm, port, &server.guest_url("/up.bundle"), "1.1.0", Client::ApiWait)?;
+    let vm = boot("downgrade_1_1_0_trial")?;
+    wait_blessed(&vm, "keel-1.1.0-b+3.conf")?;
+
+    // 1.1.0 → 0.9.0 in slot a: the entry installed last boots next although its version is lower.
+    install_and_reboot(&vm, port, &server.guest_url("/down.bundle"), "0.9.0", Client::ApiWait)?;
+    let entries = esp::entries(&image)?;
+    ensure!(entries == ["keel-0.9.0-a+3.conf", "keel-1.1.0-b.conf"], "ESP entries after the downgrade: {entries:?}");
+    let vm = boot("downgrade_0_9_0_trial")?;
+    ensure!(vm.console().contains("slot a"), "0.9.0 did not boot in slot a:\n{}", vm.console());
+    wait_blessed(&vm, "keel-0.9.0-a+3.conf")?;
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+
+    // Blessed, it stays: the next boot is 0.9.0 again, and 1.1.0 is what a rollback would go back to.
+    let vm = boot("downgrade_0_9_0_again")?;
+    let now = status(port)?;
+    ensure!(now["slot"] == "a" && now["boot"]["state"] == "blessed", "status on 0.9.0's second boot: {now}");
+    vm.power_down()?;
+    vm.wait_for_exit(timeouts::SHUTDOWN)?;
+    let entries = esp::entries(&image)?;
+    ensure!(entries == ["keel-0.9.0-a.conf", "keel-1.1.0-b.conf"], "ESP entries at the end: {entries:?}");
     Ok(())
 }
 

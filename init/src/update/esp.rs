@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keel_logs::error_chain;
-use keel_os_image::boot_entry::{entry_options, BootEntryName};
+use keel_os_image::boot_entry::{entry_generation, entry_options, BootEntryName};
 use keel_os_image::layout::{ESP_ENTRIES_DIR, ESP_PARTITION};
 use keel_os_image::Slot;
 use nix::mount::{umount, umount2, MntFlags, MsFlags};
@@ -130,9 +130,19 @@ pub fn remove_slot_entries(esp: &Path, slot: Slot) -> Result<Vec<String>, EspWri
     Ok(removed)
 }
 
-/// The kernel options of the running slot's entry (any of its versions and counters).
-pub fn running_options(esp: &Path, running: Slot) -> Result<String, EspWriteError> {
+/// What an install takes from the running slot's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningEntry {
+    /// The kernel options.
+    pub options: String,
+    /// The entry's generation: the new entry gets the next one, so that it boots first.
+    pub generation: u64,
+}
+
+/// The running slot's entry (any of its versions and counters; the highest generation when it has several).
+pub fn running_entry(esp: &Path, running: Slot) -> Result<RunningEntry, EspWriteError> {
     let dir = esp.join(ESP_ENTRIES_DIR);
+    let mut found: Option<RunningEntry> = None;
     for (name, entry) in entries(esp)? {
         if entry.slot != running {
             continue;
@@ -140,11 +150,14 @@ pub fn running_options(esp: &Path, running: Slot) -> Result<String, EspWriteErro
         let path = dir.join(&name);
         let text = keel_config::bounded_file::read_file_bounded(&path, MAX_ENTRY_FILE)
             .map_err(|source| EspWriteError::Read { path: path.clone(), source: io::Error::other(source) })?;
-        if let Some(options) = entry_options(&String::from_utf8_lossy(&text)) {
-            return Ok(options.to_owned());
+        let text = String::from_utf8_lossy(&text);
+        let Some(options) = entry_options(&text) else { continue };
+        let generation = entry_generation(&text);
+        if found.as_ref().is_none_or(|found| generation > found.generation) {
+            found = Some(RunningEntry { options: options.to_owned(), generation });
         }
     }
-    Err(EspWriteError::NoRunningEntry { slot: running })
+    found.ok_or(EspWriteError::NoRunningEntry { slot: running })
 }
 
 /// Files written at their paths under the ESP through temporary names: all their bytes made durable with one
@@ -217,8 +230,12 @@ mod tests {
         let removed = remove_slot_entries(esp.path(), Slot::B).unwrap();
         assert_eq!(removed, ["keel-0.1.5-b.conf", "keel-0.2.0-b+0-3.conf"]);
         assert_eq!(names(&dir), ["keel-0.1.0-a.conf", "other.conf"]);
-        assert_eq!(running_options(esp.path(), Slot::A).unwrap(), "console=ttyS0 keel.slot=a");
-        assert!(matches!(running_options(esp.path(), Slot::B), Err(EspWriteError::NoRunningEntry { .. })));
+        let running = running_entry(esp.path(), Slot::A).unwrap();
+        assert_eq!(running, RunningEntry { options: "console=ttyS0 keel.slot=a".into(), generation: 0 });
+        assert!(matches!(running_entry(esp.path(), Slot::B), Err(EspWriteError::NoRunningEntry { .. })));
+        let text = keel_os_image::boot_entry::entry_file_text("0.3.0", Slot::A, "console=ttyS0 keel.slot=a", 4);
+        fs::write(dir.join("keel-0.3.0-a.conf"), text).unwrap();
+        assert_eq!(running_entry(esp.path(), Slot::A).unwrap().generation, 4);
     }
 
     #[test]

@@ -270,7 +270,7 @@ fn write_slot<R: Read>(
     let esp_root = targets.esp_root.clone();
 
     // 3. No entry of the inactive slot from here on until the new one: nothing boots a half-written slot.
-    let options = esp::running_options(&esp_root, running).map_err(InstallError::Esp)?;
+    let running_entry = esp::running_entry(&esp_root, running).map_err(InstallError::Esp)?;
     for removed in esp::remove_slot_entries(&esp_root, other).map_err(InstallError::Esp)? {
         log::info!("update: removed the entry {removed} of slot {other}");
     }
@@ -283,7 +283,8 @@ fn write_slot<R: Read>(
     // 5. Kernel, initramfs and the new entry under temporary names, synced together; the kernel and initramfs
     //    renamed and synced.
     let entry = BootEntryName::new(&version, other).with_tries(TRIES);
-    let text = entry_file_text(&version, other, &options_for_slot(&options, other));
+    let options = options_for_slot(&running_entry.options, other);
+    let text = entry_file_text(&version, other, &options, running_entry.generation + 1);
     let (kernel_path, initramfs_path) = (esp_kernel_path(other), esp_initramfs_path(other));
     let entry_path = format!("{ESP_ENTRIES_DIR}/{entry}");
     let files: [(&str, &[u8]); 3] =
@@ -530,7 +531,7 @@ mod tests {
         assert_eq!(names(&esp.join(ESP_ENTRIES_DIR)), [RUNNING, "keel-1.1.0-b+3.conf"]);
         assert_eq!(
             fs::read_to_string(esp.join(ESP_ENTRIES_DIR).join("keel-1.1.0-b+3.conf")).unwrap(),
-            entry_file_text("1.1.0", Slot::B, "console=ttyS0 keel.slot=b")
+            entry_file_text("1.1.0", Slot::B, "console=ttyS0 keel.slot=b", 1)
         );
         assert_eq!(
             fs::read_to_string(esp.join(ESP_ENTRIES_DIR).join(RUNNING)).unwrap(),
