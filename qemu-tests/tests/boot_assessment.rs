@@ -1,7 +1,8 @@
 //! Boot assessment through the full chain (OVMF, systemd-boot, PID 1): the image's slot a entry is renamed to a
 //! counted name (`+3`), as an update leaves a new entry, so the boot is a trial. A required container that stays
 //! healthy for the window gets the entry blessed; one that crash-loops until `health_timeout` gets it marked bad
-//! (`+0-1`) and the machine rebooted, and the next boot reports the rollback. (A required container that stops for
+//! (`+0-1`) and the machine rebooted, and the next boot reports the rollback; so does a trial whose API does not
+//! answer. (A required container that stops for
 //! good fails the gate at once: `init`'s unit tests.) The entry names are read from the ESP after QEMU exits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,7 +63,8 @@ healthcheck = { test = ["CMD", "test", "-e", "/tmp/up"], interval = "1s" }
     let vm = boot("trial_boot_blessed", scratch.path(), &image, user_data)?;
     vm.wait_for_ready(timeouts::OVMF_READY)?;
     vm.wait_for("keel: health gate: web: Running, health healthy", timeouts::CONTAINER)?;
-    vm.wait_for("keel: health gate passed", timeouts::CONTAINER)?;
+    let passed = vm.wait_for("keel: health gate passed", timeouts::CONTAINER)?;
+    ensure!(passed.contains("; the API answers on /run/keel.sock"), "the pass does not say the API answered: {passed}");
     let done = vm.wait_for("keel: health gate: entry", timeouts::CONTAINER)?;
     ensure!(done.contains(&format!("blessed: now {blessed}")), "not blessed as {blessed}: {done}");
     vm.power_down()?;
@@ -71,6 +73,35 @@ healthcheck = { test = ["CMD", "test", "-e", "/tmp/up"], interval = "1s" }
     ensure!(console.contains("keel: boot assessment: trial boot of entry"), "no trial announced:\n{console}");
     let entries = esp::entries(&image)?;
     ensure!(entries == [blessed.clone()], "ESP entries {entries:?}, expected only {blessed}; console:\n{console}");
+    Ok(())
+}
+
+#[test]
+fn a_trial_boot_whose_api_does_not_answer_is_marked_bad_and_rebooted() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let (image, blessed) = image_on_trial(scratch.path())?;
+    // The API cannot start (its socket's group does not exist on the host); with nothing required, only the API
+    // holds the gate.
+    let user_data = r#"
+[api]
+socket_group = "no-such-group"
+
+[update]
+health_window = "5s"
+health_timeout = "15s"
+"#;
+    let vm = boot("trial_boot_no_api", scratch.path(), &image, user_data)?;
+    vm.wait_for_ready(timeouts::OVMF_READY)?;
+    vm.wait_for("keel: warning: health gate: the API on /run/keel.sock does not answer", timeouts::CONTAINER)?;
+    let failed = vm.wait_for("keel: error: health gate failed", timeouts::CONTAINER)?;
+    ensure!(
+        failed.contains("timed out after 15s: the API on /run/keel.sock did not answer: cannot connect"),
+        "the failure does not name the API: {failed}"
+    );
+    vm.wait_for_exit(timeouts::SHUTDOWN).context("QEMU should exit when the failed trial reboots")?;
+    let bad = blessed.replace("-a.conf", "-a+0-1.conf");
+    let entries = esp::entries(&image)?;
+    ensure!(entries == [bad.clone()], "ESP entries {entries:?}, expected only {bad}; console:\n{}", vm.console());
     Ok(())
 }
 

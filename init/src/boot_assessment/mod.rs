@@ -5,16 +5,18 @@
 //! that way. Once PID 1 runs, the gate (a thread of its own) watches the supervisor's status: every `required`
 //! container ready (running, and healthy where it has a health check) without a break for `[update]
 //! health_window`, within `[update] health_timeout` from the gate's start. With no required container it passes as
-//! soon as the supervisor runs. Pass: the entry is renamed without its counter (blessed). Fail: it is renamed to
+//! soon as the supervisor runs. Then PID 1's API must answer (`api_probe`). Pass: the entry is renamed without its
+//! counter (blessed). Fail: it is renamed to
 //! `+0-DONE` (no tries left) and the main loop is asked to reboot; systemd-boot then boots the other slot. Either
 //! way the outcome is written to `last-boot.json`, and the next boot reports a rollback once.
 
+mod api_probe;
 mod esp;
 mod gate;
 mod record;
 mod trial;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
@@ -33,22 +35,28 @@ use crate::shutdown_mailbox::ShutdownMailbox;
 
 /// How often the gate looks at the containers' status (a snapshot: it costs the supervisor nothing).
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Each read and write of the API's `_ping`: it answers in milliseconds when it works.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Says what kind of boot this is and, on a trial, starts the health gate on its own thread. The gate asks for
-/// the reboot of a failed trial through `mailbox`.
+/// Says what kind of boot this is and, on a trial, starts the health gate on its own thread: the containers, then
+/// the API on `api_socket`. The gate asks for the reboot of a failed trial through `mailbox`.
 pub fn start_gate(
     boot: BootKind,
     supervisor: Option<Arc<SupervisorHandle>>,
     update: &UpdateConfig,
+    api_socket: PathBuf,
     mailbox: Arc<ShutdownMailbox>,
 ) {
     log::info!("boot assessment: {boot}");
     let BootKind::Trial(entry) = boot else { return };
     let (window, timeout) = (update.health_window, update.health_timeout);
-    log::info!("health gate: every required container ready for {window:?} without a break, within {timeout:?}");
+    log::info!(
+        "health gate: every required container ready for {window:?} without a break, and the API answering, \
+         within {timeout:?}"
+    );
     let spawned = thread::Builder::new().name("health-gate".to_owned()).spawn(move || {
         let verdict = match supervisor {
-            Some(supervisor) => hold(&supervisor, window, timeout),
+            Some(supervisor) => hold(&supervisor, &api_socket, window, timeout),
             None => Verdict::Failed { reason: "the supervisor did not start".to_owned(), containers: Vec::new() },
         };
         conclude(&entry, verdict, &mailbox);
@@ -58,16 +66,37 @@ pub fn start_gate(
     }
 }
 
-/// Watches the supervisor until the gate passes or fails, printing what changes.
-fn hold(supervisor: &SupervisorHandle, window: Duration, timeout: Duration) -> Verdict {
-    let mut gate = HealthGate::new(window, timeout, Instant::now());
+/// Watches the supervisor until the gate passes or fails, printing what changes; once the containers pass, the API
+/// on `api_socket` must answer too, within the same timeout.
+fn hold(supervisor: &SupervisorHandle, api_socket: &Path, window: Duration, timeout: Duration) -> Verdict {
+    let started = Instant::now();
+    let mut gate = HealthGate::new(window, timeout, started);
+    let mut api_error: Option<String> = None;
     loop {
         let (progress, verdict) = gate.observe(Instant::now(), &supervisor.status());
         for line in progress {
             log::info!("health gate: {line}");
         }
-        if verdict != Verdict::Waiting {
-            return verdict;
+        let Verdict::Passed { reason } = verdict else {
+            if verdict != Verdict::Waiting {
+                return verdict;
+            }
+            sleep(POLL_INTERVAL);
+            continue;
+        };
+        let api = api_socket.display();
+        match api_probe::ping(api_socket, PING_TIMEOUT) {
+            Ok(()) => return Verdict::Passed { reason: format!("{reason}; the API answers on {api}") },
+            Err(error) => {
+                if api_error.as_ref() != Some(&error) {
+                    log::warn!("health gate: the API on {api} does not answer: {error}");
+                }
+                if started.elapsed() >= timeout {
+                    let reason = format!("timed out after {timeout:?}: the API on {api} did not answer: {error}");
+                    return Verdict::Failed { reason, containers: Vec::new() };
+                }
+                api_error = Some(error);
+            }
         }
         sleep(POLL_INTERVAL);
     }
