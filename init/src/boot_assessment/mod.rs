@@ -5,10 +5,10 @@
 //! that way. Once PID 1 runs, the gate (a thread of its own) watches the supervisor's status: every `required`
 //! container ready (running, and healthy where it has a health check) without a break for `[update]
 //! health_window`, within `[update] health_timeout` from the gate's start. With no required container it passes as
-//! soon as the supervisor runs. Then PID 1's API must answer (`api_probe`). Pass: the entry is renamed without its
-//! counter (blessed). Fail: it is renamed to
-//! `+0-DONE` (no tries left) and the main loop is asked to reboot; systemd-boot then boots the other slot. Either
-//! way the outcome is written to `last-boot.json`, and the next boot reports a rollback once.
+//! soon as the supervisor runs. Then PID 1's API must answer (`api_probe`), within the same timeout. Pass: the
+//! entry is renamed without its counter (blessed). Fail: it is renamed to `+0-DONE` (no tries left) and the main
+//! loop is asked to reboot; systemd-boot then boots the other slot. Either way the outcome is written to
+//! `last-boot.json`, and the next boot reports a rollback once.
 
 mod api_probe;
 mod esp;

@@ -284,7 +284,7 @@ fn write_slot<R: Read>(
     //    renamed and synced.
     let entry = BootEntryName::new(&version, other).with_tries(TRIES);
     let options = options_for_slot(&running_entry.options, other);
-    let text = entry_file_text(&version, other, &options, running_entry.generation + 1);
+    let text = entry_file_text(&version, other, &options, running_entry.generation.saturating_add(1));
     let (kernel_path, initramfs_path) = (esp_kernel_path(other), esp_initramfs_path(other));
     let entry_path = format!("{ESP_ENTRIES_DIR}/{entry}");
     let files: [(&str, &[u8]); 3] =
