@@ -76,7 +76,7 @@ pub fn console_line_within(container: &str, line: &str, max: usize) -> String {
 }
 
 /// A reader hands on at most this many lines at once…
-const BATCH_LINES: usize = 1024;
+pub const BATCH_LINES: usize = 1024;
 /// …and stops adding lines once they hold this much text.
 const BATCH_TEXT: usize = 32 << 10;
 /// What a reader's buffer of lines keeps between reads (a batch ends within a [`MAX_LINE`] piece of its bound).
