@@ -16,6 +16,10 @@
 //! caller of `waitpid` (through the reaper). SIGTERM or SIGINT stops every container in reverse dependency order
 //! on a helper thread (the main thread keeps reaping meanwhile), then the process exits.
 //!
+//! One `keel supervise` at a time per state dir, and per cgroup root (its containers go to `<root>/keel/<name>`):
+//! each takes an exclusive `flock` on both directories for as long as it runs, and a second one is refused,
+//! naming the directory, before it touches anything.
+//!
 //! Exit codes: 0 stopped by SIGTERM/SIGINT; 1 the config is invalid (every error printed); 100 usage;
 //! 111 a system error (the message says which).
 
@@ -33,6 +37,7 @@ use keel_runtime::Reaper;
 use keel_supervision::{Supervisor, SupervisorOptions};
 
 use crate::host_control::{KeelHost, PowerTarget};
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -124,6 +129,28 @@ enum SuperviseError {
     Subreaper(#[source] std::io::Error),
     #[error("starting the supervisor")]
     Start(#[source] keel_supervision::SupervisorError),
+    #[error("the {what} {} is in use by another keel supervise; give this one its own", path.display())]
+    InUse { what: &'static str, path: PathBuf },
+    #[error("cannot lock the {what} {}", path.display())]
+    Lock {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An exclusive `flock` on `dir` (created if missing), held until it is dropped; [`SuperviseError::InUse`] when
+/// another process holds it.
+fn lock_dir(what: &'static str, dir: &Path) -> Result<Flock<std::fs::File>, SuperviseError> {
+    let lock_error = |source| SuperviseError::Lock { what, path: dir.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(lock_error)?;
+    let file = std::fs::File::open(dir).map_err(lock_error)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(locked),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(SuperviseError::InUse { what, path: dir.to_path_buf() }),
+        Err((_, errno)) => Err(lock_error(std::io::Error::from(errno))),
+    }
 }
 
 /// What the API reaches of `keel supervise`: its config, kept as generations under `DIR/config` so that a PUT
@@ -180,6 +207,19 @@ fn run(arguments: Arguments, user_data: &UserData, config_text: &str) -> Result<
     let api_socket = arguments.api_socket.unwrap_or_else(|| state_dir.join("keel.sock"));
     let mut options = SupervisorOptions::new(&state_dir);
     options.cgroup_root = arguments.cgroup_root.or_else(keel_runtime::cgroup::detect_mount);
+    // Held until the process exits: two supervisors on one directory would stop, remove and recreate each other's
+    // containers and cgroups.
+    let _state_lock = lock_dir("state dir", &state_dir)?;
+    let _cgroup_lock = match options.cgroup_root.as_ref().map(|root| lock_dir("cgroup root", &root.join("keel"))) {
+        Some(Ok(lock)) => Some(lock),
+        Some(Err(error @ SuperviseError::InUse { .. })) => return Err(error),
+        // The supervisor says what it cannot do in a cgroup root it cannot write, container by container.
+        Some(Err(error)) => {
+            log::warn!("{}", error_chain(&error));
+            None
+        }
+        None => None,
+    };
     options.preloaded_images = arguments.preloaded_images;
     options.log_sinks.push(router.clone());
     match &options.cgroup_root {

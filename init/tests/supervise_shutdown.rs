@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_fixtures::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
+use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
@@ -57,7 +57,7 @@ fn fifty_containers_that_ignore_sigterm_stop_within_their_stop_timeout_and_chain
     let log = std::fs::File::create(host.temp.path().join("supervise.log")).unwrap();
     let mut keel = Command::new(KEEL);
     keel.arg("supervise").arg("--config").arg(&config_file).arg("--state-dir").arg(&host.state_dir);
-    if let Some(root) = cgroup_root() {
+    if let Some(root) = host.cgroup_root() {
         keel.arg("--cgroup-root").arg(root);
     }
     let mut supervise = Supervise(keel.stdout(Stdio::null()).stderr(log).spawn().unwrap());
@@ -103,7 +103,7 @@ fn the_host_deadline_cuts_long_stop_timeouts() {
     std::fs::write(&config_file, config).unwrap();
     let mut keel = Command::new(KEEL);
     keel.arg("supervise").arg("--config").arg(&config_file).arg("--state-dir").arg(&host.state_dir);
-    if let Some(root) = cgroup_root() {
+    if let Some(root) = host.cgroup_root() {
         keel.arg("--cgroup-root").arg(root);
     }
     let mut supervise = Supervise(keel.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());

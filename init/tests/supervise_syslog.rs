@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use keel_fixtures::containers::{cgroup_root, wait_for, TestHost, BUSYBOX};
+use keel_fixtures::containers::{wait_for, TestHost, BUSYBOX};
 use keel_fixtures::rsyslog::Rsyslog;
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
@@ -32,7 +32,7 @@ fn keel_supervise_relays_container_lines_to_rsyslog_as_pid_1_does() {
     .unwrap();
     let mut keel = Command::new(KEEL);
     keel.arg("supervise").arg("--config").arg(&config).arg("--state-dir").arg(&host.state_dir);
-    if let Some(root) = cgroup_root() {
+    if let Some(root) = host.cgroup_root() {
         keel.arg("--cgroup-root").arg(root);
     }
     let mut supervise = keel.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
