@@ -99,7 +99,8 @@ pub fn make(
         .env("SOURCE_DATE_EPOCH", epoch)
         .run()
         .map_err(|source| EspError::Mkfs { image: image.into(), source })?;
-    let geometry = FatGeometry::read(image).map_err(|source| EspError::BootSector { image: image.into(), source })?;
+    let geometry =
+        FatGeometry::read(image, 0).map_err(|source| EspError::BootSector { image: image.into(), source })?;
     if geometry.clusters < FAT32_MIN_CLUSTERS {
         let cluster_bytes = geometry.cluster_bytes();
         return Err(EspError::TooFewClusters { image: image.into(), clusters: geometry.clusters, cluster_bytes });
@@ -166,11 +167,12 @@ pub struct FatGeometry {
 }
 
 impl FatGeometry {
-    /// The geometry of the FAT32 volume that starts `image`.
-    pub fn read(image: &Path) -> std::io::Result<FatGeometry> {
-        use std::io::Read;
+    /// The geometry of the FAT32 volume at `offset` in `image` (0 for a volume of its own, a partition's start in a
+    /// disk image).
+    pub fn read(image: &Path, offset: u64) -> std::io::Result<FatGeometry> {
+        use std::os::unix::fs::FileExt;
         let mut boot_sector = [0u8; 512];
-        std::fs::File::open(image)?.read_exact(&mut boot_sector)?;
+        std::fs::File::open(image)?.read_exact_at(&mut boot_sector, offset)?;
         FatGeometry::parse(&boot_sector)
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not a FAT32 boot sector"))
     }
@@ -179,12 +181,8 @@ impl FatGeometry {
     pub fn parse(boot_sector: &[u8; 512]) -> Option<FatGeometry> {
         let u16_at = |at: usize| u64::from(u16::from_le_bytes([boot_sector[at], boot_sector[at + 1]]));
         let u32_at = |at: usize| {
-            u64::from(u32::from_le_bytes([
-                boot_sector[at],
-                boot_sector[at + 1],
-                boot_sector[at + 2],
-                boot_sector[at + 3],
-            ]))
+            let bytes = [boot_sector[at], boot_sector[at + 1], boot_sector[at + 2], boot_sector[at + 3]];
+            u64::from(u32::from_le_bytes(bytes))
         };
         let (bytes_per_sector, sectors_per_cluster) = (u16_at(11), u64::from(boot_sector[13]));
         let (reserved, fats, total, fat_sectors) = (u16_at(14), u64::from(boot_sector[16]), u32_at(32), u32_at(36));
@@ -207,7 +205,7 @@ mod tests {
         let (image, staging) = (dir.path().join("esp.img"), dir.path().join("staging"));
         std::fs::create_dir(&staging).unwrap();
         make(&image, &staging, size_mib, 0x1234_5678, &[], 0).unwrap();
-        FatGeometry::read(&image).unwrap()
+        FatGeometry::read(&image, 0).unwrap()
     }
 
     #[test]

@@ -150,7 +150,11 @@ fn check(path: &Path, recipe: &Recipe) -> Result<(), RecipeError> {
         }
     }
     if sizes.esp < crate::esp::MIN_MIB {
-        let why = format!("must be at least {} MiB: FAT32 needs 65525 clusters", crate::esp::MIN_MIB);
+        let why = format!(
+            "must be at least {} MiB: FAT32 needs {} clusters",
+            crate::esp::MIN_MIB,
+            crate::esp::FAT32_MIN_CLUSTERS
+        );
         return Err(invalid("partitions.esp", &why));
     }
     for (index, file) in recipe.files.iter().enumerate() {

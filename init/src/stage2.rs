@@ -137,12 +137,12 @@ pub fn run(cmdline: &KernelCmdline, reaper: Arc<Reaper>, mailbox: &Arc<ShutdownM
         rollback,
         mailbox: Arc::clone(mailbox),
     };
-    let api_socket = PathBuf::from(api::PID1_SOCKET);
+    let api_socket = Path::new(api::PID1_SOCKET);
     boot_assessment::start_gate(boot, supervisor.clone(), &config.user_data.update, api_socket, Arc::clone(mailbox));
     let hooks = ApiHooks { host: Some(pid1_host(&config, mailbox)), update: Some(Arc::new(updates)) };
-    let api = supervisor.as_ref().and_then(|supervisor| {
-        api::start(Path::new(api::PID1_SOCKET), &config.user_data.api, Arc::clone(supervisor), hooks)
-    });
+    let api = supervisor
+        .as_ref()
+        .and_then(|supervisor| api::start(api_socket, &config.user_data.api, Arc::clone(supervisor), hooks));
     Services { network, supervisor, api }
 }
 

@@ -16,7 +16,7 @@ mod gate;
 mod record;
 mod trial;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
@@ -44,11 +44,12 @@ pub fn start_gate(
     boot: BootKind,
     supervisor: Option<Arc<SupervisorHandle>>,
     update: &UpdateConfig,
-    api_socket: PathBuf,
+    api_socket: &Path,
     mailbox: Arc<ShutdownMailbox>,
 ) {
     log::info!("boot assessment: {boot}");
     let BootKind::Trial(entry) = boot else { return };
+    let api_socket = api_socket.to_path_buf();
     let (window, timeout) = (update.health_window, update.health_timeout);
     log::info!(
         "health gate: every required container ready for {window:?} without a break, and the API answering, \
