@@ -40,6 +40,8 @@ needs=(
   "apache2-utils    htpasswd"
   "xorriso          xorriso"
   "mmdebstrap       mmdebstrap"
+  # init's unit tests count a written file's bytes in the page cache with it.
+  "util-linux-extra fincore"
   # The tests run the stock docker CLI against keel; only the client is used (see docker_package below).
   "DOCKER_CLI       docker"
 )

@@ -9,7 +9,7 @@
 //! inactive slot until the last one, so the machine boots the running version.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use keel_os_image::bundle::{BundleError, BundleReader, PayloadName, TrustPolicy}
 use keel_os_image::layout::{esp_initramfs_path, esp_kernel_path, root_partition_name, ESP_ENTRIES_DIR};
 use keel_os_image::Slot;
 
+use super::direct_io::{self, read_full, AlignedChunk, DirectWriter, CHUNK};
 use super::esp::{self, EspWriteError, MountedEsp, PartialFiles};
 use super::halt::{halt_if_asked, HaltPoint};
 use super::progress::Progress;
@@ -38,8 +39,6 @@ pub const TRIES: u32 = 3;
 const MAX_BOOT_FILE: u64 = 64 << 20;
 /// The partition is on the boot disk, which is long there.
 const PARTITION_WAIT: Duration = Duration::from_secs(2);
-/// Bytes copied at a time.
-const CHUNK: usize = 1 << 20;
 
 /// Set while an install runs: one at a time.
 static INSTALLING: AtomicBool = AtomicBool::new(false);
@@ -353,16 +352,29 @@ fn stage_root<R: Read>(
         return Ok(());
     };
     let name = payload.entry().name;
-    let mut chunk = vec![0u8; CHUNK];
+    let mut chunk = AlignedChunk::new();
+    let mut staging = DirectWriter::new(staged);
     let mut staged_bytes = 0u64;
     loop {
-        let count = payload.read(&mut chunk).map_err(|error| payload_error(name, error))?;
-        if count == 0 {
+        // Whole chunks, however the download cuts its reads: only the last write may be short. The progress
+        // follows each read.
+        let mut filled = 0;
+        while filled < CHUNK {
+            let count = payload.read(&mut chunk.bytes_mut()[filled..]).map_err(|error| payload_error(name, error))?;
+            if count == 0 {
+                break;
+            }
+            filled += count;
+            progress.advance(start + staged_bytes + filled as u64);
+        }
+        if filled == 0 {
             break;
         }
-        staged.write_all(&chunk[..count]).map_err(InstallError::Stage)?;
-        staged_bytes += count as u64;
-        progress.advance(start + staged_bytes);
+        staging.write(&chunk.bytes()[..filled]).map_err(InstallError::Stage)?;
+        staged_bytes += filled as u64;
+        if filled < CHUNK {
+            break;
+        }
     }
     Ok(())
 }
@@ -372,17 +384,32 @@ fn stage_root<R: Read>(
 fn write_root(staged: &mut File, size: u64, partition: &mut File, device: &Path) -> Result<(), InstallError> {
     let write_error = |source| InstallError::WriteRoot { device: device.to_path_buf(), source };
     staged.seek(SeekFrom::Start(0)).map_err(InstallError::Stage)?;
-    // `io::copy` between two files lets the kernel move the bytes (sendfile) without a pass through here. In two
-    // halves, for the power cut the tests make between them.
-    let mut copied = io::copy(&mut staged.take(size / 2), partition).map_err(write_error)?;
-    halt_if_asked(HaltPoint::RootHalfWritten);
-    copied += io::copy(&mut staged.take(size - copied), partition).map_err(write_error)?;
-    if copied != size {
-        return Err(write_error(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("the staged root image gave {copied} of its {size} bytes"),
-        )));
+    // Read back around the cache too where the staging file was written around it; a tmpfs has no other way.
+    let _ = direct_io::set_direct(staged, true);
+    let mut chunk = AlignedChunk::new();
+    let mut target = DirectWriter::new(partition);
+    let mut copied = 0u64;
+    let mut halted_half_way = false;
+    while copied < size {
+        // A read of whole blocks; past the end of the image it comes back short.
+        let want = (size - copied).min(CHUNK as u64) as usize;
+        let whole_blocks = want.next_multiple_of(direct_io::ALIGN).min(CHUNK);
+        let count = read_full(staged, &mut chunk.bytes_mut()[..whole_blocks]).map_err(InstallError::Stage)?.min(want);
+        if count == 0 {
+            return Err(write_error(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the staged root image gave {copied} of its {size} bytes"),
+            )));
+        }
+        target.write(&chunk.bytes()[..count]).map_err(write_error)?;
+        copied += count as u64;
+        if !halted_half_way && copied >= size / 2 {
+            // For the power cut the tests make with the partition half written.
+            halted_half_way = true;
+            halt_if_asked(HaltPoint::RootHalfWritten);
+        }
     }
+    drop(target);
     partition.sync_all().map_err(write_error)
 }
 
@@ -596,5 +623,37 @@ mod tests {
         assert!(InstallLock::take().is_none());
         drop(first);
         assert!(InstallLock::take().is_some());
+    }
+
+    /// The bytes of `path` in the page cache, as `fincore` counts them.
+    fn cached_bytes(path: &Path) -> u64 {
+        let output = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "fincore: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+    }
+
+    #[test]
+    fn the_root_image_reaches_its_partition_whole_and_around_the_page_cache() {
+        // On a disk: the tmpfs a test's /tmp may be takes no O_DIRECT, and the copy would go through the cache.
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let size = 3 * CHUNK as u64 + 100;
+        let root: Vec<u8> = (0..size).map(|index| (index % 253) as u8).collect();
+        let mut staged = staging::create(&[StagingPlace::Disk(dir.path().to_path_buf())], size).unwrap();
+        std::io::Write::write_all(&mut staged, &root).unwrap();
+        let device = dir.path().join("root-b");
+        let mut partition = File::create(&device).unwrap();
+        partition.set_len(4 * CHUNK as u64).unwrap();
+
+        write_root(&mut staged, size, &mut partition, &device).unwrap();
+        // Only the last piece, not a whole block, went through the cache.
+        let cached = cached_bytes(&device);
+        assert!(cached <= direct_io::ALIGN as u64, "{cached} bytes of the written root image are in the page cache");
+        let written = fs::read(&device).unwrap();
+        assert!(written[..root.len()] == root[..], "the partition does not hold the root image");
+        assert!(written[root.len()..].iter().all(|&byte| byte == 0), "bytes after the root image were written");
     }
 }

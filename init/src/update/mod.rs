@@ -6,6 +6,7 @@
 //! leaves, are in `install.rs` and `docs/update.md`.
 
 mod control;
+mod direct_io;
 mod esp;
 mod halt;
 mod install;
