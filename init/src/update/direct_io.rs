@@ -61,13 +61,49 @@ impl<'a> DirectWriter<'a> {
 
     /// Writes `bytes`, which start on an [`ALIGN`] boundary; once a write's length is not a multiple of
     /// [`ALIGN`], this one and any later ones use the page cache.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         if self.direct && bytes.len() % ALIGN != 0 {
-            set_direct(self.file, false)?;
-            self.direct = false;
+            self.use_cache()?;
         }
-        self.file.write_all(bytes)
+        while !bytes.is_empty() {
+            match self.file.write(bytes) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(count) => bytes = &bytes[count..],
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                // A filesystem that takes O_DIRECT but asks for more alignment than ALIGN, or a short write that
+                // left the rest unaligned: the cache takes it from here (a refused write moved nothing).
+                Err(error) if self.direct && error.raw_os_error() == Some(libc::EINVAL) => self.use_cache()?,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
+
+    fn use_cache(&mut self) -> io::Result<()> {
+        set_direct(self.file, false)?;
+        self.direct = false;
+        Ok(())
+    }
+}
+
+/// Reads into `buffer` (on an [`ALIGN`] boundary, a multiple of it long) until it is full or `file` ends, with
+/// `O_DIRECT` where the filesystem takes it; the count read. A read `O_DIRECT` refuses is made through the cache.
+pub fn read_direct(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut direct = set_direct(file, true).is_ok();
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(count) => filled += count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if direct && error.raw_os_error() == Some(libc::EINVAL) => {
+                set_direct(file, false)?;
+                direct = false;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }
 
 impl Drop for DirectWriter<'_> {
@@ -77,20 +113,6 @@ impl Drop for DirectWriter<'_> {
             let _ = set_direct(self.file, false);
         }
     }
-}
-
-/// Reads into `buffer` until it is full or `reader` ends; the count read.
-pub fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(count) => filled += count,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
@@ -128,11 +150,33 @@ mod tests {
     }
 
     #[test]
-    fn read_full_fills_from_short_reads() {
-        let mut reader = io::Cursor::new(vec![7u8; 10]).chain(io::Cursor::new(vec![8u8; 10]));
-        let mut buffer = [0u8; 15];
-        assert_eq!(read_full(&mut reader, &mut buffer).unwrap(), 15);
-        assert_eq!(&buffer[9..11], &[7, 8]);
-        assert_eq!(read_full(&mut reader, &mut buffer).unwrap(), 5);
+    fn a_write_or_read_that_o_direct_refuses_goes_through_the_cache() {
+        let mut file = tempfile::tempfile_in("/var/tmp").unwrap();
+        let mut chunk = AlignedChunk::new();
+        for (index, byte) in chunk.bytes_mut().iter_mut().enumerate() {
+            *byte = (index % 249) as u8;
+        }
+        let expected = chunk.bytes()[1..2 * ALIGN + 1].to_vec();
+        {
+            let mut writer = DirectWriter::new(&mut file);
+            // A whole number of blocks from an address off the alignment: O_DIRECT refuses it with EINVAL.
+            writer.write(&chunk.bytes()[1..2 * ALIGN + 1]).unwrap();
+        }
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let mut read = AlignedChunk::new();
+        // From an address off the alignment again, and past the end of the file.
+        let count = read_direct(&mut file, &mut read.bytes_mut()[1..3 * ALIGN + 1]).unwrap();
+        assert_eq!(count, 2 * ALIGN);
+        assert!(read.bytes()[1..count + 1] == expected[..], "the bytes read back differ");
+    }
+
+    #[test]
+    fn read_direct_reads_to_the_end() {
+        let mut file = tempfile::tempfile_in("/dev/shm").unwrap();
+        file.write_all(&[7u8; 100]).unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let mut chunk = AlignedChunk::new();
+        assert_eq!(read_direct(&mut file, chunk.bytes_mut()).unwrap(), 100);
+        assert_eq!(read_direct(&mut file, chunk.bytes_mut()).unwrap(), 0);
     }
 }

@@ -21,7 +21,7 @@ use keel_os_image::bundle::{BundleError, BundleReader, PayloadName, TrustPolicy}
 use keel_os_image::layout::{esp_initramfs_path, esp_kernel_path, root_partition_name, ESP_ENTRIES_DIR};
 use keel_os_image::Slot;
 
-use super::direct_io::{self, read_full, AlignedChunk, DirectWriter, CHUNK};
+use super::direct_io::{self, read_direct, AlignedChunk, DirectWriter, CHUNK};
 use super::esp::{self, EspWriteError, MountedEsp, PartialFiles};
 use super::halt::{halt_if_asked, HaltPoint};
 use super::progress::Progress;
@@ -384,8 +384,6 @@ fn stage_root<R: Read>(
 fn write_root(staged: &mut File, size: u64, partition: &mut File, device: &Path) -> Result<(), InstallError> {
     let write_error = |source| InstallError::WriteRoot { device: device.to_path_buf(), source };
     staged.seek(SeekFrom::Start(0)).map_err(InstallError::Stage)?;
-    // Read back around the cache too where the staging file was written around it; a tmpfs has no other way.
-    let _ = direct_io::set_direct(staged, true);
     let mut chunk = AlignedChunk::new();
     let mut target = DirectWriter::new(partition);
     let mut copied = 0u64;
@@ -394,7 +392,7 @@ fn write_root(staged: &mut File, size: u64, partition: &mut File, device: &Path)
         // A read of whole blocks; past the end of the image it comes back short.
         let want = (size - copied).min(CHUNK as u64) as usize;
         let whole_blocks = want.next_multiple_of(direct_io::ALIGN).min(CHUNK);
-        let count = read_full(staged, &mut chunk.bytes_mut()[..whole_blocks]).map_err(InstallError::Stage)?.min(want);
+        let count = read_direct(staged, &mut chunk.bytes_mut()[..whole_blocks]).map_err(InstallError::Stage)?.min(want);
         if count == 0 {
             return Err(write_error(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
