@@ -86,8 +86,18 @@ impl<'a> DirectWriter<'a> {
     }
 }
 
+impl Drop for DirectWriter<'_> {
+    /// The file goes back to the page cache for whoever uses it next.
+    fn drop(&mut self) {
+        if self.direct {
+            let _ = set_direct(self.file, false);
+        }
+    }
+}
+
 /// Reads into `buffer` (on an [`ALIGN`] boundary, a multiple of it long) until it is full or `file` ends, with
-/// `O_DIRECT` where the filesystem takes it; the count read. A read `O_DIRECT` refuses is made through the cache.
+/// `O_DIRECT` where the filesystem takes it (and left on); the count read. A read `O_DIRECT` refuses is made
+/// through the cache.
 pub fn read_direct(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
     let mut direct = set_direct(file, true).is_ok();
     let mut filled = 0;
@@ -104,15 +114,6 @@ pub fn read_direct(file: &mut File, buffer: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-impl Drop for DirectWriter<'_> {
-    /// The file goes back to the page cache for whoever uses it next.
-    fn drop(&mut self) {
-        if self.direct {
-            let _ = set_direct(self.file, false);
-        }
-    }
 }
 
 #[cfg(test)]
