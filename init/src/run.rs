@@ -104,6 +104,8 @@ enum RunError {
     ImageConfig(#[from] ImageConfigError),
     #[error("container {0} exists already")]
     Exists(String),
+    #[error("container {name}'s cgroup {} holds running processes (a supervised container of that name?)", path.display())]
+    CgroupInUse { name: String, path: PathBuf },
     #[error("{0}")]
     Signals(&'static str, #[source] nix::Error),
     #[error("becoming a subreaper")]
@@ -174,9 +176,14 @@ fn run(arguments: Arguments) -> Result<ExitStatus, RunError> {
         host_etc: PathBuf::from("/etc"),
     };
     let name = arguments.name.clone().unwrap_or_else(|| format!("run-{}", std::process::id()));
-    // A supervised container of that name may be running: its directory is not ours to reuse or remove.
+    // A supervised container of that name may be running: its directory is not ours to reuse or remove, and its
+    // cgroup (a supervisor with another state dir on the same cgroup root) not ours to join or empty.
     if dirs.containers_dir.join(&name).exists() {
         return Err(RunError::Exists(name));
+    }
+    if let Some(root) = dirs.cgroup_root.as_deref().filter(|root| keel_runtime::cgroup::is_populated(root, &name)) {
+        let path = root.join("keel").join(&name);
+        return Err(RunError::CgroupInUse { name, path });
     }
     let config = container_config(&arguments);
     let reaper = Reaper::new();

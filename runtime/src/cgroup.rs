@@ -26,6 +26,9 @@ pub fn detect_mount() -> Option<PathBuf> {
         .find(|path| path.join("cgroup.controllers").exists())
 }
 
+/// How long the processes left in a reused leaf may take to die once killed.
+const LEFTOVER_KILL_WAIT: Duration = Duration::from_secs(5);
+
 /// Creating the leaf failed; limits that cannot be written are not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -36,6 +39,27 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    #[error("container {container}: cannot kill the processes an earlier run left in cgroup {path}")]
+    KillLeftover {
+        container: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "container {container}: cgroup {path} still holds processes {LEFTOVER_KILL_WAIT:?} after they were killed"
+    )]
+    LeftoverAlive { container: String, path: PathBuf },
+}
+
+/// Whether the leaf of container `name` under `root` holds any process (`cgroup.events`' `populated`).
+pub fn is_populated(root: &Path, name: &str) -> bool {
+    leaf_is_populated(&root.join("keel").join(name))
+}
+
+fn leaf_is_populated(leaf: &Path) -> bool {
+    let events = fs::read_to_string(leaf.join("cgroup.events")).unwrap_or_default();
+    events.lines().any(|line| line.trim() == "populated 1")
 }
 
 /// A container's cgroup directory.
@@ -45,7 +69,9 @@ pub struct ContainerCgroup {
 }
 
 impl ContainerCgroup {
-    /// Creates (or reuses) `<root>/keel/<name>` and writes the limits from `resources`.
+    /// Creates (or reuses) `<root>/keel/<name>` and writes the limits from `resources`. Processes a reused leaf
+    /// still holds are killed first: a supervisor that was killed leaves its containers running (nothing else
+    /// stops them), and two instances of one container must not share its cgroup, its limits and its OOM count.
     pub fn create(root: &Path, name: &str, resources: &Resources) -> Result<ContainerCgroup, CgroupError> {
         let parent = root.join("keel");
         let path = parent.join(name);
@@ -56,6 +82,7 @@ impl ContainerCgroup {
         })?;
         enable_controllers(&parent);
         let cgroup = ContainerCgroup { path };
+        cgroup.kill_leftovers(name)?;
         for (file, value) in limit_files(resources) {
             cgroup.write_limit(name, file, &value);
         }
@@ -67,6 +94,35 @@ impl ContainerCgroup {
         if let Err(error) = fs::write(&path, value) {
             log::warn!("container {name}: cannot set {file} to {value} in {}: {error}", self.path.display());
         }
+    }
+
+    /// Kills every process in the leaf (`cgroup.kill`, else each pid of `cgroup.procs`) and waits until it is
+    /// empty.
+    fn kill_leftovers(&self, name: &str) -> Result<(), CgroupError> {
+        if !leaf_is_populated(&self.path) {
+            return Ok(());
+        }
+        let pids: Vec<i32> = fs::read_to_string(self.procs_file())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect();
+        log::warn!(
+            "container {name}: cgroup {} still holds processes of an earlier run ({pids:?}); killing them",
+            self.path.display()
+        );
+        // Not pid by pid: a pid read from cgroup.procs may be another process's by the time it is signalled.
+        if let Err(source) = fs::write(self.path.join("cgroup.kill"), "1") {
+            return Err(CgroupError::KillLeftover { container: name.to_owned(), path: self.path.clone(), source });
+        }
+        let deadline = std::time::Instant::now() + LEFTOVER_KILL_WAIT;
+        while leaf_is_populated(&self.path) {
+            if std::time::Instant::now() >= deadline {
+                return Err(CgroupError::LeftoverAlive { container: name.to_owned(), path: self.path.clone() });
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// `cgroup.procs`, which the container's first process writes itself into before it execs.
