@@ -96,19 +96,14 @@ impl ContainerCgroup {
         }
     }
 
-    /// Kills every process in the leaf (`cgroup.kill`, else each pid of `cgroup.procs`) and waits until it is
-    /// empty.
+    /// Kills every process in the leaf (`cgroup.kill`) and waits until it is empty.
     fn kill_leftovers(&self, name: &str) -> Result<(), CgroupError> {
         if !leaf_is_populated(&self.path) {
             return Ok(());
         }
-        let pids: Vec<i32> = fs::read_to_string(self.procs_file())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.trim().parse().ok())
-            .collect();
+        // Their pids are not listed: a leftover may have forked without bound, and cgroup.procs with it.
         log::warn!(
-            "container {name}: cgroup {} still holds processes of an earlier run ({pids:?}); killing them",
+            "container {name}: cgroup {} still holds processes of an earlier run; killing them",
             self.path.display()
         );
         // Not pid by pid: a pid read from cgroup.procs may be another process's by the time it is signalled.
