@@ -324,19 +324,31 @@ fn read_boot_file<R: Read>(reader: &mut BundleReader<R>, progress: &Progress) ->
     }
     // At most MAX_BOOT_FILE, checked just above; read straight into place.
     let mut bytes = vec![0u8; size as usize];
+    let filled = fill_from_payload(&mut payload, name, &mut bytes, progress, start)?;
+    // The payload ends at its manifest size, or its read failed: `filled` is `size` here.
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
+/// Reads `payload` into `buffer` until it is full or the payload ends, the progress following each read (`done`:
+/// the bundle's bytes before `buffer`'s first); the count read.
+fn fill_from_payload(
+    payload: &mut impl Read,
+    name: PayloadName,
+    buffer: &mut [u8],
+    progress: &Progress,
+    done: u64,
+) -> Result<usize, InstallError> {
     let mut filled = 0;
-    loop {
-        let end = bytes.len().min(filled + CHUNK);
-        let count = payload.read(&mut bytes[filled..end]).map_err(|error| payload_error(name, error))?;
+    while filled < buffer.len() {
+        let count = payload.read(&mut buffer[filled..]).map_err(|error| payload_error(name, error))?;
         if count == 0 {
             break;
         }
         filled += count;
-        progress.advance(start + filled as u64);
+        progress.advance(done + filled as u64);
     }
-    // The payload ends at its manifest size, or its read failed: `filled` is `size` here.
-    bytes.truncate(filled);
-    Ok(bytes)
+    Ok(filled)
 }
 
 /// Reads the root payload into `staged`, hashing it; the read that completes it fails if the hash does not match.
@@ -356,17 +368,8 @@ fn stage_root<R: Read>(
     let mut staging = DirectWriter::new(staged);
     let mut staged_bytes = 0u64;
     loop {
-        // Whole chunks, however the download cuts its reads: only the last write may be short. The progress
-        // follows each read.
-        let mut filled = 0;
-        while filled < CHUNK {
-            let count = payload.read(&mut chunk.bytes_mut()[filled..]).map_err(|error| payload_error(name, error))?;
-            if count == 0 {
-                break;
-            }
-            filled += count;
-            progress.advance(start + staged_bytes + filled as u64);
-        }
+        // Whole chunks, however the download cuts its reads: only the last write may be short.
+        let filled = fill_from_payload(&mut payload, name, chunk.bytes_mut(), progress, start + staged_bytes)?;
         if filled == 0 {
             break;
         }
